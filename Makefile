@@ -1,0 +1,57 @@
+# Kassa: the two commands a fresh machine needs are `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432/kassa
+
+.PHONY: install run test test-sqlite test-postgres bench lint lock browser clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+run: install
+	$(BIN)/kassa run
+
+# The whole suite on SQLite, then on PostgreSQL. CI (CI=true) never skips PostgreSQL:
+# scripts/postgres-up starts the local cluster when it is down and fails loudly if it cannot.
+test: install browser
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: install
+	DATABASE_URL=sqlite:///var/test.sqlite3 $(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-postgres: install
+	@if scripts/postgres-up; then \
+	  DATABASE_URL=$(PG_URL) $(BIN)/pytest -q $(PYTEST_ARGS); \
+	elif [ "$$CI" = "true" ]; then echo "PostgreSQL is required in CI" >&2; exit 1; \
+	else echo "PostgreSQL is not reachable: skipping the PostgreSQL run (CI never skips it)" >&2; fi
+
+# Headless Chromium for the browser tests, from Debian's package (Playwright's own download
+# cannot work on these machines).
+browser:
+	@test -x /usr/bin/chromium || scripts/install-chromium
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy kassa
+
+# Re-pin the lock file from pyproject.toml's ranges (needs the registries).
+lock:
+	rm -rf /tmp/kassa-lock && $(PYTHON) -m venv /tmp/kassa-lock
+	/tmp/kassa-lock/bin/pip install --quiet '.[dev]'
+	( echo '# The lock file: every version pinned. Regenerate with `make lock` after changing pyproject.toml.'; \
+	  /tmp/kassa-lock/bin/pip freeze --exclude kassa ) > requirements.lock
+
+clean:
+	rm -rf $(VENV) var/test.sqlite3

@@ -1,0 +1,1 @@
+"""Kassa: the front desk's money system."""

@@ -1,0 +1,112 @@
+"""The one NinjaAPI: bearer-token auth, the routers of each domain, and the error mapping.
+
+Every error leaves as `application/problem+json` with a stable `code`: domain rules from their
+DomainError, bad input as 422 `validation_error` with `errors: [{field, message}]`, a missing or
+bad token as 401, an unknown (or another organization's) object as 404.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security import HttpBearer
+
+from kassa.core.errors import DomainError
+from kassa.tenancy.models import Membership
+from kassa.tenancy.selectors import membership_for_token
+
+PROBLEM = "application/problem+json"
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Membership | None:
+        membership = getattr(request, "kassa_membership", None) or membership_for_token(token)
+        return membership
+
+
+def problem(status: int, code: str, title: str, detail: str,
+            errors: list[dict[str, str]] | None = None) -> HttpResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            "code": code, "errors": errors or []}
+    return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM)
+
+
+class KassaAPI(NinjaAPI):
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        """Declare error answers with the media type they really have: problem+json."""
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(status).startswith(("4", "5")) and "application/json" in content:
+                        content[PROBLEM] = content.pop("application/json")
+        return schema
+
+
+api = KassaAPI(
+    title="Kassa", version="1", urls_namespace="api", auth=BearerToken(),
+    description="Payments, packages and refunds for the front desk. Money travels as decimal "
+    "strings at the currency's precision; tax rates are percentages (\"8.875\").",
+)
+
+
+def _field_name(loc: list[Any]) -> str:
+    parts = [p for p in loc if p not in ("body", "payload", "query", "path", "filters", "paging")]
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+@api.exception_handler(DomainError)
+def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors)
+
+
+@api.exception_handler(NinjaValidationError)
+def on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    errors = []
+    for err in exc.errors:
+        message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
+        errors.append({"field": _field_name(list(err.get("loc", []))), "message": message})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "The body is not valid"
+    return problem(422, "validation_error", "The request is not valid", detail, errors)
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = problem(401, "unauthorized", "Authentication required",
+                       "Send Authorization: Bearer <token>")
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(Http404)
+def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return problem(404, "not_found", "Not found", str(exc) or "Not found")
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400:  # an unparseable body is bad input like any other: 422
+        return problem(422, "validation_error", "The request is not valid", str(exc),
+                       [{"field": "body", "message": str(exc)}])
+    code = {405: "method_not_allowed"}.get(exc.status_code, "error")
+    return problem(exc.status_code, code, str(exc), str(exc))
+
+
+def _register_routers() -> None:
+    from kassa.billing.api import router as billing_router
+    from kassa.tenancy.api import router as tenancy_router
+
+    api.add_router("/", tenancy_router)
+    api.add_router("/", billing_router)
+
+
+_register_routers()

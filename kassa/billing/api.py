@@ -1,0 +1,287 @@
+"""Customers, cases, invoices and payments over HTTP: parse, call one service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from kassa.billing import selectors, services
+from kassa.billing.models import Case, Customer, Invoice, InvoiceLine, Payment, PaymentEvent
+from kassa.core.money import format_decimal_string
+from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
+from kassa.core.text import Code, Email, MoneyText, Name, Note, ShortText
+
+router = Router(tags=["billing"])
+
+
+# --- schemas -------------------------------------------------------------------------------
+
+class CustomerIn(Schema):
+    name: Name
+    email: Email
+
+
+class CustomerOut(Schema):
+    id: str
+    name: str
+    email: str
+
+
+class CaseIn(Schema):
+    customer: Code
+    name: Name
+
+
+class CaseOut(Schema):
+    id: str
+    customer: str
+    name: str
+
+
+class LineIn(Schema):
+    kind: Code
+    description: ShortText
+    quantity: int = Field(1, ge=1, le=10_000)
+    unit_price: MoneyText
+    tax_rate: Code = "0"
+    package_template: Code | None = None
+
+
+class InvoiceIn(Schema):
+    customer: Code
+    center: Code
+    case: Code | None = None
+    lines: list[LineIn] = Field(..., min_length=1, max_length=100)
+
+
+class LineOut(Schema):
+    id: str
+    kind: str
+    description: str
+    quantity: int
+    unit_price: str
+    tax_rate: str
+    net: str
+    tax: str
+    paid: str
+    package_template: str | None = None
+
+
+class PaymentOut(Schema):
+    id: str
+    invoice: str
+    amount: str
+    method: str
+    online: bool
+    refunded: str
+    refundable: str
+    refund_pending: bool
+    created_at: str
+
+
+class InvoiceOut(Schema):
+    id: str
+    number: str
+    customer: str
+    center: str
+    case: str | None
+    status: str
+    subtotal: str
+    tax: str
+    total: str
+    credits: str
+    paid: str
+    refunded: str
+    balance_due: str
+    created_at: str
+    lines: list[LineOut]
+    payments: list[PaymentOut]
+    refunds: list[dict[str, Any]]
+    packages: list[dict[str, Any]]
+
+
+class PaymentIn(Schema):
+    amount: MoneyText
+    method: Code
+    online: bool = False
+    source: Code | None = None
+
+
+class HistoryOut(Schema):
+    at: str
+    kind: str
+    amount: str | None
+    status: str
+    by: str | None
+    detail: str
+
+
+class CasePaymentsOut(Schema):
+    invoices: list[InvoiceOut]
+    payments: list[PaymentOut]
+    refunds: list[dict[str, Any]]
+
+
+class InvoiceFilters(Schema):
+    number: Code | None = None
+    customer: Code | None = None
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+def customer_json(c: Customer) -> dict[str, Any]:
+    return {"id": str(c.pk), "name": c.name, "email": c.email}
+
+
+def case_json(c: Case) -> dict[str, Any]:
+    return {"id": str(c.pk), "customer": str(c.customer_id), "name": c.name}
+
+
+def payment_json(p: Payment, currency: str) -> dict[str, Any]:
+    return {
+        "id": str(p.pk), "invoice": str(p.invoice_id),
+        "amount": format_decimal_string(p.amount_minor, currency), "method": p.method,
+        "online": p.online, "refunded": format_decimal_string(p.refunded_minor, currency),
+        "refundable": format_decimal_string(p.refundable_minor, currency),
+        "refund_pending": p.refund_pending, "created_at": p.created_at.isoformat(),
+    }
+
+
+def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    return {
+        "id": str(line.pk), "kind": line.kind, "description": line.description,
+        "quantity": line.quantity, "unit_price": money(line.unit_price_minor),
+        "tax_rate": str(line.tax_rate.normalize()), "net": money(line.net_minor),
+        "tax": money(line.tax_minor), "paid": money(line.paid_net_minor + line.paid_tax_minor),
+        "package_template": None,
+    }
+
+
+def invoice_json(inv: Invoice) -> dict[str, Any]:
+    currency = inv.organization.currency
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    return {
+        "id": str(inv.pk), "number": inv.number, "customer": str(inv.customer_id),
+        "center": str(inv.center_id), "case": str(inv.case_id) if inv.case_id else None,
+        "status": inv.status, "subtotal": money(inv.subtotal_minor), "tax": money(inv.tax_minor),
+        "total": money(inv.total_minor), "credits": money(inv.credits_minor),
+        "paid": money(inv.paid_minor), "refunded": money(inv.refunded_minor),
+        "balance_due": money(inv.balance_due_minor), "created_at": inv.created_at.isoformat(),
+        "lines": [line_json(line, currency) for line in inv.lines.all()],
+        "payments": [payment_json(p, currency) for p in inv.payments.order_by("id")],
+        "refunds": [],
+        "packages": [],
+    }
+
+
+def event_json(e: PaymentEvent, currency: str) -> dict[str, Any]:
+    return {
+        "at": e.at.isoformat(), "kind": e.kind,
+        "amount": format_decimal_string(e.amount_minor, currency)
+        if e.amount_minor is not None else None,
+        "status": e.status, "by": e.by.email if e.by else None, "detail": e.detail,
+    }
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+@router.post("/customers", response={201: CustomerOut, **WRITE_ERRORS})
+def create_customer(request: HttpRequest, payload: CustomerIn) -> Any:
+    customer = services.create_customer(actor=request.auth, name=payload.name,
+                                        email=payload.email)
+    return 201, customer_json(customer)
+
+
+@router.get("/customers", response={200: list[CustomerOut], **READ_ERRORS})
+def list_customers(request: HttpRequest, paging: Query[Paging]) -> Any:
+    found = selectors.customers(request.auth.organization)
+    return [customer_json(c) for c in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/customers/{customer_id}", response={200: CustomerOut, **READ_ERRORS})
+def get_customer(request: HttpRequest, customer_id: str) -> Any:
+    return customer_json(selectors.get_customer(request.auth.organization, customer_id))
+
+
+@router.post("/cases", response={201: CaseOut, **WRITE_ERRORS})
+def create_case(request: HttpRequest, payload: CaseIn) -> Any:
+    case = services.create_case(actor=request.auth, customer=payload.customer, name=payload.name)
+    return 201, case_json(case)
+
+
+@router.get("/cases", response={200: list[CaseOut], **READ_ERRORS})
+def list_cases(request: HttpRequest, paging: Query[Paging]) -> Any:
+    found = selectors.cases(request.auth.organization)
+    return [case_json(c) for c in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/cases/{case_id}", response={200: CaseOut, **READ_ERRORS})
+def get_case(request: HttpRequest, case_id: str) -> Any:
+    return case_json(selectors.get_case(request.auth.organization, case_id))
+
+
+@router.get("/cases/{case_id}/payments", response={200: CasePaymentsOut, **READ_ERRORS})
+def case_payments(request: HttpRequest, case_id: str) -> Any:
+    """The case's payments tab: its invoices, their payments and refunds."""
+    organization = request.auth.organization
+    case = selectors.get_case(organization, case_id)
+    invoices = list(selectors.invoices(organization).filter(case=case)
+                    .prefetch_related("lines", "payments"))
+    payments = [p for inv in invoices for p in inv.payments.order_by("id")]
+    return {
+        "invoices": [invoice_json(inv) for inv in invoices],
+        "payments": [payment_json(p, organization.currency) for p in payments],
+        "refunds": [],
+    }
+
+
+@router.post("/invoices", response={201: InvoiceOut, **WRITE_ERRORS})
+def create_invoice(request: HttpRequest, payload: InvoiceIn) -> Any:
+    invoice = services.issue_invoice(
+        actor=request.auth, customer=payload.customer, center=payload.center, case=payload.case,
+        lines=[services.LineInput(**line.model_dump()) for line in payload.lines],
+    )
+    return 201, invoice_json(selectors.get_invoice(request.auth.organization, invoice.pk))
+
+
+@router.get("/invoices", response={200: list[InvoiceOut], **READ_ERRORS})
+def list_invoices(request: HttpRequest, filters: Query[InvoiceFilters],
+                  paging: Query[Paging]) -> Any:
+    found = selectors.find_invoices(request.auth.organization, number=filters.number,
+                                    customer=filters.customer).prefetch_related("lines",
+                                                                                "payments")
+    return [invoice_json(inv) for inv in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/invoices/{invoice_id}", response={200: InvoiceOut, **READ_ERRORS})
+def get_invoice(request: HttpRequest, invoice_id: str) -> Any:
+    return invoice_json(selectors.get_invoice(request.auth.organization, invoice_id))
+
+
+@router.post("/invoices/{invoice_id}/payments",
+             response={201: PaymentOut, 402: Problem, 503: Problem, **WRITE_ERRORS})
+def take_payment(request: HttpRequest, invoice_id: str, payload: PaymentIn) -> Any:
+    payment = services.take_payment(
+        actor=request.auth, invoice=invoice_id, amount=payload.amount, method=payload.method,
+        online=payload.online, source=payload.source,
+        request_key=request.headers.get("Idempotency-Key"),
+    )
+    return 201, payment_json(payment, request.auth.organization.currency)
+
+
+@router.get("/payments/{payment_id}", response={200: PaymentOut, **READ_ERRORS})
+def get_payment(request: HttpRequest, payment_id: str) -> Any:
+    organization = request.auth.organization
+    return payment_json(selectors.get_payment(organization, payment_id), organization.currency)
+
+
+@router.get("/payments/{payment_id}/history", response={200: list[HistoryOut], **READ_ERRORS})
+def payment_history(request: HttpRequest, payment_id: str) -> Any:
+    organization = request.auth.organization
+    payment = selectors.get_payment(organization, payment_id)
+    return [event_json(e, organization.currency)
+            for e in payment.events.select_related("by").order_by("at", "id")]

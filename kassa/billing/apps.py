@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    name = "kassa.billing"
+    label = "billing"
+
+    def ready(self) -> None:
+        from kassa.billing import checks  # noqa: F401  (registers the verify checks)

@@ -1,0 +1,206 @@
+"""Customers, cases, invoices with their lines, and payments.
+
+The figures stored here (an invoice's paid, credits, refunded and balance due; a payment's
+refunded) are kept by the services in the same transaction as the ledger entry that explains
+them, and `kassa verify` holds each against its sub-ledger. Money is integer minor units in the
+organization's currency.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Customer(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Case(models.Model):
+    """A funeral home's case: a family's invoices grouped, with a payments tab."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="cases")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class InvoiceStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Invoice(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    case = models.ForeignKey(
+        Case, null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
+    )
+    number = models.CharField(max_length=32)
+    status = models.CharField(max_length=10, choices=InvoiceStatus.choices)
+    subtotal_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    total_minor = models.BigIntegerField()
+    credits_minor = models.BigIntegerField(default=0)
+    paid_minor = models.BigIntegerField(default=0)
+    refunded_minor = models.BigIntegerField(default=0)
+    balance_due_minor = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "number"], name="invoice_number_unique"),
+            models.CheckConstraint(condition=Q(total_minor__gt=0), name="invoice_total_positive"),
+            models.CheckConstraint(
+                condition=Q(balance_due_minor=F("total_minor") - F("credits_minor")
+                            - F("paid_minor") + F("refunded_minor")),
+                name="invoice_balance_due_formula",
+            ),
+            models.CheckConstraint(condition=Q(balance_due_minor__gte=0),
+                                   name="invoice_balance_due_not_negative"),
+        ]
+        indexes = [models.Index(fields=["organization", "customer"])]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.number}"
+
+
+class LineKind(models.TextChoices):
+    SERVICE = "service", "Service"
+    PRODUCT = "product", "Product"
+    PACKAGE = "package", "Package"
+
+
+class InvoiceLine(models.Model):
+    """A line's net and tax, and what of each has been paid (allocated) and credited."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=10, choices=LineKind.choices)
+    description = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price_minor = models.BigIntegerField()
+    tax_rate = models.DecimalField(max_digits=7, decimal_places=4)  # percent: 8.875
+    net_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    paid_net_minor = models.BigIntegerField(default=0)
+    paid_tax_minor = models.BigIntegerField(default=0)
+    credited_net_minor = models.BigIntegerField(default=0)
+    credited_tax_minor = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(paid_net_minor__gte=0) & Q(paid_tax_minor__gte=0)
+                & Q(paid_net_minor__lte=F("net_minor") - F("credited_net_minor"))
+                & Q(paid_tax_minor__lte=F("tax_minor") - F("credited_tax_minor")),
+                name="line_paid_within_owed",
+            ),
+        ]
+
+    @property
+    def owed_net_minor(self) -> int:
+        return self.net_minor - self.credited_net_minor - self.paid_net_minor
+
+    @property
+    def owed_tax_minor(self) -> int:
+        return self.tax_minor - self.credited_tax_minor - self.paid_tax_minor
+
+
+class Method(models.TextChoices):
+    CARD = "card", "Card"
+    ACH = "ach", "ACH"
+    CASH = "cash", "Cash"
+    CHECK = "check", "Check"
+    INSURANCE = "insurance", "Insurance"
+    OTHER = "other", "Other"
+
+
+ONLINE_METHODS = (Method.CARD, Method.ACH)
+
+
+class Payment(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount_minor = models.BigIntegerField()
+    method = models.CharField(max_length=10, choices=Method.choices)
+    online = models.BooleanField()
+    source = models.CharField(max_length=200, blank=True)
+    gateway = models.CharField(max_length=20, blank=True)
+    gateway_reference = models.CharField(max_length=200, blank=True)
+    # Refunds of this payment that did not fail, pending ones included.
+    refunded_minor = models.BigIntegerField(default=0)
+    refund_pending = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_minor__gte=0) & Q(refunded_minor__lte=F("amount_minor")),
+                name="payment_refunded_within_amount",
+            ),
+        ]
+
+    @property
+    def refundable_minor(self) -> int:
+        return self.amount_minor - self.refunded_minor
+
+    def __str__(self) -> str:
+        return f"Payment {self.pk} on {self.invoice_id}"
+
+
+class PaymentAllocation(models.Model):
+    """What part of a payment reached which invoice line, net and tax apart.
+
+    A refund of the payment takes its amount back out of these (negative rows), so that the sum
+    per line is what that line has been paid.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="allocations")
+    line = models.ForeignKey(InvoiceLine, on_delete=models.CASCADE, related_name="allocations")
+    net_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    created_at = models.DateTimeField()
+
+
+class PaymentEvent(models.Model):
+    """The payment's history as the front desk reads it: every event, who and when.
+
+    Written by the service that makes the event, in its transaction.
+    """
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=40)
+    amount_minor = models.BigIntegerField(null=True)
+    status = models.CharField(max_length=20, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]

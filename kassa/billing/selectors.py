@@ -1,0 +1,59 @@
+"""Customers, cases, invoices and payments: the reads, scoped to one organization."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from kassa.billing.models import Case, Customer, Invoice, Payment
+from kassa.core.lookup import get_scoped
+from kassa.tenancy.models import Organization
+
+
+def customers(organization: Organization) -> QuerySet[Customer]:
+    return Customer.objects.filter(organization=organization).order_by("id")
+
+
+def cases(organization: Organization) -> QuerySet[Case]:
+    return Case.objects.filter(organization=organization).order_by("id")
+
+
+def invoices(organization: Organization) -> QuerySet[Invoice]:
+    return (Invoice.objects.filter(organization=organization)
+            .select_related("organization").order_by("-id"))
+
+
+def find_invoices(
+    organization: Organization, *, number: str | None = None, customer: str | None = None,
+    query: str | None = None,
+) -> QuerySet[Invoice]:
+    """Find an invoice or receipt: by number, by customer id, or by a guest's name."""
+    found = invoices(organization)
+    if number:
+        found = found.filter(number=number.strip())
+    if customer:
+        found = found.filter(customer_id=int(customer) if customer.isdigit() else -1)
+    if query:
+        query = query.strip()
+        found = found.filter(number=query) | found.filter(customer__name__icontains=query)
+    return found
+
+
+def get_customer(organization: Organization, customer_id: object) -> Customer:
+    return get_scoped(customers(organization), customer_id)
+
+
+def get_case(organization: Organization, case_id: object) -> Case:
+    return get_scoped(cases(organization), case_id)
+
+
+def get_invoice(organization: Organization, invoice_id: object) -> Invoice:
+    return get_scoped(
+        invoices(organization).prefetch_related("lines", "payments"), invoice_id)
+
+
+def payments(organization: Organization) -> QuerySet[Payment]:
+    return Payment.objects.filter(organization=organization).select_related("invoice")
+
+
+def get_payment(organization: Organization, payment_id: object) -> Payment:
+    return get_scoped(payments(organization), payment_id)

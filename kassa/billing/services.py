@@ -1,0 +1,261 @@
+"""Customers, cases, invoices and payments: the writes.
+
+`issue_invoice` posts the sale; `take_payment` charges the gateway (for an online payment)
+*before* its transaction, because a charge is a remote call that must never hold a row lock,
+then records the payment under the invoice's lock, re-checking the balance due. Should the
+invoice have been paid meanwhile, the charge is given back and the payment refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+from django.utils import timezone
+
+from kassa.billing.allocation import split_pro_rata
+from kassa.billing.locks import lock_invoice, lock_organization
+from kassa.billing.models import (
+    ONLINE_METHODS,
+    Case,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    LineKind,
+    Method,
+    Payment,
+    PaymentAllocation,
+    PaymentEvent,
+)
+from kassa.core.errors import GatewayUnavailable, PaymentExceedsBalance, ValidationFailed
+from kassa.core.lookup import get_scoped
+from kassa.core.money import parse_amount, round_half_up_minor
+from kassa.gateways.base import GatewayError
+from kassa.gateways.registry import current_gateway
+from kassa.ledger.services import credit, debit, post
+from kassa.tenancy.models import Membership
+from kassa.tenancy.selectors import get_center
+from kassa.tenancy.services import require_writer
+
+MAX_LINES = 100
+MAX_QUANTITY = 10_000
+
+
+@dataclass(frozen=True)
+class LineInput:
+    kind: str
+    description: str
+    quantity: int
+    unit_price: str
+    tax_rate: str = "0"
+    package_template: str | None = None
+
+
+def create_customer(*, actor: Membership, name: str, email: str) -> Customer:
+    require_writer(actor)
+    return Customer.objects.create(organization=actor.organization, name=name, email=email)
+
+
+def create_case(*, actor: Membership, customer: str, name: str) -> Case:
+    require_writer(actor)
+    owner = get_scoped(
+        Customer.objects.filter(organization=actor.organization), customer, field="customer"
+    )
+    return Case.objects.create(organization=actor.organization, customer=owner, name=name)
+
+
+def parse_tax_rate(value: str, *, field: str) -> Decimal:
+    """A tax rate in percent ("8.875"), 0 to 100, at most four decimals."""
+    try:
+        rate = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValidationFailed(field, "is not a number") from None
+    if not rate.is_finite() or not 0 <= rate <= 100:
+        raise ValidationFailed(field, "must be a percentage from 0 to 100")
+    if -rate.as_tuple().exponent > 4:  # type: ignore[operator]
+        raise ValidationFailed(field, "has more than 4 decimal places")
+    return rate
+
+
+def tax_on(net_minor: int, rate: Decimal) -> int:
+    """Tax on a net amount: rounded once, half-up, to the minor unit."""
+    return round_half_up_minor(Decimal(net_minor) * rate / 100)
+
+
+@transaction.atomic
+def issue_invoice(
+    *, actor: Membership, customer: str, center: str, lines: list[LineInput],
+    case: str | None = None,
+) -> Invoice:
+    require_writer(actor)
+    organization = actor.organization
+    currency = organization.currency
+    owner = get_scoped(Customer.objects.filter(organization=organization), customer,
+                       field="customer")
+    where = get_center(organization, center, field="center")
+    case_obj = None
+    if case is not None:
+        case_obj = get_scoped(Case.objects.filter(organization=organization), case, field="case")
+        if case_obj.customer_id != owner.pk:
+            raise ValidationFailed("case", "belongs to another customer")
+    if not lines:
+        raise ValidationFailed("lines", "an invoice needs at least one line")
+    if len(lines) > MAX_LINES:
+        raise ValidationFailed("lines", f"at most {MAX_LINES} lines")
+
+    built: list[InvoiceLine] = []
+    for i, line in enumerate(lines):
+        where_field = f"lines[{i}]"
+        if line.kind not in (LineKind.SERVICE, LineKind.PRODUCT, LineKind.PACKAGE):
+            raise ValidationFailed(f"{where_field}.kind", "must be service, product or package")
+        if line.kind == LineKind.PACKAGE:
+            raise ValidationFailed(f"{where_field}.kind", "package lines are not available yet")
+        if not 1 <= line.quantity <= MAX_QUANTITY:
+            raise ValidationFailed(f"{where_field}.quantity", f"must be 1 to {MAX_QUANTITY}")
+        unit = parse_amount(line.unit_price, currency, field=f"{where_field}.unit_price")
+        rate = parse_tax_rate(line.tax_rate, field=f"{where_field}.tax_rate")
+        net = unit * line.quantity
+        built.append(InvoiceLine(
+            position=i + 1, kind=line.kind, description=line.description,
+            quantity=line.quantity, unit_price_minor=unit, tax_rate=rate,
+            net_minor=net, tax_minor=tax_on(net, rate),
+        ))
+
+    org = lock_organization(organization.pk)  # the invoice number sequence
+    number = str(org.next_invoice_number)
+    org.next_invoice_number += 1
+    org.save(update_fields=["next_invoice_number"])
+
+    subtotal = sum(line.net_minor for line in built)
+    tax = sum(line.tax_minor for line in built)
+    now = timezone.now()
+    invoice = Invoice.objects.create(
+        organization=organization, center=where, customer=owner, case=case_obj, number=number,
+        status=InvoiceStatus.OPEN, subtotal_minor=subtotal, tax_minor=tax,
+        total_minor=subtotal + tax, balance_due_minor=subtotal + tax,
+        created_at=now, created_by=actor.user,
+    )
+    for line in built:
+        line.invoice = invoice
+    InvoiceLine.objects.bulk_create(built)
+
+    revenue = {LineKind.SERVICE: "revenue_service", LineKind.PRODUCT: "revenue_product"}
+    entry_lines = [debit("receivable", invoice.total_minor, invoice=invoice)]
+    for line in built:
+        entry_lines.append(credit(revenue[LineKind(line.kind)], line.net_minor, invoice=invoice))
+        entry_lines.append(credit("tax_payable", line.tax_minor, invoice=invoice))
+    post(organization=organization, center=where, kind="invoice_issued", lines=entry_lines,
+         created_by=actor.user, at=now, memo=f"Invoice {number}")
+    return invoice
+
+
+def _validate_method(method: str, online: bool) -> None:
+    if method not in Method.values:
+        raise ValidationFailed("method", f"must be one of {', '.join(Method.values)}")
+    if online and method not in ONLINE_METHODS:
+        raise ValidationFailed("method", "an online payment is by card or ach")
+    if not online and method in ONLINE_METHODS:
+        raise ValidationFailed(
+            "method", "card and ach payments go through the gateway: set online to true")
+
+
+def take_payment(
+    *, actor: Membership, invoice: str, amount: str, method: str, online: bool,
+    source: str | None = None, request_key: str | None = None,
+) -> Payment:
+    """Record a payment; for an online one, charge the gateway first (outside any lock)."""
+    require_writer(actor)
+    organization = actor.organization
+    target = get_scoped(Invoice.objects.filter(organization=organization), invoice)
+    amount_minor = parse_amount(amount, organization.currency)
+    _validate_method(method, online)
+    if not online and source:
+        raise ValidationFailed("source", "only an online payment has a source")
+    if amount_minor > target.balance_due_minor:
+        raise PaymentExceedsBalance(
+            f"The balance due is {target.balance_due_minor} minor units", field="amount")
+
+    charge_reference = gateway_name = ""
+    if online:
+        gateway = current_gateway()
+        # The same request retried (same Idempotency-Key) asks the gateway for the same charge.
+        seed = f"{organization.pk}:{request_key}" if request_key else uuid.uuid4().hex
+        charge_key = "pay-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+        try:
+            charge = gateway.charge(
+                amount_minor=amount_minor, currency=organization.currency,
+                source=source or "", idempotency_key=charge_key,
+                description=f"Invoice {target.number}",
+            )
+        except GatewayError as exc:
+            raise GatewayUnavailable(str(exc)) from exc
+        charge_reference, gateway_name = charge.reference, gateway.name
+    try:
+        return _record_payment(actor=actor, invoice_id=target.pk, amount_minor=amount_minor,
+                               method=method, online=online, source=source or "",
+                               gateway=gateway_name, reference=charge_reference)
+    except PaymentExceedsBalance:
+        if online:
+            gateway.cancel_charge(reference=charge_reference, amount_minor=amount_minor,
+                                  idempotency_key=f"{charge_key}-cancel")
+        raise
+
+
+@transaction.atomic
+def _record_payment(
+    *, actor: Membership, invoice_id: int, amount_minor: int, method: str, online: bool,
+    source: str, gateway: str, reference: str,
+) -> Payment:
+    invoice = lock_invoice(invoice_id)
+    if amount_minor > invoice.balance_due_minor:
+        raise PaymentExceedsBalance(
+            f"The balance due is {invoice.balance_due_minor} minor units", field="amount")
+    now = timezone.now()
+    payment = Payment.objects.create(
+        organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
+        amount_minor=amount_minor, method=method, online=online, source=source,
+        gateway=gateway, gateway_reference=reference, created_at=now, created_by=actor.user,
+    )
+    lines = list(invoice.lines.all())
+    weights: list[tuple[tuple[int, str], int]] = []
+    for line in lines:
+        weights.append(((line.pk, "net"), line.owed_net_minor))
+        weights.append(((line.pk, "tax"), line.owed_tax_minor))
+    shares = split_pro_rata(amount_minor, weights)
+    allocations = []
+    for line in lines:
+        net, tax = shares[(line.pk, "net")], shares[(line.pk, "tax")]
+        if net or tax:
+            line.paid_net_minor += net
+            line.paid_tax_minor += tax
+            line.save(update_fields=["paid_net_minor", "paid_tax_minor"])
+            allocations.append(PaymentAllocation(payment=payment, line=line, net_minor=net,
+                                                 tax_minor=tax, created_at=now))
+    PaymentAllocation.objects.bulk_create(allocations)
+
+    invoice.paid_minor += amount_minor
+    refresh_invoice_figures(invoice)
+    detail = f"{method} payment" + (f" via {gateway} ({reference})" if online else "")
+    PaymentEvent.objects.create(payment=payment, at=now, kind="payment_taken",
+                                amount_minor=amount_minor, status="succeeded",
+                                by=actor.user, detail=detail)
+    post(organization=actor.organization, center=invoice.center, kind="payment", at=now,
+         created_by=actor.user, memo=f"Payment on invoice {invoice.number}", lines=[
+             debit(method, amount_minor, invoice=invoice, payment=payment),
+             credit("receivable", amount_minor, invoice=invoice, payment=payment),
+         ])
+    return payment
+
+
+def refresh_invoice_figures(invoice: Invoice) -> None:
+    """Recompute balance due and status from the stored parts, and save the invoice."""
+    invoice.balance_due_minor = (invoice.total_minor - invoice.credits_minor
+                                 - invoice.paid_minor + invoice.refunded_minor)
+    assert invoice.balance_due_minor >= 0, f"invoice {invoice.pk} balance due below zero"
+    invoice.status = InvoiceStatus.OPEN if invoice.balance_due_minor > 0 else InvoiceStatus.CLOSED
+    invoice.save(update_fields=["credits_minor", "paid_minor", "refunded_minor",
+                                "balance_due_minor", "status"])

@@ -1,0 +1,226 @@
+"""`kassa`: the command line of DESIGN.md's public interface.
+
+Create commands print one JSON object on stdout. `kassa run` is the whole product in one
+command: migrate, load the demo on a fresh database, then serve web + API with gunicorn and run
+a worker beside it; Ctrl-C stops both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kassa.settings")
+    import django
+
+    django.setup()
+
+
+def _print(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"kassa: {message}\n")
+    return code
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=1 if args.verbose else 0)
+    return 0
+
+
+def cmd_org_create(args: argparse.Namespace) -> int:
+    from kassa.core.errors import DomainError
+    from kassa.tenancy.services import create_organization
+
+    try:
+        org, membership, token = create_organization(
+            name=args.name, currency=args.currency, timezone=args.timezone,
+            admin_email=args.admin_email, admin_password=args.admin_password,
+        )
+    except DomainError as exc:
+        return _fail(exc.detail)
+    _print({"organization": str(org.pk), "admin": {
+        "id": str(membership.user_id), "email": membership.user.email, "token": token.token}})
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from kassa.core.errors import DomainError
+    from kassa.tenancy.models import Organization
+    from kassa.tenancy.services import create_user
+
+    org = Organization.objects.filter(pk=args.org).first() if args.org.isdigit() else None
+    if org is None:
+        return _fail(f"no organization {args.org}")
+    try:
+        membership, token = create_user(organization=org, email=args.email, role=args.role,
+                                        password=args.password)
+    except DomainError as exc:
+        return _fail(exc.detail)
+    _print({"id": str(membership.user_id), "email": membership.user.email,
+            "role": membership.role, "token": token.token})
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from kassa.ledger.verify import verify
+    from kassa.tenancy.models import Organization
+
+    org = None
+    if args.org is not None:
+        org = Organization.objects.filter(pk=args.org).first() if args.org.isdigit() else None
+        if org is None:
+            return _fail(f"no organization {args.org}")
+    problems = verify(org)
+    for line in problems:
+        sys.stdout.write(line + "\n")
+    if problems:
+        sys.stdout.write(f"{len(problems)} discrepancies\n")
+        return 1
+    sys.stdout.write("the books balance and every figure agrees with the ledger\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kassa.demo import load_demo
+
+    _print(load_demo())
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from kassa.worker import run_worker
+
+    run_worker(once=args.once)
+    return 0
+
+
+def cmd_sandbox_settle(args: argparse.Namespace) -> int:
+    from kassa.gateways.sandbox_cli import settle
+
+    _print(settle(refund_ids=args.refund_ids, everything=args.all))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from django.core.management import call_command
+
+    from kassa.tenancy.models import Organization
+
+    call_command("migrate", interactive=False, verbosity=0)
+    if not args.no_demo and not Organization.objects.exists():
+        from kassa.demo import load_demo
+
+        demo = load_demo()
+        sys.stderr.write(f"kassa: demo loaded; sign in as {demo['sign_in']['email']} / "
+                         f"{demo['sign_in']['password']}\n")
+    bind = f"{args.host}:{args.port}"
+    children = [subprocess.Popen([  # noqa: S603
+        sys.executable, "-m", "gunicorn", "kassa.wsgi:application", "--bind", bind,
+        "--workers", str(args.workers), "--access-logfile", "-", "--graceful-timeout", "5",
+    ])]
+    if not args.no_worker:
+        children.append(subprocess.Popen([sys.executable, "-m", "kassa.cli", "worker"]))  # noqa: S603
+    sys.stderr.write(f"kassa: serving http://{bind}/ (Ctrl-C stops)\n")
+
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for child in children:
+            if child.poll() is not None:
+                sys.stderr.write(f"kassa: {child.args[2]} exited with {child.returncode}\n")
+                stopping, code = True, child.returncode or 1
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kassa", description="Kassa: payments, packages, refunds.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="command")
+
+    run = sub.add_parser("run", help="migrate, load the demo, serve web + API and a worker")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
+    run.add_argument("--no-demo", action="store_true")
+    run.add_argument("--no-worker", action="store_true")
+    run.set_defaults(fn=cmd_run)
+
+    migrate = sub.add_parser("migrate", help="apply migrations")
+    migrate.add_argument("-v", "--verbose", action="store_true")
+    migrate.set_defaults(fn=cmd_migrate)
+
+    worker = sub.add_parser("worker", help="run tasks")
+    worker.add_argument("--once", action="store_true", help="until the queue is empty, then exit")
+    worker.set_defaults(fn=cmd_worker)
+
+    org = sub.add_parser("org", help="organizations").add_subparsers(dest="sub", required=True)
+    create = org.add_parser("create", help="create an organization and its admin")
+    create.add_argument("--name", required=True)
+    create.add_argument("--currency", default="USD")
+    create.add_argument("--timezone", default="UTC")
+    create.add_argument("--admin-email", required=True)
+    create.add_argument("--admin-password")
+    create.set_defaults(fn=cmd_org_create)
+
+    user = sub.add_parser("user", help="users").add_subparsers(dest="sub", required=True)
+    ucreate = user.add_parser("create", help="add a user to an organization")
+    ucreate.add_argument("--org", required=True)
+    ucreate.add_argument("--email", required=True)
+    ucreate.add_argument("--role", required=True, choices=["admin", "front_desk", "accountant"])
+    ucreate.add_argument("--password")
+    ucreate.set_defaults(fn=cmd_user_create)
+
+    sandbox = sub.add_parser("sandbox", help="the sandbox gateway").add_subparsers(
+        dest="sub", required=True)
+    settle = sandbox.add_parser("settle", help="settle pending sandbox refunds now")
+    settle.add_argument("refund_ids", nargs="*", metavar="REFUND_ID")
+    settle.add_argument("--all", action="store_true")
+    settle.set_defaults(fn=cmd_sandbox_settle)
+
+    verify = sub.add_parser("verify", help="check the books; exit 1 naming each discrepancy")
+    verify.add_argument("--org")
+    verify.set_defaults(fn=cmd_verify)
+
+    demo = sub.add_parser("demo", help="load the demo organization")
+    demo.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _setup()
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""One exception per broken rule, each with a stable `code`, an HTTP status and, for bad input,
+the field it concerns. The API maps them to RFC 9457 problem responses in one place
+(kassa/api.py); the web forms put the same message beside the field.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "domain_error"
+    status = 422
+    title = "The request breaks a rule"
+
+    def __init__(self, detail: str = "", *, field: str | None = None) -> None:
+        self.detail = detail or self.title
+        self.field = field
+        super().__init__(self.detail)
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        return [{"field": self.field, "message": self.detail}] if self.field else []
+
+
+class ValidationFailed(DomainError):
+    code = "validation_error"
+    title = "The request is not valid"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+        self.message = message
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        return [{"field": self.field or "", "message": self.message}]
+
+
+class InvalidAmount(ValidationFailed):
+    code = "invalid_amount"
+    title = "The amount is not valid"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class PermissionDenied(DomainError):
+    code = "forbidden"
+    status = 403
+    title = "Your role may not do this"
+
+
+class RefundNotPermitted(PermissionDenied):
+    code = "refund_not_permitted"
+    title = "Your role may not refund"
+
+
+class IdempotencyConflict(DomainError):
+    code = "idempotency_conflict"
+    status = 409
+    title = "The Idempotency-Key was used with another request"
+
+
+class PaymentExceedsBalance(DomainError):
+    code = "payment_exceeds_balance"
+    title = "The payment is more than the invoice's balance due"
+
+
+class PaymentDeclined(DomainError):
+    code = "payment_declined"
+    status = 402
+    title = "The payment was declined"
+
+
+class GatewayUnavailable(DomainError):
+    """The gateway did not answer or answered 5xx: retryable, never the customer's fault."""
+
+    code = "gateway_unavailable"
+    status = 503
+    title = "The payment gateway is unavailable; try again"
+
+
+class RefundExceedsRefundable(DomainError):
+    code = "refund_exceeds_refundable"
+    title = "The refund is more than the payment's refundable amount"
+
+
+class RefundPending(DomainError):
+    code = "refund_pending"
+    status = 409
+    title = "An online refund of this payment is pending"
+
+
+class OnlineRefundNotAllowed(DomainError):
+    code = "online_refund_not_allowed"
+    title = "Only an online payment can be refunded online"
+
+
+class NoteRequired(DomainError):
+    code = "note_required"
+    title = "A note is required when the method is other"
+
+
+class PackageRefundExceedsBalance(DomainError):
+    code = "package_refund_exceeds_balance"
+    title = "The refund is more than the package's balance"
+
+
+class PackageAlreadyRefunded(DomainError):
+    code = "package_already_refunded"
+    status = 409
+    title = "This package was refunded already, and the organization allows one refund"
+
+
+class PackageClosed(DomainError):
+    code = "package_closed"
+    title = "The package is closed"
+
+
+class BenefitExhausted(DomainError):
+    code = "benefit_exhausted"
+    title = "Not enough of this benefit is left"

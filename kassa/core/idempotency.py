@@ -1,0 +1,85 @@
+"""`Idempotency-Key` on any POST of the API: the same key and body give the same answer.
+
+The first request with a key claims it by inserting a row (the unique constraint decides a race
+between two), runs, and stores its status and body; a later request with the same key and the
+same method, path and body gets that stored answer without running again; with anything else it
+gets 409 `idempotency_conflict`. While the first is still running, a second gets 409 too (retry
+later). A 5xx answer is not stored: the client may retry it. Keys are per organization.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+
+from kassa.core.models import IdempotentRequest
+
+API_PREFIX = "/api/v1/"
+MAX_KEY_LENGTH = 255
+
+
+def _conflict(detail: str) -> HttpResponse:
+    from kassa.api import problem
+
+    return problem(409, "idempotency_conflict",
+                   "The Idempotency-Key was used with another request", detail)
+
+
+class IdempotencyMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or not key or not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        from kassa.tenancy.selectors import membership_for_token
+
+        auth = request.headers.get("Authorization", "")
+        membership = (membership_for_token(auth[7:].strip())
+                      if auth.lower().startswith("bearer ") else None)
+        if membership is None:
+            return self.get_response(request)  # the API answers 401
+        request.kassa_membership = membership  # type: ignore[attr-defined]
+        if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+            from kassa.api import problem
+
+            return problem(422, "validation_error", "The request is not valid",
+                           "Idempotency-Key: at most 255 printable characters",
+                           [{"field": "Idempotency-Key",
+                             "message": "at most 255 printable characters"}])
+        fingerprint = hashlib.sha256(
+            b"\n".join([request.method.encode(), request.path.encode(), request.body])
+        ).hexdigest()
+        try:
+            with transaction.atomic():
+                claim = IdempotentRequest.objects.create(
+                    organization_id=membership.organization_id, key=key,
+                    fingerprint=fingerprint)
+        except IntegrityError:
+            stored = IdempotentRequest.objects.get(
+                organization_id=membership.organization_id, key=key)
+            if stored.fingerprint != fingerprint:
+                return _conflict("This key was used with another request body or path")
+            if stored.status_code is None:
+                return _conflict("A request with this key is still being processed; retry")
+            response = HttpResponse(bytes(stored.body), status=stored.status_code,
+                                    content_type=stored.content_type)
+            response["Idempotent-Replayed"] = "true"
+            return response
+
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            IdempotentRequest.objects.filter(pk=claim.pk).delete()
+            raise
+        if response.status_code >= 500:
+            IdempotentRequest.objects.filter(pk=claim.pk).delete()
+        else:
+            IdempotentRequest.objects.filter(pk=claim.pk).update(
+                status_code=response.status_code, body=response.content,
+                content_type=response.get("Content-Type", "application/json"))
+        return response

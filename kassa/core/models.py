@@ -1,0 +1,20 @@
+"""Stored answers to POST requests that carried an Idempotency-Key."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class IdempotentRequest(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path and body
+    status_code = models.PositiveSmallIntegerField(null=True)  # null while the first is running
+    content_type = models.CharField(max_length=100, blank=True)
+    body = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "key"], name="idempotency_key_unique")
+        ]

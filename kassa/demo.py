@@ -1,0 +1,84 @@
+"""The demo: a funeral home and a spa with real-looking money, so `make run` shows something.
+
+Built through the same services as the API, so the demo's books pass `kassa verify`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from kassa.billing.services import (
+    LineInput,
+    create_case,
+    create_customer,
+    issue_invoice,
+    take_payment,
+)
+from kassa.tenancy.models import Role
+from kassa.tenancy.services import create_organization, create_user
+
+DEMO_PASSWORD = "kassa-demo-1"
+
+
+@transaction.atomic
+def load_demo() -> dict[str, Any]:
+    home, home_admin, home_token = create_organization(
+        name="Evergreen Funeral Home", currency="USD", timezone="America/Chicago",
+        admin_email="director@evergreen.example", admin_password=DEMO_PASSWORD,
+        center_name="Evergreen Chapel",
+    )
+    front, _ = create_user(organization=home, email="desk@evergreen.example",
+                           role=Role.FRONT_DESK, password=DEMO_PASSWORD)
+    create_user(organization=home, email="books@evergreen.example", role=Role.ACCOUNTANT,
+                password=DEMO_PASSWORD)
+    center = str(home.centers.get().pk)
+    family = create_customer(actor=home_admin, name="The Alvarez Family",
+                             email="maria.alvarez@example.com")
+    case = create_case(actor=home_admin, customer=str(family.pk), name="Jose Alvarez (1941–2026)")
+    services = issue_invoice(actor=home_admin, customer=str(family.pk), center=center,
+                             case=str(case.pk), lines=[
+        LineInput("service", "Professional services of funeral director and staff", 1, "2450.00"),
+        LineInput("service", "Embalming and preparation", 1, "895.00"),
+        LineInput("product", "Oak casket", 1, "3200.00", "8.25"),
+    ])
+    take_payment(actor=home_admin, invoice=str(services.pk), amount="2500.00", method="card",
+                 online=True, source="sandbox_ok")
+    take_payment(actor=front, invoice=str(services.pk), amount="1500.00", method="check",
+                 online=False)
+    flowers = issue_invoice(actor=home_admin, customer=str(family.pk), center=center,
+                            case=str(case.pk), lines=[
+        LineInput("product", "Casket spray, white roses", 1, "325.00", "8.25"),
+    ])
+    take_payment(actor=front, invoice=str(flowers.pk), amount="351.81", method="card",
+                 online=True)
+
+    spa, spa_admin, spa_token = create_organization(
+        name="Lumen Day Spa", currency="USD", timezone="America/New_York",
+        admin_email="owner@lumenspa.example", admin_password=DEMO_PASSWORD,
+        center_name="Lumen Downtown",
+    )
+    create_user(organization=spa, email="desk@lumenspa.example", role=Role.FRONT_DESK,
+                password=DEMO_PASSWORD)
+    spa_center = str(spa.centers.get().pk)
+    for name, email, lines, paid in [
+        ("Ava Chen", "ava.chen@example.com",
+         [LineInput("service", "Signature facial", 1, "145.00", "0"),
+          LineInput("product", "Hydrating serum", 1, "62.00", "8.875")], "212.50"),
+        ("Noah Patel", "noah.patel@example.com",
+         [LineInput("service", "Deep tissue massage, 90 min", 1, "180.00", "0")], "100.00"),
+    ]:
+        guest = create_customer(actor=spa_admin, name=name, email=email)
+        invoice = issue_invoice(actor=spa_admin, customer=str(guest.pk), center=spa_center,
+                                lines=lines)
+        take_payment(actor=spa_admin, invoice=str(invoice.pk), amount=paid, method="cash",
+                     online=False)
+
+    return {
+        "organizations": [
+            {"id": str(home.pk), "name": home.name, "admin_token": home_token.token},
+            {"id": str(spa.pk), "name": spa.name, "admin_token": spa_token.token},
+        ],
+        "sign_in": {"email": "director@evergreen.example", "password": DEMO_PASSWORD},
+    }

@@ -1,0 +1,60 @@
+"""The one small interface every payment gateway implements.
+
+Every call carries an idempotency key that the caller derives from its own row (the payment's
+request, the refund's id), so that a retry after a timeout asks the gateway for the same thing
+again instead of charging or refunding twice. A gateway raises `PaymentDeclined` for a customer's
+card problem (permanent: tell the user) and `GatewayError` for everything else, marked
+`permanent` or not: a retryable error is retried with backoff by the task that made the call.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class GatewayError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class RefundState(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    reference: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    reference: str
+    state: RefundState
+    failure_reason: str = ""
+
+
+class Gateway(ABC):
+    name: str
+
+    @abstractmethod
+    def charge(
+        self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
+        description: str = "",
+    ) -> ChargeResult: ...
+
+    @abstractmethod
+    def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
+        """Give back a charge that could not be recorded (e.g. the invoice was paid meanwhile)."""
+
+    @abstractmethod
+    def refund(
+        self, *, charge_reference: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> RefundResult: ...
+
+    @abstractmethod
+    def refund_status(self, *, reference: str) -> RefundResult: ...

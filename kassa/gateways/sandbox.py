@@ -1,0 +1,97 @@
+"""The sandbox gateway: the embedded default, like a processor's test mode.
+
+An online payment's `source` chooses what happens, as test cards do: `sandbox_ok` (the default)
+charges; `sandbox_declined` is declined; `sandbox_refund_fails` charges, and its refunds fail
+when they settle. Refunds stay pending until `KASSA_SANDBOX_SETTLE_SECONDS` have passed (then
+the worker's poll settles them) or until `kassa sandbox settle`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from kassa.core.errors import PaymentDeclined, ValidationFailed
+from kassa.gateways.base import ChargeResult, Gateway, GatewayError, RefundResult, RefundState
+from kassa.gateways.models import SandboxCharge, SandboxRefund
+
+SOURCES = ("sandbox_ok", "sandbox_declined", "sandbox_refund_fails")
+
+
+def _reference(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+class SandboxGateway(Gateway):
+    name = "sandbox"
+
+    def charge(
+        self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
+        description: str = "",
+    ) -> ChargeResult:
+        source = source or "sandbox_ok"
+        if source not in SOURCES:
+            raise ValidationFailed("source", f"must be one of {', '.join(SOURCES)} in the sandbox")
+        if source == "sandbox_declined":
+            raise PaymentDeclined("The card was declined (sandbox_declined)", field="source")
+        existing = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return ChargeResult(existing.reference)
+        try:
+            with transaction.atomic():
+                charge = SandboxCharge.objects.create(
+                    reference=_reference("ch"), idempotency_key=idempotency_key,
+                    amount_minor=amount_minor, currency=currency, source=source,
+                )
+        except IntegrityError:
+            charge = SandboxCharge.objects.get(idempotency_key=idempotency_key)
+        return ChargeResult(charge.reference)
+
+    def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
+        SandboxCharge.objects.filter(reference=reference).update(cancelled=True)
+
+    def refund(
+        self, *, charge_reference: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        existing = SandboxRefund.objects.filter(idempotency_key=idempotency_key).first()
+        if existing:
+            return self._result(existing)
+        charge = SandboxCharge.objects.filter(reference=charge_reference).first()
+        if charge is None:
+            raise GatewayError(f"no such charge {charge_reference}", permanent=True)
+        settle_after = timezone.now() + dt.timedelta(seconds=settings.KASSA_SANDBOX_SETTLE_SECONDS)
+        try:
+            with transaction.atomic():
+                refund = SandboxRefund.objects.create(
+                    reference=_reference("re"), idempotency_key=idempotency_key, charge=charge,
+                    amount_minor=amount_minor, settle_after=settle_after,
+                )
+        except IntegrityError:
+            refund = SandboxRefund.objects.get(idempotency_key=idempotency_key)
+        return self._result(refund)
+
+    def refund_status(self, *, reference: str) -> RefundResult:
+        refund = SandboxRefund.objects.select_related("charge").filter(reference=reference).first()
+        if refund is None:
+            raise GatewayError(f"no such refund {reference}", permanent=True)
+        if refund.state == RefundState.PENDING and refund.settle_after <= timezone.now():
+            self.settle(refund)
+            refund.refresh_from_db()
+        return self._result(refund)
+
+    def settle(self, refund: SandboxRefund) -> None:
+        """Settle a pending refund now, as the processor would after 24–48 hours."""
+        state = (RefundState.FAILED if refund.charge.source == "sandbox_refund_fails"
+                 else RefundState.SUCCEEDED)
+        SandboxRefund.objects.filter(pk=refund.pk, state=RefundState.PENDING).update(
+            state=state, settle_after=min(refund.settle_after, timezone.now())
+        )
+
+    @staticmethod
+    def _result(refund: SandboxRefund) -> RefundResult:
+        reason = "sandbox_refund_fails" if refund.state == RefundState.FAILED else ""
+        return RefundResult(refund.reference, RefundState(refund.state), reason)

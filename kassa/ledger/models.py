@@ -1,0 +1,102 @@
+"""The double-entry journal under everything.
+
+Every money change writes one JournalEntry whose Postings sum to zero (debits positive, credits
+negative, integer minor units). Entries are never edited: a correction is a new entry that
+points at the one it reverses. Each posting also names the center, the business day (in the
+organization's time zone) and the invoice, payment, package and refund it concerns, so that each
+of those has a sub-ledger that `kassa verify` can hold its stored figures against, and so that
+reports are sums over postings.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AccountCode(models.TextChoices):
+    CASH = "cash", "Cash"
+    CHECK = "check", "Checks"
+    CARD = "card", "Card"
+    ACH = "ach", "ACH"
+    INSURANCE = "insurance", "Insurance"
+    OTHER = "other", "Other tender"
+    RECEIVABLE = "receivable", "Accounts receivable"
+    PACKAGE_SOLD_UNPAID = "package_sold_unpaid", "Package sold, unpaid"
+    PACKAGE_LIABILITY = "package_liability", "Package liability"
+    TAX_PAYABLE = "tax_payable", "Tax payable"
+    REFUNDS_IN_TRANSIT = "refunds_in_transit", "Refunds in transit"
+    REVENUE_SERVICE = "revenue_service", "Revenue: services"
+    REVENUE_PRODUCT = "revenue_product", "Revenue: products"
+    REVENUE_REDEMPTION = "revenue_redemption", "Revenue: package redemptions"
+    REVENUE_FORFEIT = "revenue_forfeit", "Revenue: forfeited package balances"
+    SALES_CREDITS = "sales_credits", "Sales credits"
+
+
+TENDER_CODES = ("cash", "check", "card", "ach", "insurance", "other")
+
+
+class Account(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.CASCADE)
+    code = models.CharField(max_length=32, choices=AccountCode.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["center", "code"], name="account_per_center_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} @ {self.center_id}"
+
+
+class JournalEntry(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=40)
+    memo = models.CharField(max_length=300, blank=True)
+    business_date = models.DateField()
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reverses = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+        indexes = [models.Index(fields=["organization", "business_date"])]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.business_date}"
+
+
+class Posting(models.Model):
+    entry = models.ForeignKey(JournalEntry, on_delete=models.CASCADE, related_name="postings")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
+    # Copied from the entry and the account so that a report is one indexed scan.
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.CASCADE)
+    code = models.CharField(max_length=32, choices=AccountCode.choices)
+    business_date = models.DateField()
+    # Debit positive, credit negative.
+    amount_minor = models.BigIntegerField()
+    invoice = models.ForeignKey(
+        "billing.Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(amount_minor=0), name="posting_not_zero")
+        ]
+        indexes = [
+            models.Index(fields=["center", "business_date", "code"], name="posting_day_idx"),
+            models.Index(fields=["organization", "code"], name="posting_org_code_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.amount_minor:+d}"

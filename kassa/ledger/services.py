@@ -1,0 +1,106 @@
+"""Writing to the journal: `post` one balanced entry, `reverse` one.
+
+Callers are the money services, inside their own transaction: the entry is written with the
+business rows it explains, or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from kassa.ledger.models import Account, AccountCode, JournalEntry, Posting
+from kassa.tenancy.models import Center, Organization
+
+
+@dataclass(frozen=True)
+class Line:
+    """One posting to be: an account code, a signed amount (debit +), what it concerns."""
+
+    code: str
+    amount_minor: int
+    refs: dict[str, Any] = field(default_factory=dict)
+
+
+def debit(code: str, amount_minor: int, **refs: Any) -> Line:
+    return Line(code, amount_minor, refs)
+
+
+def credit(code: str, amount_minor: int, **refs: Any) -> Line:
+    return Line(code, -amount_minor, refs)
+
+
+def business_date(organization: Organization, at: dt.datetime) -> dt.date:
+    return at.astimezone(ZoneInfo(organization.timezone)).date()
+
+
+def open_accounts(center: Center) -> None:
+    """The chart of accounts of one center; called when the center is created."""
+    Account.objects.bulk_create(
+        [Account(organization_id=center.organization_id, center=center, code=code)
+         for code in AccountCode.values],
+        ignore_conflicts=True,
+    )
+
+
+def post(
+    *,
+    organization: Organization,
+    center: Center,
+    kind: str,
+    lines: list[Line],
+    created_by: Any = None,
+    at: dt.datetime | None = None,
+    reverses: JournalEntry | None = None,
+    memo: str = "",
+) -> JournalEntry:
+    assert transaction.get_connection().in_atomic_block, "post() belongs inside a money transaction"
+    lines = [line for line in lines if line.amount_minor != 0]
+    assert lines, f"an entry of kind {kind} with no postings"
+    assert sum(line.amount_minor for line in lines) == 0, f"unbalanced entry {kind}: {lines}"
+    at = at or timezone.now()
+    day = business_date(organization, at)
+    accounts = {a.code: a for a in Account.objects.filter(center=center)}
+    if len(accounts) < len(AccountCode.values):
+        open_accounts(center)
+        accounts = {a.code: a for a in Account.objects.filter(center=center)}
+    entry = JournalEntry.objects.create(
+        organization=organization, center=center, kind=kind, memo=memo[:300],
+        business_date=day, created_at=at, created_by=created_by, reverses=reverses,
+    )
+    Posting.objects.bulk_create(
+        [
+            Posting(
+                entry=entry, account=accounts[line.code], organization=organization,
+                center=center, code=line.code, business_date=day,
+                amount_minor=line.amount_minor, **line.refs,
+            )
+            for line in lines
+        ]
+    )
+    return entry
+
+
+def reverse(
+    entry: JournalEntry, *, kind: str, created_by: Any = None, at: dt.datetime | None = None
+) -> JournalEntry:
+    """A new entry that undoes `entry` posting by posting, dated when the reversal happens."""
+    postings = list(entry.postings.all())
+    ref_fields = [f.attname for f in Posting._meta.concrete_fields
+                  if f.is_relation and f.name not in {
+                      "entry", "account", "organization", "center"}]
+    lines = [
+        Line(p.code, -p.amount_minor,
+             {name.removesuffix("_id") + "_id": getattr(p, name) for name in ref_fields
+              if getattr(p, name) is not None})
+        for p in postings
+    ]
+    return post(
+        organization=entry.organization, center=entry.center, kind=kind, lines=lines,
+        created_by=created_by, at=at, reverses=entry, memo=f"reverses #{entry.pk}",
+    )

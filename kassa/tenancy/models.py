@@ -1,0 +1,78 @@
+"""Organizations (tenants), their centers, the people in them and their API tokens.
+
+A user is Django's own; a Membership gives that user one role in one organization. An API token
+belongs to a membership and is stored as a SHA-256 digest: the plain token is shown once.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    FRONT_DESK = "front_desk", "Front desk"
+    ACCOUNTANT = "accountant", "Accountant"
+
+
+def default_refund_roles() -> list[str]:
+    return [Role.ADMIN.value]
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3, default="USD")
+    timezone = models.CharField(max_length=64, default="UTC")
+    locale = models.CharField(max_length=16, default="en_US")
+    allow_multiple_package_refunds = models.BooleanField(default=True)
+    refund_roles = models.JSONField(default=default_refund_roles)
+    # The next invoice number; taken under the organization's row lock.
+    next_invoice_number = models.PositiveBigIntegerField(default=1001)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Center(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="centers")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="center_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.organization}"
+
+
+class ApiToken(models.Model):
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="tokens")
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… for {self.membership}"

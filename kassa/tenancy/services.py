@@ -1,0 +1,162 @@
+"""Organizations, centers, people and tokens: the writes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.numbers import get_currency_name
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from kassa.core.errors import DomainError, PermissionDenied, ValidationFailed
+from kassa.ledger.services import open_accounts
+from kassa.tenancy.models import ApiToken, Center, Membership, Organization, Role
+
+User = get_user_model()
+
+
+class EmailTaken(DomainError):
+    code = "email_taken"
+    status = 409
+    title = "A user with this e-mail exists already"
+
+
+class CenterNameTaken(DomainError):
+    code = "center_name_taken"
+    status = 409
+    title = "A center with this name exists already"
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: str
+    api_token: ApiToken
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def require_admin(actor: Membership) -> None:
+    if actor.role != Role.ADMIN:
+        raise PermissionDenied("Only an admin may do this")
+
+
+def require_writer(actor: Membership) -> None:
+    """Accountants read money and reports; they change nothing."""
+    if actor.role == Role.ACCOUNTANT:
+        raise PermissionDenied("An accountant has read-only access")
+
+
+def validate_currency(currency: str) -> str:
+    currency = currency.strip().upper()
+    if len(currency) != 3 or not currency.isalpha() or get_currency_name(currency) == currency:
+        raise ValidationFailed("currency", "is not an ISO 4217 currency code")
+    return currency
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed("timezone", "is not an IANA time zone such as America/New_York") from None
+    return name
+
+
+def validate_roles(roles: list[str]) -> list[str]:
+    unknown = [r for r in roles if r not in Role.values]
+    if unknown:
+        raise ValidationFailed("refund_roles", f"unknown role {unknown[0]!r}")
+    if Role.ACCOUNTANT in roles:
+        raise ValidationFailed("refund_roles", "an accountant may never refund")
+    return sorted(set(roles), key=Role.values.index)
+
+
+def issue_token(*, membership: Membership) -> NewToken:
+    token = "kassa_" + secrets.token_urlsafe(32)
+    api_token = ApiToken.objects.create(
+        membership=membership, digest=token_digest(token), prefix=token[:12]
+    )
+    return NewToken(token=token, api_token=api_token)
+
+
+@transaction.atomic
+def create_user(
+    *, organization: Organization, email: str, role: str, password: str | None = None
+) -> tuple[Membership, NewToken]:
+    if role not in Role.values:
+        raise ValidationFailed("role", f"must be one of {', '.join(Role.values)}")
+    email = email.strip().lower()
+    if User.objects.filter(username=email).exists():
+        raise EmailTaken(f"{email} is taken", field="email")
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=email, email=email, password=password)
+    except IntegrityError:
+        raise EmailTaken(f"{email} is taken", field="email") from None
+    if password is None:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    membership = Membership.objects.create(organization=organization, user=user, role=role)
+    return membership, issue_token(membership=membership)
+
+
+@transaction.atomic
+def create_center(*, organization: Organization, name: str) -> Center:
+    if Center.objects.filter(organization=organization, name=name).exists():
+        raise CenterNameTaken(f"{name!r} exists already", field="name")
+    center = Center.objects.create(organization=organization, name=name)
+    open_accounts(center)
+    return center
+
+
+def add_center(*, actor: Membership, name: str) -> Center:
+    require_admin(actor)
+    return create_center(organization=actor.organization, name=name)
+
+
+@transaction.atomic
+def create_organization(
+    *,
+    name: str,
+    admin_email: str,
+    admin_password: str | None = None,
+    currency: str = "USD",
+    timezone: str = "UTC",
+    center_name: str = "Main",
+) -> tuple[Organization, Membership, NewToken]:
+    organization = Organization.objects.create(
+        name=name, currency=validate_currency(currency), timezone=validate_timezone(timezone)
+    )
+    create_center(organization=organization, name=center_name)
+    membership, token = create_user(
+        organization=organization, email=admin_email, role=Role.ADMIN, password=admin_password
+    )
+    return organization, membership, token
+
+
+@transaction.atomic
+def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organization:
+    require_admin(actor)
+    organization = Organization.objects.select_for_update().get(pk=actor.organization_id)
+    if "currency" in changes:
+        currency = validate_currency(changes["currency"])
+        # Amounts are stored in minor units of the currency: changing it under existing
+        # money would change what every stored number means.
+        if currency != organization.currency and organization.centers.filter(
+            invoice__isnull=False
+        ).exists():
+            raise ValidationFailed("currency", "cannot change once invoices exist")
+        organization.currency = currency
+    if "timezone" in changes:
+        organization.timezone = validate_timezone(changes["timezone"])
+    if "allow_multiple_package_refunds" in changes:
+        organization.allow_multiple_package_refunds = bool(changes["allow_multiple_package_refunds"])
+    if "refund_roles" in changes:
+        organization.refund_roles = validate_roles(list(changes["refund_roles"]))
+    organization.save()
+    return organization

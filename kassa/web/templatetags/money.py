@@ -1,0 +1,18 @@
+"""`{{ amount_minor|money:organization }}`: money in the organization's currency and locale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from kassa.core.money import display
+
+register = template.Library()
+
+
+@register.filter
+def money(minor: int | None, organization: Any) -> str:
+    if minor is None:
+        return ""
+    return display(int(minor), organization.currency, organization.locale)
