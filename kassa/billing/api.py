@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from kassa.billing import selectors, services
@@ -193,7 +193,7 @@ def event_json(e: PaymentEvent, currency: str) -> dict[str, Any]:
 def create_customer(request: HttpRequest, payload: CustomerIn) -> Any:
     customer = services.create_customer(actor=request.auth, name=payload.name,
                                         email=payload.email)
-    return 201, customer_json(customer)
+    return Status(201, customer_json(customer))
 
 
 @router.get("/customers", response={200: list[CustomerOut], **READ_ERRORS})
@@ -210,7 +210,7 @@ def get_customer(request: HttpRequest, customer_id: str) -> Any:
 @router.post("/cases", response={201: CaseOut, **WRITE_ERRORS})
 def create_case(request: HttpRequest, payload: CaseIn) -> Any:
     case = services.create_case(actor=request.auth, customer=payload.customer, name=payload.name)
-    return 201, case_json(case)
+    return Status(201, case_json(case))
 
 
 @router.get("/cases", response={200: list[CaseOut], **READ_ERRORS})
@@ -245,7 +245,7 @@ def create_invoice(request: HttpRequest, payload: InvoiceIn) -> Any:
         actor=request.auth, customer=payload.customer, center=payload.center, case=payload.case,
         lines=[services.LineInput(**line.model_dump()) for line in payload.lines],
     )
-    return 201, invoice_json(selectors.get_invoice(request.auth.organization, invoice.pk))
+    return Status(201, invoice_json(selectors.get_invoice(request.auth.organization, invoice.pk)))
 
 
 @router.get("/invoices", response={200: list[InvoiceOut], **READ_ERRORS})
@@ -270,7 +270,7 @@ def take_payment(request: HttpRequest, invoice_id: str, payload: PaymentIn) -> A
         online=payload.online, source=payload.source,
         request_key=request.headers.get("Idempotency-Key"),
     )
-    return 201, payment_json(payment, request.auth.organization.currency)
+    return Status(201, payment_json(payment, request.auth.organization.currency))
 
 
 @router.get("/payments/{payment_id}", response={200: PaymentOut, **READ_ERRORS})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
@@ -63,7 +63,7 @@ def patch_settings(request: HttpRequest, payload: SettingsPatch) -> Any:
 @router.post("/centers", response={201: CenterOut, **WRITE_ERRORS})
 def create_center(request: HttpRequest, payload: CenterIn) -> Any:
     center = services.add_center(actor=request.auth, name=payload.name)
-    return 201, center_json(center)
+    return Status(201, center_json(center))
 
 
 @router.get("/centers", response={200: list[CenterOut], **READ_ERRORS})

@@ -51,12 +51,15 @@ DROP FUNCTION IF EXISTS ledger_entry_balanced();
 
 def forwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BALANCE_SQL)
+        # A plain cursor: the SQL holds % signs that are PL/pgSQL's, not query placeholders.
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(BALANCE_SQL)
 
 
 def backwards(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_SQL)
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(DROP_SQL)
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,129 @@
+"""Fixtures shared by every test: organizations, people with tokens, an API client, and the
+small builders (customer, invoice, payment) that most tests start from."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from kassa.tenancy.models import Membership, Organization
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@dataclass
+class Api:
+    """The v1 API as a client program sees it: JSON in, status and JSON out."""
+
+    token: str | None
+    client: Client
+
+    def _headers(self, key: str | None = None) -> dict[str, str]:
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if key:
+            headers["Idempotency-Key"] = key
+        return headers
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(f"/api/v1{path}", params, headers=self._headers())
+
+    def post(self, path: str, body: Any = None, *, key: str | None = None) -> Any:
+        return self.client.post(f"/api/v1{path}", json.dumps(body if body is not None else {}),
+                                content_type="application/json", headers=self._headers(key))
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.client.patch(f"/api/v1{path}", json.dumps(body),
+                                 content_type="application/json", headers=self._headers())
+
+
+@dataclass
+class Tenant:
+    organization: Organization
+    admin: Membership
+    token: str
+    api: Api
+    center_id: str
+
+    def user(self, role: str) -> tuple[Membership, Api]:
+        from kassa.tenancy.services import create_user
+
+        n = Membership.objects.count()
+        membership, token = create_user(organization=self.organization,
+                                        email=f"{role}{n}@{self.organization.pk}.example",
+                                        role=role, password="pw-123456")
+        return membership, Api(token.token, Client())
+
+    def customer(self, name: str = "Ann Guest", email: str = "ann@example.com") -> str:
+        r = self.api.post("/customers", {"name": name, "email": email})
+        assert r.status_code == 201, r.content
+        return r.json()["id"]
+
+    def invoice(self, *lines: dict[str, Any], customer: str | None = None,
+                case: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "customer": customer or self.customer(), "center": self.center_id,
+            "lines": list(lines) or [{"kind": "service", "description": "Facial",
+                                      "unit_price": "100.00"}],
+        }
+        if case:
+            body["case"] = case
+        r = self.api.post("/invoices", body)
+        assert r.status_code == 201, r.content
+        return r.json()
+
+    def pay(self, invoice_id: str, amount: str, method: str = "cash", online: bool = False,
+            source: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"amount": amount, "method": method, "online": online}
+        if source:
+            body["source"] = source
+        r = self.api.post(f"/invoices/{invoice_id}/payments", body)
+        assert r.status_code == 201, r.content
+        return r.json()
+
+
+def make_tenant(name: str = "Acme Spa", currency: str = "USD", timezone: str = "UTC") -> Tenant:
+    from kassa.tenancy.services import create_organization
+
+    n = Organization.objects.count()
+    org, admin, token = create_organization(
+        name=name, currency=currency, timezone=timezone,
+        admin_email=f"admin{n}-{name.split()[0].lower()}@example.com", admin_password="pw-123456")
+    return Tenant(org, admin, token.token, Api(token.token, Client()),
+                  str(org.centers.get().pk))
+
+
+@pytest.fixture
+def tenant(db: None) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def other_tenant(db: None) -> Tenant:
+    return make_tenant("Other Home")
+
+
+@pytest.fixture
+def anonymous() -> Api:
+    return Api(None, Client())
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """`postgres` tests need real row locks: they run in the PostgreSQL pass of `make test`."""
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: runs in the PostgreSQL pass of make test")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
