@@ -127,3 +127,40 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def run_tasks(max_rounds: int = 50) -> int:
+    """Run every task that is ready now, in this process, as `kassa worker --once` would, until
+    none is left (tasks may enqueue more). Works inside a test's transaction, where the real
+    worker's connection handling would not. Returns how many ran."""
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    worker = Worker(queue_names=["*"], interval=0, batch=True, backend_name="default",
+                    startup_delay=False, max_tasks=None, worker_id="test-worker",
+                    excluded_queue_names=[])
+    ran = 0
+    for _ in range(max_rounds):
+        ready = list(DBTaskResult.objects.ready().order_by("enqueued_at"))
+        if not ready:
+            break
+        for result in ready:
+            result.claim(worker.worker_id)
+            worker.run_task(result)
+            ran += 1
+    return ran
+
+
+def make_all_tasks_due() -> None:
+    """Time passes: every delayed task and overdue outbox row is due now."""
+    import datetime as dt
+
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+    from kassa.core.outbox import SWEEPS
+
+    later = timezone.now() + dt.timedelta(days=1)
+    for sweep in SWEEPS:
+        sweep(later)  # type: ignore[call-arg]

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "kassa.ledger",
     "kassa.billing",
     "kassa.gateways",
+    "kassa.refunds",
     "kassa.web",
 ]
 

@@ -12,7 +12,9 @@ from kassa.billing import selectors, services
 from kassa.billing.models import Case, Customer, Invoice, InvoiceLine, Payment, PaymentEvent
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
-from kassa.core.text import Code, Email, MoneyText, Name, Note, ShortText
+from kassa.core.text import Code, Email, MoneyText, Name, ShortText
+from kassa.refunds.api import RefundOut, refund_json
+from kassa.refunds.selectors import find_refunds
 
 router = Router(tags=["billing"])
 
@@ -99,7 +101,7 @@ class InvoiceOut(Schema):
     created_at: str
     lines: list[LineOut]
     payments: list[PaymentOut]
-    refunds: list[dict[str, Any]]
+    refunds: list[RefundOut]
     packages: list[dict[str, Any]]
 
 
@@ -122,7 +124,7 @@ class HistoryOut(Schema):
 class CasePaymentsOut(Schema):
     invoices: list[InvoiceOut]
     payments: list[PaymentOut]
-    refunds: list[dict[str, Any]]
+    refunds: list[RefundOut]
 
 
 class InvoiceFilters(Schema):
@@ -173,7 +175,8 @@ def invoice_json(inv: Invoice) -> dict[str, Any]:
         "balance_due": money(inv.balance_due_minor), "created_at": inv.created_at.isoformat(),
         "lines": [line_json(line, currency) for line in inv.lines.all()],
         "payments": [payment_json(p, currency) for p in inv.payments.order_by("id")],
-        "refunds": [],
+        "refunds": [refund_json(r) for r in inv.refunds.select_related(
+            "created_by", "organization").order_by("created_at", "id")],
         "packages": [],
     }
 
@@ -235,7 +238,7 @@ def case_payments(request: HttpRequest, case_id: str) -> Any:
     return {
         "invoices": [invoice_json(inv) for inv in invoices],
         "payments": [payment_json(p, organization.currency) for p in payments],
-        "refunds": [],
+        "refunds": [refund_json(r) for r in find_refunds(organization, case=str(case.pk))],
     }
 
 

@@ -183,6 +183,10 @@ class PaymentAllocation(models.Model):
     line = models.ForeignKey(InvoiceLine, on_delete=models.CASCADE, related_name="allocations")
     net_minor = models.BigIntegerField()
     tax_minor = models.BigIntegerField()
+    # Set on the negative rows a refund takes back out (and on their reversal if it fails).
+    refund = models.ForeignKey(
+        "refunds.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField()
 
 

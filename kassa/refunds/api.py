@@ -1,0 +1,98 @@
+"""Refunds over HTTP: parse, call one service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema, Status
+from pydantic import Field
+
+from kassa.core.money import format_decimal_string
+from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
+from kassa.core.text import Code, MoneyText, Note, ShortText
+from kassa.refunds import selectors, services
+from kassa.refunds.models import GatewayState, Refund
+
+router = Router(tags=["refunds"])
+
+
+class PaymentRefundIn(Schema):
+    type: Code = Field(..., description="online | offline")
+    amount: MoneyText
+    reason: ShortText
+    internal_note: Note | None = None
+    method: Code | None = Field(None, description="offline: check | cash | insurance | other")
+    note: Note | None = Field(None, description="required when method is other")
+    decrease_balance_owed: bool = False
+
+
+class RefundOut(Schema):
+    id: str
+    payment: str | None
+    package: str | None
+    invoice: str
+    type: str
+    status: str
+    amount: str
+    tax: str
+    total: str
+    method: str
+    reason: str
+    internal_note: str
+    note: str
+    decrease_balance_owed: bool
+    created_by: str | None
+    created_at: str
+    settled_at: str | None
+    failure_reason: str
+    needs_attention: bool
+
+
+class RefundFilters(Schema):
+    payment: Code | None = None
+    invoice: Code | None = None
+    case: Code | None = None
+
+
+def refund_json(refund: Refund) -> dict[str, Any]:
+    currency = refund.organization.currency
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    package_id = getattr(refund, "package_id", None)
+    return {
+        "id": str(refund.pk), "payment": str(refund.payment_id) if refund.payment_id else None,
+        "package": str(package_id) if package_id else None, "invoice": str(refund.invoice_id),
+        "type": refund.type, "status": refund.status, "amount": money(refund.amount_minor),
+        "tax": money(refund.tax_minor), "total": money(refund.total_minor),
+        "method": refund.method, "reason": refund.reason, "internal_note": refund.internal_note,
+        "note": refund.note, "decrease_balance_owed": refund.decrease_balance_owed,
+        "created_by": refund.created_by.email if refund.created_by else None,
+        "created_at": refund.created_at.isoformat(),
+        "settled_at": refund.settled_at.isoformat() if refund.settled_at else None,
+        "failure_reason": refund.failure_reason,
+        "needs_attention": refund.gateway_state == GatewayState.STUCK,
+    }
+
+
+@router.post("/payments/{payment_id}/refunds", response={201: RefundOut, **WRITE_ERRORS})
+def refund_payment(request: HttpRequest, payment_id: str, payload: PaymentRefundIn) -> Any:
+    refund = services.refund_payment(
+        actor=request.auth, payment=payment_id, type=payload.type, amount=payload.amount,
+        reason=payload.reason, internal_note=payload.internal_note or "",
+        method=payload.method, note=payload.note or "",
+        decrease_balance_owed=payload.decrease_balance_owed,
+    )
+    return Status(201, refund_json(selectors.get_refund(request.auth.organization, refund.pk)))
+
+
+@router.get("/refunds", response={200: list[RefundOut], **READ_ERRORS})
+def list_refunds(request: HttpRequest, filters: Query[RefundFilters],
+                 paging: Query[Paging]) -> Any:
+    found = selectors.find_refunds(request.auth.organization, payment=filters.payment,
+                                   invoice=filters.invoice, case=filters.case)
+    return [refund_json(r) for r in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/refunds/{refund_id}", response={200: RefundOut, **READ_ERRORS})
+def get_refund(request: HttpRequest, refund_id: str) -> Any:
+    return refund_json(selectors.get_refund(request.auth.organization, refund_id))

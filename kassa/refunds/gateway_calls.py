@@ -1,0 +1,137 @@
+"""The online refund's conversation with the gateway, run from tasks, outside every lock.
+
+1. `call_gateway`: claim the due call with a conditional update (so two workers never both
+   call), ask the gateway to refund with the key `kassa-refund-<id>` (so a repeated call — after
+   a timeout, a 5xx, or a worker killed between the call and the write — refunds once), and
+   record the gateway's reference. A retryable error backs off and tries again, at most
+   MAX_CALL_ATTEMPTS times; then the refund is flagged `stuck` for a person, never forgotten.
+   A permanent error fails the refund (its money goes back to refundable).
+2. `poll_refund`: ask the gateway how a pending refund stands until it is final; bounded too.
+   Webhooks (Stripe) bring the same news sooner, through the same `apply_gateway_result`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db.models import F
+from django.utils import timezone
+
+from kassa.gateways.base import GatewayError, RefundResult, RefundState
+from kassa.gateways.registry import gateway_named
+from kassa.refunds.models import GatewayState, Refund, RefundStatus
+from kassa.refunds.services import apply_gateway_result
+
+logger = logging.getLogger("kassa.refunds")
+
+MAX_CALL_ATTEMPTS = 8
+MAX_POLLS = 40  # with the backoff below: about two weeks of polling
+CLAIM_SECONDS = 300  # a call claimed longer ago than this was lost with its worker
+
+
+def idempotency_key(refund: Refund) -> str:
+    return f"kassa-refund-{refund.pk}"
+
+
+def backoff(attempt: int) -> dt.timedelta:
+    """10 s, 20 s, 40 s, … capped at an hour."""
+    return dt.timedelta(seconds=min(10 * 2 ** max(attempt - 1, 0), 3600))
+
+
+def poll_delay(gateway_name: str, polls: int) -> dt.timedelta:
+    if gateway_name == "sandbox":
+        from django.conf import settings
+
+        return dt.timedelta(seconds=max(1, settings.KASSA_SANDBOX_SETTLE_SECONDS))
+    return dt.timedelta(seconds=min(60 * 2 ** polls, 6 * 3600))
+
+
+def call_gateway(refund_id: int) -> None:
+    now = timezone.now()
+    claimed = Refund.objects.filter(
+        pk=refund_id, gateway_state=GatewayState.TO_CALL, status=RefundStatus.PENDING,
+    ).update(gateway_state=GatewayState.CALLING, attempts=F("attempts") + 1,
+             next_attempt_at=now + dt.timedelta(seconds=CLAIM_SECONDS))
+    if not claimed:
+        return  # done already, or another worker has it
+    refund = Refund.objects.select_related("payment", "organization").get(pk=refund_id)
+    assert refund.payment is not None
+    gateway = gateway_named(refund.gateway)
+    try:
+        result = gateway.refund(
+            charge_reference=refund.payment.gateway_reference, amount_minor=refund.total_minor,
+            currency=refund.organization.currency, idempotency_key=idempotency_key(refund),
+        )
+    except GatewayError as exc:
+        _call_failed(refund, exc, now)
+        return
+    Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.CALLING).update(
+        gateway_reference=result.reference, gateway_state=GatewayState.CALLED, attempts=0,
+        last_error="", next_attempt_at=now + poll_delay(gateway.name, 0),
+    )
+    _record(refund_id, result, polls=0, gateway_name=gateway.name)
+
+
+def _call_failed(refund: Refund, exc: GatewayError, now: dt.datetime) -> None:
+    message = str(exc)[:500]
+    if exc.permanent:
+        logger.warning("refund %s: the gateway refused it: %s", refund.pk, message)
+        apply_gateway_result(refund_id=refund.pk, state=RefundState.FAILED,
+                             failure_reason=message)
+        return
+    if refund.attempts >= MAX_CALL_ATTEMPTS:
+        logger.error("refund %s: gateway call failed %s times, flagged stuck: %s",
+                     refund.pk, refund.attempts, message)
+        Refund.objects.filter(pk=refund.pk, gateway_state=GatewayState.CALLING).update(
+            gateway_state=GatewayState.STUCK, last_error=message, next_attempt_at=None)
+        return
+    retry_at = now + backoff(refund.attempts)
+    Refund.objects.filter(pk=refund.pk, gateway_state=GatewayState.CALLING).update(
+        gateway_state=GatewayState.TO_CALL, last_error=message, next_attempt_at=retry_at)
+    from kassa.refunds.tasks import call_gateway as task
+
+    task.using(run_after=retry_at).enqueue(refund.pk)
+
+
+def poll_refund(refund_id: int, polls: int = 0) -> None:
+    refund = Refund.objects.filter(
+        pk=refund_id, status=RefundStatus.PENDING, gateway_state=GatewayState.CALLED).first()
+    if refund is None:
+        return
+    try:
+        result = gateway_named(refund.gateway).refund_status(reference=refund.gateway_reference)
+    except GatewayError as exc:
+        if exc.permanent:
+            apply_gateway_result(refund_id=refund_id, state=RefundState.FAILED,
+                                 failure_reason=str(exc))
+            return
+        Refund.objects.filter(pk=refund_id).update(last_error=str(exc)[:500])
+        result = RefundResult(refund.gateway_reference, RefundState.PENDING)
+    _record(refund_id, result, polls=polls + 1, gateway_name=refund.gateway)
+
+
+def _record(refund_id: int, result: RefundResult, *, polls: int, gateway_name: str) -> None:
+    if result.state != RefundState.PENDING:
+        apply_gateway_result(refund_id=refund_id, state=result.state,
+                             failure_reason=result.failure_reason)
+        return
+    if polls >= MAX_POLLS:
+        logger.error("refund %s: still pending after %s polls, flagged stuck", refund_id, polls)
+        Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.CALLED).update(
+            gateway_state=GatewayState.STUCK, next_attempt_at=None,
+            last_error="still pending at the gateway after every poll")
+        return
+    poll_at = timezone.now() + poll_delay(gateway_name, polls)
+    Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.CALLED).update(
+        next_attempt_at=poll_at)
+    from kassa.refunds.tasks import poll_refund as task
+
+    task.using(run_after=poll_at).enqueue(refund_id, polls)
+
+
+def sync_by_reference(reference: str) -> None:
+    """Bring the refund with this gateway reference up to date now (after a sandbox settle)."""
+    refund = Refund.objects.filter(gateway_reference=reference).first()
+    if refund is not None:
+        poll_refund(refund.pk, polls=0)

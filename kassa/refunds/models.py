@@ -1,0 +1,151 @@
+"""Refunds and their receipts.
+
+A Refund is money given back on an invoice: of a payment (online back through the gateway, or
+recorded offline) or, later, of a package's balance. An online refund is a reservation until the
+gateway settles it: posted to *refunds in transit* when issued, then moved to the tender when it
+succeeds, or reversed when it fails.
+
+The rows are also the outbox. A refund knows where its gateway call stands (`gateway_state`,
+`attempts`, `next_attempt_at`), a Receipt whether it was sent; the tasks that act on them are
+idempotent and a periodic sweep re-enqueues whatever is overdue, so that nothing is lost when
+the mail server, the gateway or a worker is down.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class RefundType(models.TextChoices):
+    ONLINE = "online", "Online"
+    OFFLINE = "offline", "Offline"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    RECORDED = "recorded", "Recorded"
+
+
+class OfflineMethod(models.TextChoices):
+    CHECK = "check", "Check"
+    CASH = "cash", "Cash"
+    INSURANCE = "insurance", "Insurance"
+    OTHER = "other", "Other"
+
+
+class GatewayState(models.TextChoices):
+    NONE = "", "Not an online refund"
+    TO_CALL = "to_call", "Gateway call due"
+    CALLING = "calling", "Gateway call under way"
+    CALLED = "called", "Gateway has the refund"
+    DONE = "done", "Gateway outcome recorded"
+    STUCK = "stuck", "Gave up retrying: needs a person"
+
+
+class Refund(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(
+        "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
+    )
+    type = models.CharField(max_length=10, choices=RefundType.choices)
+    status = models.CharField(max_length=10, choices=RefundStatus.choices)
+    # amount is what the refund takes off (a payment's refundable, a package's balance); tax is
+    # the tax returned with a package refund; the customer gets total = amount + tax.
+    amount_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField(default=0)
+    method = models.CharField(max_length=10)  # the tender the money leaves by
+    reason = models.CharField(max_length=500)
+    internal_note = models.TextField(blank=True, max_length=2000)
+    note = models.TextField(blank=True, max_length=2000)
+    decrease_balance_owed = models.BooleanField(default=False)
+    credit_net_minor = models.BigIntegerField(default=0)
+    credit_tax_minor = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+
+    # The gateway call, for online refunds (the outbox).
+    gateway = models.CharField(max_length=20, blank=True)
+    gateway_reference = models.CharField(max_length=200, blank=True, db_index=True)
+    gateway_state = models.CharField(max_length=10, choices=GatewayState.choices, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    # The journal entries this refund wrote, so a failure can reverse exactly them.
+    issue_entry = models.OneToOneField(
+        "ledger.JournalEntry", null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    settle_entry = models.OneToOneField(
+        "ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_amount_positive"),
+            models.CheckConstraint(condition=Q(tax_minor__gte=0), name="refund_tax_not_negative"),
+            # At most one pending online refund per payment, whatever the application does.
+            models.UniqueConstraint(fields=["payment"], condition=Q(status="pending"),
+                                    name="one_pending_refund_per_payment"),
+        ]
+        indexes = [models.Index(fields=["gateway_state", "next_attempt_at"])]
+
+    @property
+    def total_minor(self) -> int:
+        return self.amount_minor + self.tax_minor
+
+    def __str__(self) -> str:
+        return f"Refund {self.pk} ({self.type}, {self.status})"
+
+
+class ReceiptKind(models.TextChoices):
+    RECEIPT = "receipt", "Refund receipt"
+    FAILURE_NOTICE = "failure_notice", "Refund failed notice"
+
+
+class ReceiptStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    SENDING = "sending", "Being sent"
+    SENT = "sent", "Sent"
+    GAVE_UP = "gave_up", "Gave up: needs a person"
+
+
+class Receipt(models.Model):
+    """One e-mail to the customer about one refund event; unique per (refund, kind)."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="receipts")
+    kind = models.CharField(max_length=20, choices=ReceiptKind.choices)
+    to_email = models.EmailField(max_length=254)
+    status = models.CharField(max_length=10, choices=ReceiptStatus.choices,
+                              default=ReceiptStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["refund", "kind"], name="one_receipt_per_event")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+
+class RefundCredit(models.Model):
+    """What a refund credited (decreased the balance owed) on one invoice line; a failed refund
+    appends the opposite row, so the sum per line is what stands credited."""
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="credits")
+    line = models.ForeignKey("billing.InvoiceLine", on_delete=models.PROTECT,
+                             related_name="refund_credits")
+    net_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()

@@ -1,0 +1,92 @@
+"""Refund receipts by e-mail: durable, retried while the mail server is down, sent once.
+
+A Receipt row is claimed (pending → sending) with a conditional update before the message goes
+out and marked sent right after, so two workers never send the same one. The only window for a
+duplicate is a worker dying between the SMTP server's "250 OK" and that mark; the message then
+goes again with the same Message-ID, which lets mail systems recognise it as one message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+
+from django.core.mail import EmailMessage
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from kassa.billing.models import PaymentEvent
+from kassa.core.money import display
+from kassa.refunds.models import Receipt, ReceiptKind, ReceiptStatus
+
+logger = logging.getLogger("kassa.receipts")
+
+MAX_ATTEMPTS = 20
+CLAIM_SECONDS = 300
+
+
+def backoff(attempt: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(15 * 2 ** max(attempt - 1, 0), 3600))
+
+
+def build_message(receipt: Receipt) -> EmailMessage:
+    refund = receipt.refund
+    org = refund.organization
+    money = lambda minor: display(minor, org.currency, org.locale)  # noqa: E731
+    context = {
+        "receipt": receipt, "refund": refund, "organization": org, "invoice": refund.invoice,
+        "customer": refund.invoice.customer, "amount": money(refund.amount_minor),
+        "tax": money(refund.tax_minor), "total": money(refund.total_minor),
+        "payment": refund.payment,
+        "payment_amount": money(refund.payment.amount_minor) if refund.payment else "",
+        "failure": receipt.kind == ReceiptKind.FAILURE_NOTICE,
+    }
+    subject = (f"{org.name}: your refund of {context['total']} could not be completed"
+               if context["failure"] else f"{org.name}: refund receipt for {context['total']}")
+    body = render_to_string("refunds/receipt.txt", context)
+    return EmailMessage(
+        subject=subject, body=body, to=[receipt.to_email],
+        headers={"Message-ID": f"<kassa-receipt-{receipt.pk}@{org.pk}.kassa>"},
+    )
+
+
+def send_receipt(receipt_id: int) -> None:
+    now = timezone.now()
+    claimed = Receipt.objects.filter(pk=receipt_id, status=ReceiptStatus.PENDING).update(
+        status=ReceiptStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1)
+    if not claimed:
+        return
+    receipt = Receipt.objects.select_related(
+        "refund__organization", "refund__invoice__customer", "refund__payment").get(pk=receipt_id)
+    try:
+        build_message(receipt).send(fail_silently=False)
+    except (smtplib.SMTPException, OSError) as exc:
+        _failed(receipt, exc, now)
+        return
+    Receipt.objects.filter(pk=receipt_id).update(status=ReceiptStatus.SENT, sent_at=timezone.now(),
+                                                 last_error="")
+    if receipt.refund.payment_id:
+        PaymentEvent.objects.create(
+            payment_id=receipt.refund.payment_id, at=timezone.now(), kind="receipt_sent",
+            status="sent", detail=f"{receipt.get_kind_display()} for refund "
+            f"{receipt.refund_id} e-mailed to {receipt.to_email}")
+
+
+def _failed(receipt: Receipt, exc: Exception, now: dt.datetime) -> None:
+    message = f"{type(exc).__name__}: {exc}"[:500]
+    if receipt.attempts >= MAX_ATTEMPTS:
+        logger.error("receipt %s: gave up after %s attempts: %s", receipt.pk, receipt.attempts,
+                     message)
+        Receipt.objects.filter(pk=receipt.pk).update(status=ReceiptStatus.GAVE_UP,
+                                                     last_error=message)
+        return
+    retry_at = now + backoff(receipt.attempts)
+    logger.warning("receipt %s: mail server unavailable (%s); retry at %s", receipt.pk, message,
+                   retry_at.isoformat())
+    Receipt.objects.filter(pk=receipt.pk, status=ReceiptStatus.SENDING).update(
+        status=ReceiptStatus.PENDING, next_attempt_at=retry_at, last_error=message)
+    from kassa.refunds.tasks import send_receipt as task
+
+    task.using(run_after=retry_at).enqueue(receipt.pk)
