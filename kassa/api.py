@@ -103,10 +103,12 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 def _register_routers() -> None:
     from kassa.billing.api import router as billing_router
+    from kassa.refunds.api import router as refunds_router
     from kassa.tenancy.api import router as tenancy_router
 
     api.add_router("/", tenancy_router)
     api.add_router("/", billing_router)
+    api.add_router("/", refunds_router)
 
 
 _register_routers()
