@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "kassa.billing",
     "kassa.gateways",
     "kassa.refunds",
+    "kassa.packages",
     "kassa.web",
 ]
 

@@ -89,7 +89,13 @@ class LineKind(models.TextChoices):
 
 
 class InvoiceLine(models.Model):
-    """A line's net and tax, and what of each has been paid (allocated) and credited."""
+    """A line's net and tax, and what of each has been paid, credited and given back.
+
+    `paid_*` is what payments allocated to the line, less what payment refunds took back;
+    `credited_*` what was taken off the sale (decrease balance owed, package refunds, a closed
+    package's unpaid remainder); `refunded_*` what package refunds gave back of the paid money.
+    What the line still owes is `net − credited − paid + refunded` (and the same for tax).
+    """
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveSmallIntegerField()
@@ -104,25 +110,29 @@ class InvoiceLine(models.Model):
     paid_tax_minor = models.BigIntegerField(default=0)
     credited_net_minor = models.BigIntegerField(default=0)
     credited_tax_minor = models.BigIntegerField(default=0)
+    refunded_net_minor = models.BigIntegerField(default=0)
+    refunded_tax_minor = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["position"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(paid_net_minor__gte=0) & Q(paid_tax_minor__gte=0)
-                & Q(paid_net_minor__lte=F("net_minor") - F("credited_net_minor"))
-                & Q(paid_tax_minor__lte=F("tax_minor") - F("credited_tax_minor")),
+                & Q(paid_net_minor__lte=F("net_minor") - F("credited_net_minor")
+                    + F("refunded_net_minor"))
+                & Q(paid_tax_minor__lte=F("tax_minor") - F("credited_tax_minor")
+                    + F("refunded_tax_minor")),
                 name="line_paid_within_owed",
             ),
         ]
 
     @property
     def owed_net_minor(self) -> int:
-        return self.net_minor - self.credited_net_minor - self.paid_net_minor
+        return self.net_minor - self.credited_net_minor - self.paid_net_minor + self.refunded_net_minor
 
     @property
     def owed_tax_minor(self) -> int:
-        return self.tax_minor - self.credited_tax_minor - self.paid_tax_minor
+        return self.tax_minor - self.credited_tax_minor - self.paid_tax_minor + self.refunded_tax_minor
 
 
 class Method(models.TextChoices):

@@ -91,6 +91,9 @@ class Posting(models.Model):
     refund = models.ForeignKey(
         "refunds.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    package = models.ForeignKey(
+        "packages.Package", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         constraints = [

@@ -53,6 +53,10 @@ class Refund(models.Model):
     payment = models.ForeignKey(
         "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
     )
+    package = models.ForeignKey(
+        "packages.Package", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
+    )
+    close_package = models.BooleanField(default=False)
     type = models.CharField(max_length=10, choices=RefundType.choices)
     status = models.CharField(max_length=10, choices=RefundStatus.choices)
     # amount is what the refund takes off (a payment's refundable, a package's balance); tax is

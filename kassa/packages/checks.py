@@ -1,0 +1,3 @@
+"""`kassa verify` checks of packages against their sub-ledgers."""
+
+from __future__ import annotations

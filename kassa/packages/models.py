@@ -1,0 +1,116 @@
+"""Prepaid packages: templates, the packages sold on invoice lines, their benefits and
+redemptions.
+
+A package's figures follow package-refunds.txt: `balance = paid − redeemed − refunded −
+forfeited`, where `paid` is the net part of payments that reached its invoice line (it keeps
+what came in: a package refund does not lower it), `refunded` the net amounts refunded from it,
+`forfeited` what was left when it was closed. Tax is kept apart: `tax_paid` is the tax that came
+in with `paid`, `tax_refunded` what package refunds gave back (never more than came in). The
+ledger's *package liability* sub-ledger of a package holds minus its balance.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class PackageTemplate(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    name = models.CharField(max_length=200)
+    price_minor = models.BigIntegerField()
+    tax_rate = models.DecimalField(max_digits=7, decimal_places=4)  # percent
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(price_minor__gt=0),
+                                              name="template_price_positive")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateBenefit(models.Model):
+    template = models.ForeignKey(PackageTemplate, on_delete=models.CASCADE,
+                                 related_name="benefits")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_value_minor = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+
+
+class PackageStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CLOSED = "closed", "Closed"
+
+
+class Package(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
+    customer = models.ForeignKey("billing.Customer", on_delete=models.PROTECT,
+                                 related_name="packages")
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT,
+                                related_name="packages")
+    line = models.OneToOneField("billing.InvoiceLine", on_delete=models.PROTECT,
+                                related_name="package")
+    template = models.ForeignKey(PackageTemplate, null=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=PackageStatus.choices,
+                              default=PackageStatus.ACTIVE)
+    price_minor = models.BigIntegerField()
+    tax_rate = models.DecimalField(max_digits=7, decimal_places=4)
+    paid_minor = models.BigIntegerField(default=0)
+    redeemed_minor = models.BigIntegerField(default=0)
+    refunded_minor = models.BigIntegerField(default=0)
+    forfeited_minor = models.BigIntegerField(default=0)
+    tax_paid_minor = models.BigIntegerField(default=0)
+    tax_refunded_minor = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(tax_refunded_minor__lte=F("tax_paid_minor")),
+                                   name="package_tax_back_within_tax_in"),
+            models.CheckConstraint(
+                condition=Q(refunded_minor__gte=0) & Q(forfeited_minor__gte=0)
+                & Q(redeemed_minor__gte=0) & Q(paid_minor__gte=0),
+                name="package_figures_not_negative"),
+        ]
+        indexes = [models.Index(fields=["organization", "customer"])]
+
+    @property
+    def balance_minor(self) -> int:
+        return self.paid_minor - self.redeemed_minor - self.refunded_minor - self.forfeited_minor
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.customer_id})"
+
+
+class Benefit(models.Model):
+    package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="benefits")
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    used = models.PositiveIntegerField(default=0)
+    unit_value_minor = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.CheckConstraint(condition=Q(used__lte=F("quantity")),
+                                              name="benefit_used_within_quantity")]
+
+
+class Redemption(models.Model):
+    package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="redemptions")
+    benefit = models.ForeignKey(Benefit, on_delete=models.PROTECT, related_name="redemptions")
+    quantity = models.PositiveIntegerField()
+    amount_minor = models.BigIntegerField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
