@@ -109,6 +109,7 @@ def _register_routers() -> None:
     api.add_router("/", tenancy_router)
     api.add_router("/", billing_router)
     api.add_router("/", refunds_router)
+    api.add_router("/", "kassa.packages.api.router")
 
 
 _register_routers()

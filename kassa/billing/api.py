@@ -13,6 +13,7 @@ from kassa.billing.models import Case, Customer, Invoice, InvoiceLine, Payment, 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Email, MoneyText, Name, ShortText
+from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
 
@@ -47,8 +48,10 @@ class LineIn(Schema):
     kind: Code
     description: ShortText
     quantity: int = Field(1, ge=1, le=10_000)
-    unit_price: MoneyText
-    tax_rate: Code = "0"
+    unit_price: MoneyText | None = Field(
+        None, description="required, except on a package line (its template's price)")
+    tax_rate: Code | None = Field(
+        None, description="percent; a package line defaults to its template's, others to 0")
     package_template: Code | None = None
 
 
@@ -102,7 +105,7 @@ class InvoiceOut(Schema):
     lines: list[LineOut]
     payments: list[PaymentOut]
     refunds: list[RefundOut]
-    packages: list[dict[str, Any]]
+    packages: list[PackageOut]
 
 
 class PaymentIn(Schema):
@@ -159,7 +162,9 @@ def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:
         "quantity": line.quantity, "unit_price": money(line.unit_price_minor),
         "tax_rate": str(line.tax_rate.normalize()), "net": money(line.net_minor),
         "tax": money(line.tax_minor), "paid": money(line.paid_net_minor + line.paid_tax_minor),
-        "package_template": None,
+        "package_template": str(line.package.template_id)
+        if line.kind == "package" and hasattr(line, "package") and line.package.template_id
+        else None,
     }
 
 
@@ -177,7 +182,8 @@ def invoice_json(inv: Invoice) -> dict[str, Any]:
         "payments": [payment_json(p, currency) for p in inv.payments.order_by("id")],
         "refunds": [refund_json(r) for r in inv.refunds.select_related(
             "created_by", "organization").order_by("created_at", "id")],
-        "packages": [],
+        "packages": [package_json(p) for p in inv.packages.select_related("organization")
+                     .prefetch_related("benefits").order_by("id")],
     }
 
 

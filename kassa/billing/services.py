@@ -50,8 +50,8 @@ class LineInput:
     kind: str
     description: str
     quantity: int
-    unit_price: str
-    tax_rate: str = "0"
+    unit_price: str | None = None  # a package line defaults to its template's price
+    tax_rate: str | None = None  # and tax rate; other lines default to no tax
     package_template: str | None = None
 
 
@@ -108,16 +108,39 @@ def issue_invoice(
         raise ValidationFailed("lines", f"at most {MAX_LINES} lines")
 
     built: list[InvoiceLine] = []
+    templates: dict[int, object] = {}
     for i, line in enumerate(lines):
         where_field = f"lines[{i}]"
         if line.kind not in (LineKind.SERVICE, LineKind.PRODUCT, LineKind.PACKAGE):
             raise ValidationFailed(f"{where_field}.kind", "must be service, product or package")
-        if line.kind == LineKind.PACKAGE:
-            raise ValidationFailed(f"{where_field}.kind", "package lines are not available yet")
         if not 1 <= line.quantity <= MAX_QUANTITY:
             raise ValidationFailed(f"{where_field}.quantity", f"must be 1 to {MAX_QUANTITY}")
-        unit = parse_amount(line.unit_price, currency, field=f"{where_field}.unit_price")
-        rate = parse_tax_rate(line.tax_rate, field=f"{where_field}.tax_rate")
+        template = None
+        if line.kind == LineKind.PACKAGE:
+            from kassa.packages.services import template_for_line
+
+            if not line.package_template:
+                raise ValidationFailed(f"{where_field}.package_template",
+                                       "a package line names its package template")
+            template = template_for_line(organization.pk, line.package_template,
+                                         field=f"{where_field}.package_template")
+            if line.quantity != 1:
+                raise ValidationFailed(f"{where_field}.quantity",
+                                       "a package line sells one package: use one line each")
+        elif line.package_template:
+            raise ValidationFailed(f"{where_field}.package_template",
+                                   "only a package line has a package template")
+        if line.unit_price is not None:
+            unit = parse_amount(line.unit_price, currency, field=f"{where_field}.unit_price")
+        elif template is not None:
+            unit = template.price_minor
+        else:
+            raise ValidationFailed(f"{where_field}.unit_price", "is required")
+        if line.tax_rate is not None:
+            rate = parse_tax_rate(line.tax_rate, field=f"{where_field}.tax_rate")
+        else:
+            rate = template.tax_rate if template is not None else Decimal(0)
+        templates[i] = template
         net = unit * line.quantity
         built.append(InvoiceLine(
             position=i + 1, kind=line.kind, description=line.description,
@@ -143,10 +166,21 @@ def issue_invoice(
         line.invoice = invoice
     InvoiceLine.objects.bulk_create(built)
 
+    # A package line's net is not revenue yet: it is a package sold, unpaid, until payments
+    # turn it into liability and redemptions into revenue.
     revenue = {LineKind.SERVICE: "revenue_service", LineKind.PRODUCT: "revenue_product"}
     entry_lines = [debit("receivable", invoice.total_minor, invoice=invoice)]
-    for line in built:
-        entry_lines.append(credit(revenue[LineKind(line.kind)], line.net_minor, invoice=invoice))
+    for i, line in enumerate(built):
+        if line.kind == LineKind.PACKAGE:
+            from kassa.packages.services import open_package
+
+            package = open_package(invoice=invoice, line=line,
+                                   template=templates[i])  # type: ignore[arg-type]
+            entry_lines.append(credit("package_sold_unpaid", line.net_minor, invoice=invoice,
+                                      package=package))
+        else:
+            entry_lines.append(credit(revenue[LineKind(line.kind)], line.net_minor,
+                                      invoice=invoice))
         entry_lines.append(credit("tax_payable", line.tax_minor, invoice=invoice))
     post(organization=organization, center=where, kind="invoice_issued", lines=entry_lines,
          created_by=actor.user, at=now, memo=f"Invoice {number}")
@@ -175,9 +209,9 @@ def take_payment(
     _validate_method(method, online)
     if not online and source:
         raise ValidationFailed("source", "only an online payment has a source")
-    if amount_minor > target.balance_due_minor:
-        raise PaymentExceedsBalance(
-            f"The balance due is {target.balance_due_minor} minor units", field="amount")
+    payable = payable_minor(target, owed_by_bucket(target))
+    if amount_minor > payable:
+        raise PaymentExceedsBalance(f"At most {payable} minor units can be paid", field="amount")
 
     charge_reference = gateway_name = ""
     if online:
@@ -211,24 +245,27 @@ def _record_payment(
     source: str, gateway: str, reference: str,
 ) -> Payment:
     invoice = lock_invoice(invoice_id)
-    if amount_minor > invoice.balance_due_minor:
-        raise PaymentExceedsBalance(
-            f"The balance due is {invoice.balance_due_minor} minor units", field="amount")
+    lines = list(invoice.lines.all())
+    weights = owed_by_bucket(invoice, lines)
+    payable = payable_minor(invoice, weights)
+    if amount_minor > payable:
+        raise PaymentExceedsBalance(f"At most {payable} minor units can be paid", field="amount")
     now = timezone.now()
     payment = Payment.objects.create(
         organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
         amount_minor=amount_minor, method=method, online=online, source=source,
         gateway=gateway, gateway_reference=reference, created_at=now, created_by=actor.user,
     )
-    lines = list(invoice.lines.all())
-    weights: list[tuple[tuple[int, str], int]] = []
-    for line in lines:
-        weights.append(((line.pk, "net"), line.owed_net_minor))
-        weights.append(((line.pk, "tax"), line.owed_tax_minor))
     shares = split_pro_rata(amount_minor, weights)
     allocations = []
+    package_lines = []
     for line in lines:
         net, tax = shares[(line.pk, "net")], shares[(line.pk, "tax")]
+        if line.kind == LineKind.PACKAGE and (net or tax):
+            from kassa.packages.services import pay_in
+
+            package_lines += pay_in(line=line, net_minor=net, tax_minor=tax,
+                                    refs={"invoice": invoice, "payment": payment})
         if net or tax:
             line.paid_net_minor += net
             line.paid_tax_minor += tax
@@ -247,8 +284,39 @@ def _record_payment(
          created_by=actor.user, memo=f"Payment on invoice {invoice.number}", lines=[
              debit(method, amount_minor, invoice=invoice, payment=payment),
              credit("receivable", amount_minor, invoice=invoice, payment=payment),
+             *package_lines,
          ])
     return payment
+
+
+def owed_by_bucket(
+    invoice: Invoice, lines: list[InvoiceLine] | None = None,
+) -> list[tuple[tuple[int, str], int]]:
+    """What each line still owes, net and tax apart, that a new payment may cover.
+
+    What a pending online refund re-opened is left out: that money is on its way back to the
+    customer, and should the refund fail it was never owed again. (Were it payable, a failed
+    refund would leave the invoice paid twice.)
+    """
+    from django.db.models import Sum
+
+    reopened = {
+        row["line_id"]: (-(row["net"] or 0), -(row["tax"] or 0))
+        for row in PaymentAllocation.objects.filter(
+            line__invoice=invoice, refund__status="pending",
+            refund__decrease_balance_owed=False,
+        ).values("line_id").annotate(net=Sum("net_minor"), tax=Sum("tax_minor"))
+    }
+    weights: list[tuple[tuple[int, str], int]] = []
+    for line in lines if lines is not None else invoice.lines.all():
+        net, tax = reopened.get(line.pk, (0, 0))
+        weights.append(((line.pk, "net"), line.owed_net_minor - net))
+        weights.append(((line.pk, "tax"), line.owed_tax_minor - tax))
+    return weights
+
+
+def payable_minor(invoice: Invoice, weights: list[tuple[tuple[int, str], int]]) -> int:
+    return sum(w for _, w in weights)
 
 
 def refresh_invoice_figures(invoice: Invoice) -> None:

@@ -114,3 +114,13 @@ class Redemption(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
                                    on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField()
+
+
+class PackageCancellation(models.Model):
+    """The unpaid remainder of a package line credited when the package was closed."""
+
+    package = models.OneToOneField(Package, on_delete=models.PROTECT, related_name="cancellation")
+    line = models.ForeignKey("billing.InvoiceLine", on_delete=models.PROTECT, related_name="+")
+    net_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    created_at = models.DateTimeField()

@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from kassa.billing.allocation import split_pro_rata
-from kassa.billing.models import Invoice, InvoiceLine, Payment, PaymentAllocation
+from kassa.billing.models import Invoice, InvoiceLine, LineKind, Payment, PaymentAllocation
 from kassa.core.money import round_half_up_minor
+from kassa.ledger.services import Line
 from kassa.refunds.models import Refund, RefundCredit
 
 
@@ -60,6 +61,22 @@ def take_back_from_lines(
                                           tax_minor=-tax, refund=refund, created_at=now))
     PaymentAllocation.objects.bulk_create(rows)
     return shares
+
+
+def take_back_from_packages(
+    shares: dict[int, tuple[int, int]], refs: dict[str, object], *, sign: int = -1,
+) -> list[Line]:
+    """The part of a payment refund taken from package lines leaves their packages (sign −1),
+    or comes back to them when the refund fails (sign +1): the ledger lines for it."""
+    from kassa.packages.services import pay_in
+
+    package_lines = InvoiceLine.objects.filter(pk__in=list(shares), kind=LineKind.PACKAGE)
+    lines: list[Line] = []
+    for line in package_lines:
+        net, tax = shares[line.pk]
+        if net or tax:
+            lines += pay_in(line=line, net_minor=sign * net, tax_minor=sign * tax, refs=refs)
+    return lines
 
 
 def credit_split(payment: Payment, invoice: Invoice, amount_minor: int) -> int:
@@ -117,3 +134,11 @@ def put_back(refund: Refund) -> None:
     for line in lines.values():
         line.save(update_fields=["paid_net_minor", "paid_tax_minor", "credited_net_minor",
                                  "credited_tax_minor"])
+        if line.kind == LineKind.PACKAGE and line.pk in paid:
+            # The money comes back into the package; the reversing journal entry that the
+            # caller writes restores its liability.
+            from kassa.packages.models import Package
+
+            net, tax = paid[line.pk]
+            Package.objects.filter(line=line).update(paid_minor=F("paid_minor") + net,
+                                                     tax_paid_minor=F("tax_paid_minor") + tax)

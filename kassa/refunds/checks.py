@@ -20,7 +20,8 @@ LIVE = ~Q(status=RefundStatus.FAILED)
 def payments_refunded_agree(org: Organization) -> Iterable[str]:
     refunded = dict(
         Refund.objects.filter(LIVE, organization=org, payment__isnull=False)
-        .values("payment_id").annotate(s=Sum("amount_minor")).values_list("payment_id", "s"))
+        .values("payment_id").annotate(s=Sum("amount_minor") + Sum("tax_minor"))
+        .values_list("payment_id", "s"))
     pending = set(Refund.objects.filter(organization=org, status=RefundStatus.PENDING)
                   .values_list("payment_id", flat=True))
     for p in Payment.objects.filter(organization=org).iterator():
@@ -31,14 +32,32 @@ def payments_refunded_agree(org: Organization) -> Iterable[str]:
             yield f"payment {p.pk}: refund_pending is {p.refund_pending}, its refunds disagree"
 
 
+def _sums(group: str, org: Organization, *, apart: bool = False) -> dict:
+    """Credits per invoice or line: refunds' credits plus closed packages' cancelled remainders,
+    as a total or (apart) as (net, tax)."""
+    from kassa.packages.models import PackageCancellation
+
+    out: dict = {}
+    for model, scope in ((RefundCredit, {"refund__organization": org}),
+                         (PackageCancellation, {"package__organization": org})):
+        rows = model.objects.filter(**scope).values(group).annotate(
+            n=Sum("net_minor"), t=Sum("tax_minor"))
+        for row in rows:
+            n, t = row["n"] or 0, row["t"] or 0
+            if apart:
+                old = out.get(row[group], (0, 0))
+                out[row[group]] = (old[0] + n, old[1] + t)
+            else:
+                out[row[group]] = out.get(row[group], 0) + n + t
+    return out
+
+
 @check
 def invoices_refunded_and_credits_agree(org: Organization) -> Iterable[str]:
     refunded = dict(
         Refund.objects.filter(LIVE, organization=org).values("invoice_id")
         .annotate(s=Sum("amount_minor") + Sum("tax_minor")).values_list("invoice_id", "s"))
-    credits = dict(
-        RefundCredit.objects.filter(refund__organization=org).values("line__invoice_id")
-        .annotate(s=Sum("net_minor") + Sum("tax_minor")).values_list("line__invoice_id", "s"))
+    credits = _sums("line__invoice_id", org)
     for inv in Invoice.objects.filter(organization=org).iterator():
         if inv.refunded_minor != (refunded.get(inv.pk) or 0):
             yield (f"invoice {inv.number}: refunded is {inv.refunded_minor}, its refunds add up "
@@ -50,9 +69,7 @@ def invoices_refunded_and_credits_agree(org: Organization) -> Iterable[str]:
 
 @check
 def line_credits_agree(org: Organization) -> Iterable[str]:
-    sums = {row["line_id"]: (row["n"] or 0, row["t"] or 0) for row in
-            RefundCredit.objects.filter(refund__organization=org).values("line_id")
-            .annotate(n=Sum("net_minor"), t=Sum("tax_minor"))}
+    sums = _sums("line_id", org, apart=True)
     for line in InvoiceLine.objects.filter(invoice__organization=org).iterator():
         if (line.credited_net_minor, line.credited_tax_minor) != sums.get(line.pk, (0, 0)):
             yield (f"invoice line {line.pk}: credited {line.credited_net_minor}+"

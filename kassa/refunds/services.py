@@ -173,6 +173,8 @@ def _create_payment_refund(
     refs = {"invoice": invoice, "payment": payment, "refund": refund}
     lines = [debit("receivable", amount_minor, **refs),
              credit("refunds_in_transit" if online else method, amount_minor, **refs)]
+    # What the refund takes back from package lines comes out of those packages.
+    lines += allocation.take_back_from_packages(shares, refs)
     if decrease_balance_owed:
         net, tax = allocation.credit_lines(refund, shares)
         refund.credit_net_minor, refund.credit_tax_minor = net, tax
@@ -269,16 +271,22 @@ def _fail(refund: Refund, invoice: object, payment: Payment | None, now: dt.date
         reverse(refund.settle_entry, kind="refund_failed", at=now)  # type: ignore[arg-type]
     assert refund.issue_entry is not None
     reverse(refund.issue_entry, kind="refund_failed", at=now)
-    allocation.put_back(refund)
     invoice.refunded_minor -= refund.total_minor
-    if refund.decrease_balance_owed:
-        invoice.credits_minor -= refund.credit_net_minor + refund.credit_tax_minor
+    if refund.package_id:
+        from kassa.packages.services import fail_package_refund
+
+        fail_package_refund(refund, now)
+        invoice.credits_minor -= refund.total_minor
+    else:
+        allocation.put_back(refund)
+        if refund.decrease_balance_owed:
+            invoice.credits_minor -= refund.credit_net_minor + refund.credit_tax_minor
     refresh_invoice_figures(invoice)
     refund.status = RefundStatus.FAILED
     refund.failure_reason = reason[:300]
     refund.settled_at = now
     if payment is not None:
-        payment.refunded_minor -= refund.amount_minor
+        payment.refunded_minor -= refund.total_minor
         payment.refund_pending = False
         payment.save(update_fields=["refunded_minor", "refund_pending"])
         PaymentEvent.objects.create(payment=payment, at=now, kind="refund_failed",

@@ -1,0 +1,169 @@
+"""Package templates, packages, redemptions and package refunds over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema, Status
+from pydantic import Field
+
+from kassa.core.money import format_decimal_string
+from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
+from kassa.core.text import Code, MoneyText, Name, Note, ShortText
+from kassa.packages import selectors, services
+from kassa.packages.models import Package, PackageTemplate
+from kassa.refunds.api import RefundOut, refund_json
+from kassa.refunds.selectors import get_refund
+
+router = Router(tags=["packages"])
+
+
+class BenefitIn(Schema):
+    name: Name
+    quantity: int = Field(..., ge=1, le=10_000)
+    unit_value: MoneyText
+
+
+class TemplateIn(Schema):
+    name: Name
+    price: MoneyText
+    tax_rate: Code = "0"
+    benefits: list[BenefitIn] = Field(..., min_length=1, max_length=50)
+
+
+class TemplateBenefitOut(Schema):
+    name: str
+    quantity: int
+    unit_value: str
+
+
+class TemplateOut(Schema):
+    id: str
+    name: str
+    price: str
+    tax_rate: str
+    benefits: list[TemplateBenefitOut]
+
+
+class BenefitOut(Schema):
+    id: str
+    name: str
+    quantity: int
+    used: int
+    unit_value: str
+
+
+class PackageOut(Schema):
+    id: str
+    invoice: str
+    customer: str
+    name: str
+    status: str
+    price: str
+    paid: str
+    redeemed: str
+    refunded: str
+    forfeited: str
+    balance: str
+    tax_rate: str
+    tax_paid: str
+    tax_refunded: str
+    benefits: list[BenefitOut]
+
+
+class RedemptionIn(Schema):
+    benefit: Code
+    quantity: int = Field(1, ge=1, le=10_000)
+
+
+class RefundTo(Schema):
+    payment: Code | None = None
+    method: Code | None = Field(None, description="cash | check | other")
+    note: Note | None = None
+
+
+class PackageRefundIn(Schema):
+    amount: MoneyText
+    reason: ShortText
+    close_package: bool = False
+    refund_to: RefundTo
+
+
+class PackageFilters(Schema):
+    customer: Code | None = None
+
+
+def template_json(t: PackageTemplate) -> dict[str, Any]:
+    currency = t.organization.currency
+    return {
+        "id": str(t.pk), "name": t.name, "price": format_decimal_string(t.price_minor, currency),
+        "tax_rate": str(t.tax_rate.normalize()),
+        "benefits": [{"name": b.name, "quantity": b.quantity,
+                      "unit_value": format_decimal_string(b.unit_value_minor, currency)}
+                     for b in t.benefits.all()],
+    }
+
+
+def package_json(p: Package) -> dict[str, Any]:
+    currency = p.organization.currency
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    return {
+        "id": str(p.pk), "invoice": str(p.invoice_id), "customer": str(p.customer_id),
+        "name": p.name, "status": p.status, "price": money(p.price_minor),
+        "paid": money(p.paid_minor), "redeemed": money(p.redeemed_minor),
+        "refunded": money(p.refunded_minor), "forfeited": money(p.forfeited_minor),
+        "balance": money(p.balance_minor), "tax_rate": str(p.tax_rate.normalize()),
+        "tax_paid": money(p.tax_paid_minor), "tax_refunded": money(p.tax_refunded_minor),
+        "benefits": [{"id": str(b.pk), "name": b.name, "quantity": b.quantity, "used": b.used,
+                      "unit_value": money(b.unit_value_minor)} for b in p.benefits.all()],
+    }
+
+
+@router.post("/package-templates", response={201: TemplateOut, **WRITE_ERRORS})
+def create_template(request: HttpRequest, payload: TemplateIn) -> Any:
+    template = services.create_template(
+        actor=request.auth, name=payload.name, price=payload.price, tax_rate=payload.tax_rate,
+        benefits=[services.BenefitInput(**b.model_dump()) for b in payload.benefits])
+    return Status(201, template_json(selectors.get_template(request.auth.organization,
+                                                            template.pk)))
+
+
+@router.get("/package-templates", response={200: list[TemplateOut], **READ_ERRORS})
+def list_templates(request: HttpRequest, paging: Query[Paging]) -> Any:
+    found = selectors.templates(request.auth.organization).select_related("organization")
+    return [template_json(t) for t in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/package-templates/{template_id}", response={200: TemplateOut, **READ_ERRORS})
+def get_template(request: HttpRequest, template_id: str) -> Any:
+    return template_json(selectors.get_template(request.auth.organization, template_id))
+
+
+@router.get("/packages", response={200: list[PackageOut], **READ_ERRORS})
+def list_packages(request: HttpRequest, filters: Query[PackageFilters],
+                  paging: Query[Paging]) -> Any:
+    found = selectors.packages(request.auth.organization, customer=filters.customer)
+    return [package_json(p) for p in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/packages/{package_id}", response={200: PackageOut, **READ_ERRORS})
+def get_package(request: HttpRequest, package_id: str) -> Any:
+    return package_json(selectors.get_package(request.auth.organization, package_id))
+
+
+@router.post("/packages/{package_id}/redemptions", response={201: PackageOut, **WRITE_ERRORS})
+def redeem(request: HttpRequest, package_id: str, payload: RedemptionIn) -> Any:
+    pkg = services.redeem_benefit(actor=request.auth, package=package_id,
+                                  benefit=payload.benefit, quantity=payload.quantity)
+    return Status(201, package_json(selectors.get_package(request.auth.organization, pkg.pk)))
+
+
+@router.post("/packages/{package_id}/refunds", response={201: RefundOut, **WRITE_ERRORS})
+def refund(request: HttpRequest, package_id: str, payload: PackageRefundIn) -> Any:
+    refund = services.refund_package(
+        actor=request.auth, package=package_id, amount=payload.amount, reason=payload.reason,
+        close_package=payload.close_package, refund_to_payment=payload.refund_to.payment,
+        method=payload.refund_to.method, note=payload.refund_to.note or "",
+    )
+    return Status(201, refund_json(get_refund(request.auth.organization, refund.pk)))
