@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from kassa.ledger.models import Account, AccountCode, JournalEntry, Posting
+from kassa.ledger.models import Account, AccountCode, DailyTotal, JournalEntry, Posting
 from kassa.tenancy.models import Center, Organization
 
 
@@ -77,19 +77,49 @@ def post(
         [
             Posting(
                 entry=entry, account=accounts[line.code], organization=organization,
-                center=center, code=line.code, business_date=day,
+                center=center, code=line.code, kind=kind, business_date=day,
                 amount_minor=line.amount_minor, **line.refs,
             )
             for line in lines
         ]
     )
+    _add_to_daily_totals(organization.pk, center.pk, day, kind, lines)
     return entry
 
 
+def _add_to_daily_totals(organization_id: int, center_id: int, day: dt.date, kind: str,
+                         lines: list[Line]) -> None:
+    """Upsert the entry's sums into DailyTotal, in a fixed order of rows so that concurrent
+    transactions lock them in the same order and never deadlock on them."""
+    sums: dict[str, list[int]] = {}
+    for line in lines:
+        total = sums.setdefault(line.code, [0, 0])
+        total[0] += line.amount_minor
+        total[1] += 1
+    table = DailyTotal._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (organization_id, center_id, business_date, code, kind, "
+        "amount_minor, postings) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (center_id, business_date, code, kind) DO UPDATE SET "
+        f"amount_minor = {table}.amount_minor + excluded.amount_minor, "
+        f"postings = {table}.postings + excluded.postings"
+    )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, [
+            (organization_id, center_id, day, code, kind, amount, count)
+            for code, (amount, count) in sorted(sums.items())
+        ])
+
+
 def reverse(
-    entry: JournalEntry, *, kind: str, created_by: Any = None, at: dt.datetime | None = None
+    entry: JournalEntry, *, kind: str | None = None, created_by: Any = None,
+    at: dt.datetime | None = None,
 ) -> JournalEntry:
-    """A new entry that undoes `entry` posting by posting, dated when the reversal happens."""
+    """A new entry that undoes `entry` posting by posting, dated when the reversal happens.
+
+    Its kind is the original's with `_reversed`, so that the reports count a reversal against
+    what it reverses (a failed refund's payout comes back to the tender it left)."""
+    kind = kind or f"{entry.kind}_reversed"
     postings = list(entry.postings.all())
     ref_fields = [f.attname for f in Posting._meta.concrete_fields
                   if f.is_relation and f.name not in {

@@ -268,9 +268,9 @@ def _fail(refund: Refund, invoice: object, payment: Payment | None, now: dt.date
 
     assert isinstance(invoice, Invoice)
     if refund.settle_entry_id:
-        reverse(refund.settle_entry, kind="refund_failed", at=now)  # type: ignore[arg-type]
+        reverse(refund.settle_entry, at=now)  # type: ignore[arg-type]
     assert refund.issue_entry is not None
-    reverse(refund.issue_entry, kind="refund_failed", at=now)
+    reverse(refund.issue_entry, at=now)
     invoice.refunded_minor -= refund.total_minor
     if refund.package_id:
         from kassa.packages.services import fail_package_refund
