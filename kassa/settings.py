@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "kassa.gateways",
     "kassa.refunds",
     "kassa.packages",
+    "kassa.reports",
     "kassa.web",
 ]
 

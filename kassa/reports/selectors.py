@@ -1,0 +1,219 @@
+"""The reports, as queries over the ledger.
+
+Daily and revenue figures are sums of `DailyTotal` rows (the ledger's postings summed per
+center, business day, account and kind of event, kept with every posting), so a report costs a
+few rows per day whatever the history. The package-liability report reads each package's
+postings to *package liability* within the period, and takes the opening balance as the
+package's balance now less what moved since the period began — both straight from the ledger.
+
+What each figure is (D = debit, C = credit of the account named):
+- sales gross: C revenue service + C revenue product + C package sold unpaid, when invoices are
+  issued; credits: D sales credits (decrease balance owed) + D package liability by package
+  refunds + D package sold unpaid by closed packages (their cancelled, unpaid net); all less
+  their reversals. Net of tax throughout.
+- collections: D tenders by payments (received); C tenders by everything else (refunds paid out
+  — an online refund on the day it settles — less failed ones coming back); by method: the
+  tender's net.
+- tax: C tax payable when invoices are issued (charged); D tax payable by credits (credited).
+- revenue: C revenue service / product / redemption / forfeit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from kassa.ledger.models import TENDER_CODES, DailyTotal, Posting
+from kassa.packages.models import Package
+from kassa.refunds.models import Refund, RefundStatus
+from kassa.tenancy.models import Center, Organization
+
+ISSUED = ("invoice_issued",)
+SALES_CODES = ("revenue_service", "revenue_product", "package_sold_unpaid")
+REVENUE_KINDS = {"service": "revenue_service", "product": "revenue_product",
+                 "redemption": "revenue_redemption", "forfeit": "revenue_forfeit"}
+MAX_DAYS = 3660  # a report spans at most ten years
+MAX_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class Scope:
+    organization: Organization
+    center: Center | None
+    start: dt.date
+    end: dt.date  # inclusive
+
+
+def _totals(scope: Scope) -> QuerySet[DailyTotal]:
+    rows = DailyTotal.objects.filter(organization=scope.organization,
+                                     business_date__gte=scope.start,
+                                     business_date__lte=scope.end)
+    if scope.center is not None:
+        rows = rows.filter(center=scope.center)
+    return rows
+
+
+def _sums(scope: Scope) -> dict[tuple[str, str], int]:
+    """(code, kind) → the sum of postings in the scope."""
+    rows = _totals(scope).values("code", "kind").annotate(s=Sum("amount_minor"))
+    return {(r["code"], r["kind"]): int(r["s"] or 0) for r in rows}
+
+
+def daily(scope: Scope) -> dict[str, Any]:
+    sums = _sums(scope)
+
+    def total(codes: tuple[str, ...], kinds: tuple[str, ...] | None = None,
+              exclude: tuple[str, ...] = ()) -> int:
+        return sum(v for (code, kind), v in sums.items()
+                   if code in codes and (kinds is None or kind in kinds) and kind not in exclude)
+
+    gross = -total(SALES_CODES, ISSUED)
+    credits = (total(("sales_credits",))
+               + total(("package_liability",), ("package_refund", "package_refund_reversed"))
+               + total(("package_sold_unpaid",), ("package_closed", "package_closed_reversed")))
+    received = total(TENDER_CODES, ("payment",))
+    refunded = -total(TENDER_CODES, exclude=("payment",))
+    by_method = {code: total((code,)) for code in TENDER_CODES}
+    charged = -total(("tax_payable",), ISSUED)
+    credited = total(("tax_payable",), exclude=ISSUED)
+    refunds = _refund_counts(scope)
+    return {
+        "sales": {"gross": gross, "credits": credits, "net": gross - credits},
+        "collections": {"received": received, "refunded": refunded,
+                        "net": received - refunded,
+                        "by_method": {k: v for k, v in by_method.items() if v or k in (
+                            "cash", "check", "card")}},
+        "tax": {"charged": charged, "credited": credited, "net": charged - credited},
+        "refunds": refunds,
+    }
+
+
+def _refund_counts(scope: Scope) -> dict[str, int]:
+    """Refunds made in the scope's days (by the organization's day), less those that failed in
+    them: a failed refund counts against the day it failed."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(scope.organization.timezone)
+    since = dt.datetime.combine(scope.start, dt.time.min, zone)
+    until = dt.datetime.combine(scope.end + dt.timedelta(days=1), dt.time.min, zone)
+    rows = Refund.objects.filter(organization=scope.organization)
+    if scope.center is not None:
+        rows = rows.filter(center=scope.center)
+    made = rows.filter(created_at__gte=since, created_at__lt=until).aggregate(
+        n=Count("id"), a=Sum("amount_minor"), t=Sum("tax_minor"))
+    failed = rows.filter(status=RefundStatus.FAILED, settled_at__gte=since,
+                         settled_at__lt=until).aggregate(
+        n=Count("id"), a=Sum("amount_minor"), t=Sum("tax_minor"))
+    return {
+        "count": (made["n"] or 0) - (failed["n"] or 0),
+        "total": ((made["a"] or 0) + (made["t"] or 0)) - ((failed["a"] or 0) + (failed["t"] or 0)),
+    }
+
+
+def revenue(scope: Scope) -> dict[str, Any]:
+    sums = _totals(scope).filter(code__in=REVENUE_KINDS.values()).values("code").annotate(
+        s=Sum("amount_minor"))
+    by_code = {r["code"]: -int(r["s"] or 0) for r in sums}
+    by_kind = {kind: by_code.get(code, 0) for kind, code in REVENUE_KINDS.items()}
+    return {"by_kind": by_kind, "total": sum(by_kind.values())}
+
+
+# How each kind of event moves a package's liability: the column it belongs in.
+LIABILITY_COLUMNS = {
+    "payment": "paid", "refund_issued": "paid", "refund_recorded": "paid",
+    "refund_issued_reversed": "paid", "refund_recorded_reversed": "paid",
+    "redemption": "redeemed",
+    "package_refund": "refunded", "package_refund_reversed": "refunded",
+    "package_closed": "forfeited", "package_closed_reversed": "forfeited",
+}
+COLUMNS = ("opening", "paid", "redeemed", "refunded", "forfeited", "closing")
+
+
+def package_liability(scope: Scope, *, limit: int = 500, offset: int = 0) -> dict[str, Any]:
+    """Per package: opening, paid, redeemed, refunded, forfeited and closing for the period;
+    closing = opening + paid − redeemed − refunded − forfeited.
+
+    Totals come from the per-day totals (a few rows a day). Rows are the packages with a
+    movement in the period or a balance at its end, paged by package id; each is computed from
+    the package's balance now, its postings in the period and its postings since.
+    """
+    totals = _liability_totals(scope)
+    return {"rows": _liability_rows(scope, limit=limit, offset=offset), "totals": totals}
+
+
+def _liability_totals(scope: Scope) -> dict[str, int]:
+    before = DailyTotal.objects.filter(organization=scope.organization, code="package_liability",
+                                       business_date__lt=scope.start)
+    if scope.center is not None:
+        before = before.filter(center=scope.center)
+    opening = -int(before.aggregate(s=Sum("amount_minor"))["s"] or 0)
+    figures = dict.fromkeys(COLUMNS[1:5], 0)
+    rows = _totals(scope).filter(code="package_liability").values("kind").annotate(
+        s=Sum("amount_minor"))
+    for row in rows:
+        column = LIABILITY_COLUMNS.get(row["kind"], "paid")
+        figures[column] += (-1 if column == "paid" else 1) * int(row["s"] or 0)
+    closing = (opening + figures["paid"] - figures["redeemed"] - figures["refunded"]
+               - figures["forfeited"])
+    return {"opening": opening, **figures, "closing": closing}
+
+
+def _case(column: str) -> str:
+    kinds = [k for k, c in LIABILITY_COLUMNS.items() if c == column]
+    placeholders = ", ".join(f"'{k}'" for k in kinds)  # our own constants, not input
+    return f"SUM(CASE WHEN kind IN ({placeholders}) THEN amount_minor ELSE 0 END)"
+
+
+def _liability_rows(scope: Scope, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    from django.db import connection
+
+    center_sql = "AND center_id = %s" if scope.center is not None else ""
+    center_args = [scope.center.pk] if scope.center is not None else []
+    sql = f"""
+        WITH moves AS (
+            SELECT package_id, {_case("paid")} AS paid, {_case("redeemed")} AS redeemed,
+                   {_case("refunded")} AS refunded, {_case("forfeited")} AS forfeited
+            FROM ledger_posting
+            WHERE organization_id = %s AND code = 'package_liability' {center_sql}
+              AND business_date >= %s AND business_date <= %s AND package_id IS NOT NULL
+            GROUP BY package_id
+        ), later AS (
+            SELECT package_id, SUM(amount_minor) AS moved
+            FROM ledger_posting
+            WHERE organization_id = %s AND code = 'package_liability' {center_sql}
+              AND business_date > %s AND package_id IS NOT NULL
+            GROUP BY package_id
+        )
+        SELECT p.id, c.name, p.name,
+               p.paid_minor - p.redeemed_minor - p.refunded_minor - p.forfeited_minor
+                   + COALESCE(later.moved, 0) AS closing,
+               COALESCE(-moves.paid, 0), COALESCE(moves.redeemed, 0),
+               COALESCE(moves.refunded, 0), COALESCE(moves.forfeited, 0)
+        FROM packages_package p
+        JOIN billing_customer c ON c.id = p.customer_id
+        LEFT JOIN moves ON moves.package_id = p.id
+        LEFT JOIN later ON later.package_id = p.id
+        WHERE p.organization_id = %s {center_sql.replace("center_id", "p.center_id")}
+          AND (moves.package_id IS NOT NULL
+               OR p.paid_minor - p.redeemed_minor - p.refunded_minor - p.forfeited_minor
+                  + COALESCE(later.moved, 0) <> 0)
+        ORDER BY p.id
+        LIMIT %s OFFSET %s
+    """
+    org = scope.organization.pk
+    args = [org, *center_args, scope.start, scope.end, org, *center_args, scope.end,
+            org, *center_args, limit, offset]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, args)
+        found = cursor.fetchall()
+    rows = []
+    for pk, customer, name, closing, paid, redeemed, refunded, forfeited in found:
+        opening = closing - paid + redeemed + refunded + forfeited
+        rows.append({"package": str(pk), "customer": customer, "name": name,
+                     "opening": int(opening), "paid": int(paid), "redeemed": int(redeemed),
+                     "refunded": int(refunded), "forfeited": int(forfeited),
+                     "closing": int(closing)})
+    return rows
