@@ -1,0 +1,5 @@
+"""(Pages of this part arrive with their own commit.)"""
+
+from __future__ import annotations
+
+urlpatterns: list = []
