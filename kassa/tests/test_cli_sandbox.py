@@ -1,0 +1,53 @@
+"""The worker and the sandbox's settle command as processes, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from kassa.refunds.models import Receipt, Refund
+
+
+def kassa(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = (f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
+               f"{db['NAME']}")
+    env = {**os.environ, "DATABASE_URL": url, "KASSA_VAR_DIR": str(tmp_path)}
+    env.pop("EMAIL_URL", None)
+    return subprocess.run([sys.executable, "-m", "kassa.cli", *args], env=env, text=True,
+                          capture_output=True, timeout=120, check=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_calls_the_gateway_and_settle_completes_the_refund(tenant, tmp_path):
+    inv = tenant.invoice()
+    payment = tenant.pay(inv["id"], "100.00", method="card", online=True)
+    refund = tenant.api.post(f"/payments/{payment['id']}/refunds", {
+        "type": "online", "amount": "25.00", "reason": "Family request"}).json()
+
+    done = kassa("worker", "--once", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    row = Refund.objects.get(pk=refund["id"])
+    assert row.status == "pending" and row.gateway_reference.startswith("re_")
+    # The receipt went out as an .eml file (no EMAIL_URL): once.
+    assert Receipt.objects.get(refund=row).status == "sent"
+    assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
+
+    settled = kassa("sandbox", "settle", refund["id"], tmp_path=tmp_path)
+    assert settled.returncode == 0, settled.stderr
+    assert json.loads(settled.stdout) == {"settled": [row.gateway_reference]}
+    assert Refund.objects.get(pk=refund["id"]).status == "succeeded"
+
+    again = kassa("sandbox", "settle", "--all", tmp_path=tmp_path)
+    assert json.loads(again.stdout) == {"settled": []}
+    verified = kassa("verify", tmp_path=tmp_path)
+    assert verified.returncode == 0, verified.stdout
