@@ -1,35 +1,269 @@
 """Invoices, payments and cases: the invoice overview, the payment details page with its refund
-forms, and a case's payments tab."""
+forms, and a case's payments tab (payment-refunds.txt, as the front desk knows it).
+
+The refund forms only parse and label input: every rule (who may refund, how much, what a
+method needs, one pending online refund at a time) is `refund_payment`'s, whose DomainError is
+put back beside its field with the error's own status (422, 409, 403), so a refused form
+changes nothing and says why where the user looks. With JavaScript the form is loaded into the
+payment page and posted by htmx; without it the same addresses render and take the form as a
+plain page.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from kassa.billing import selectors as billing
+from kassa.billing.models import Method, Payment
+from kassa.core.errors import DomainError, PermissionDenied, RefundExceedsRefundable
+from kassa.core.money import display, format_decimal_string
+from kassa.packages import selectors as packages
+from kassa.refunds import selectors as refunds
+from kassa.refunds import services as refund_services
+from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
 from kassa.web.access import page
+from kassa.web.forms import show_error
+
+# What the payment history calls each event; an unknown kind is shown as its words.
+EVENT_LABELS = {
+    "payment_taken": "Payment received",
+    "refund_issued": "Online refund issued",
+    "refund_recorded": "Offline refund recorded",
+    "refund_succeeded": "Online refund succeeded",
+    "refund_failed": "Online refund failed",
+    "refund_needs_attention": "Refund needs attention",
+    "receipt_sent": "Receipt e-mailed",
+}
+
+
+class PaymentRefundForm(forms.Form):
+    """The article's refund form. Fields are optional here on purpose: what is required (a
+    reason, a method, a note for *other*) is the service's rule and its message."""
+
+    amount = forms.CharField(
+        label="Refund amount", required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+    reason = forms.CharField(label="Reason for refund", required=False)
+    method = forms.ChoiceField(
+        label="Refund method", required=False,
+        choices=[("", "Choose a method"), *OfflineMethod.choices])
+    note = forms.CharField(label="Notes", required=False,
+                           help_text="Required when the method is Other.",
+                           widget=forms.Textarea(attrs={"rows": 2}))
+    internal_note = forms.CharField(label="Internal notes", required=False,
+                                    help_text="Optional; staff only, not on the receipt.",
+                                    widget=forms.Textarea(attrs={"rows": 2}))
+    decrease_balance_owed = forms.BooleanField(label="Decrease the balance owed", required=False)
+
+    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        if kind == RefundType.ONLINE:  # an online refund goes back by the payment's own method
+            del self.fields["method"]
+            del self.fields["note"]
+
+
+def _refund_url(payment: Payment, kind: str) -> str:
+    return reverse(f"payment_refund_{kind}", args=[payment.pk])
+
+
+def _labelled(found: list[Refund]) -> list[Refund]:
+    """Refunds with their method as people read it ("Check", "ACH")."""
+    for refund in found:
+        refund.method_label = (Method(refund.method).label  # type: ignore[attr-defined]
+                               if refund.method in Method.values else refund.method)
+    return found
+
+
+def _with_refunds(payments: list[Payment], found: list[Refund]) -> list[dict[str, Any]]:
+    """Each payment beside its refunds, oldest first, for the tables."""
+    by_payment: dict[int, list[Refund]] = {}
+    for refund in found:
+        if refund.payment_id is not None:
+            by_payment.setdefault(refund.payment_id, []).append(refund)
+    return [{"payment": p, "refunds": by_payment.get(p.pk, [])}
+            for p in sorted(payments, key=lambda p: p.pk)]
 
 
 @page
 def invoice_detail(request: HttpRequest, membership: Any, invoice_id: int) -> HttpResponse:
-    invoice = billing.get_invoice(membership.organization, invoice_id)
-    return render(request, "web/invoice.html", {"invoice": invoice,
-                                                 "organization": membership.organization})
+    organization = membership.organization
+    invoice = billing.get_invoice(organization, invoice_id)
+    found = _labelled(list(refunds.find_refunds(organization, invoice=str(invoice.pk))
+                           .select_related("package")))
+    return render(request, "web/invoice.html", {
+        "invoice": invoice, "organization": organization,
+        "lines": invoice.lines.all(),
+        "payments": _with_refunds(list(invoice.payments.all()), found),
+        # Refunds of a package's balance paid out offline belong to no payment.
+        "other_refunds": [r for r in found if r.payment_id is None],
+        "packages": list(packages.packages(organization).filter(invoice=invoice)),
+        "may_refund": refund_services.may_refund(membership),
+    })
+
+
+@page
+def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpResponse:
+    organization = membership.organization
+    case = billing.get_case(organization, case_id)
+    found = _labelled(list(refunds.find_refunds(organization, case=str(case.pk))
+                           .select_related("package")))
+    invoices = (billing.invoices(organization).filter(case=case).order_by("id")
+                .prefetch_related("payments"))
+    rows = []
+    for invoice in invoices:
+        payments = sorted(invoice.payments.all(), key=lambda p: p.pk)
+        # The three-dot menu's *Record refund*: with one payment straight to its offline refund
+        # form, with several to the invoice's payments to pick one.
+        record_url = (_refund_url(payments[0], RefundType.OFFLINE) if len(payments) == 1
+                      else reverse("invoice", args=[invoice.pk]) + "#payments")
+        rows.append({
+            "invoice": invoice, "record_url": record_url if payments else None,
+            "payments": _with_refunds(payments, [r for r in found if r.invoice_id == invoice.pk]),
+            "other_refunds": [r for r in found
+                              if r.invoice_id == invoice.pk and r.payment_id is None],
+        })
+    return render(request, "web/case_payments.html", {
+        "case": case, "organization": organization, "rows": rows,
+        "may_refund": refund_services.may_refund(membership),
+    })
 
 
 @page
 def payment_detail(request: HttpRequest, membership: Any, payment_id: int) -> HttpResponse:
     payment = billing.get_payment(membership.organization, payment_id)
+    return _payment_page(request, membership, payment)
+
+
+def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
+                  form: PaymentRefundForm | None = None, refused: str = "",
+                  status: int = 200) -> HttpResponse:
+    organization = membership.organization
+    found = _labelled(list(refunds.find_refunds(organization, payment=str(payment.pk))
+                           .select_related("package")))
+    events = [{"event": e, "label": EVENT_LABELS.get(e.kind, e.kind.replace("_", " ").capitalize())}
+              for e in payment.events.select_related("by")]
     return render(request, "web/payment.html", {
-        "payment": payment, "organization": membership.organization,
-        "events": payment.events.select_related("by"),
-    })
+        "payment": payment, "organization": organization, "events": events, "refunds": found,
+        "pending": [r for r in found if r.status == RefundStatus.PENDING],
+        "may_refund": refund_services.may_refund(membership),
+        "online_url": _refund_url(payment, RefundType.ONLINE),
+        "offline_url": _refund_url(payment, RefundType.OFFLINE),
+        "form": form, "refused": refused,
+        **(_form_context(organization, payment, form) if form is not None else {}),
+    }, status=status)
+
+
+def _form_context(organization: Any, payment: Payment, form: PaymentRefundForm
+                  ) -> dict[str, Any]:
+    return {
+        "form": form, "kind": form.kind, "action": _refund_url(payment, form.kind),
+        "refundable": display(payment.refundable_minor, organization.currency,
+                              organization.locale),
+    }
+
+
+@page
+@require_http_methods(["GET", "POST"])
+def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
+                   kind: str) -> HttpResponse:
+    """GET: the *Issue online refund* / *Record offline refund* form (a partial for htmx, the
+    payment page with the form open otherwise). POST: refund through the service."""
+    organization = membership.organization
+    payment = billing.get_payment(organization, payment_id)
+    if request.method == "GET":
+        try:
+            refund_services.require_refund_permission(membership)
+        except PermissionDenied as exc:
+            return _refused(request, membership, payment, exc)
+        form = PaymentRefundForm(kind=kind, initial={
+            "amount": format_decimal_string(payment.refundable_minor, organization.currency)})
+        return _show_form(request, membership, payment, form)
+
+    form = PaymentRefundForm(request.POST, kind=kind)
+    if not form.is_valid():
+        return _show_form(request, membership, payment, form, status=422)
+    data = form.cleaned_data
+    try:
+        refund = refund_services.refund_payment(
+            actor=membership, payment=payment.pk, type=kind, amount=data["amount"],
+            reason=data["reason"], internal_note=data["internal_note"],
+            method=data.get("method") or None, note=data.get("note", ""),
+            decrease_balance_owed=data["decrease_balance_owed"])
+    except PermissionDenied as exc:
+        return _refused(request, membership, payment, exc)
+    except DomainError as exc:
+        show_error(form, _in_money(exc, payment, organization))
+        return _show_form(request, membership, payment, form, status=exc.status)
+
+    amount = display(refund.amount_minor, organization.currency, organization.locale)
+    if refund.type == RefundType.ONLINE:
+        messages.success(request, f"Online refund of {amount} issued. It is pending until the "
+                         "gateway settles it, which can take 24–48 hours.")
+    else:
+        method = OfflineMethod(refund.method).label
+        messages.success(request, f"Offline refund of {amount} by {method.lower()} recorded.")
+    target = reverse("payment", args=[payment.pk])
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRedirect(target)
+    return HttpResponseRedirect(target)
+
+
+def _in_money(error: DomainError, payment: Payment, organization: Any) -> DomainError:
+    """The service states the refundable amount in minor units (an API client's terms); the
+    front desk reads money. Same rule, same field, only the words differ."""
+    if isinstance(error, RefundExceedsRefundable):
+        payment.refresh_from_db(fields=["refunded_minor"])
+        refundable = display(payment.refundable_minor, organization.currency, organization.locale)
+        return RefundExceedsRefundable(f"At most {refundable} of this payment can be refunded.",
+                                       field=error.field)
+    return error
+
+
+def _wants_partial(request: HttpRequest) -> bool:
+    """htmx swaps a partial into the page; but restoring a pushed URL from history, it needs
+    the whole page, as does a browser without JavaScript."""
+    htmx = request.htmx  # type: ignore[attr-defined]
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def _show_form(request: HttpRequest, membership: Any, payment: Payment,
+               form: PaymentRefundForm, *, status: int = 200) -> HttpResponse:
+    if _wants_partial(request):
+        response = render(request, "web/partials/refund_form.html",
+                          {"payment": payment, "organization": membership.organization,
+                           **_form_context(membership.organization, payment, form)},
+                          status=status)
+    else:
+        response = _payment_page(request, membership, payment, form=form, status=status)
+    patch_vary_headers(response, ["HX-Request"])  # one address, two bodies: caches must know
+    return response
+
+
+def _refused(request: HttpRequest, membership: Any, payment: Payment,
+             error: DomainError) -> HttpResponse:
+    """403 with the rule's message; nothing was changed."""
+    if _wants_partial(request):
+        return render(request, "web/partials/refund_refused.html", {"message": error.detail},
+                      status=403)
+    return _payment_page(request, membership, payment, refused=error.detail, status=403)
 
 
 urlpatterns = [
     path("invoices/<int:invoice_id>/", invoice_detail, name="invoice"),
     path("payments/<int:payment_id>/", payment_detail, name="payment"),
+    path("payments/<int:payment_id>/refund/online/", payment_refund,
+         {"kind": RefundType.ONLINE.value}, name="payment_refund_online"),
+    path("payments/<int:payment_id>/refund/offline/", payment_refund,
+         {"kind": RefundType.OFFLINE.value}, name="payment_refund_offline"),
+    path("cases/<int:case_id>/payments/", case_payments, name="case_payments"),
 ]
