@@ -1,5 +1,285 @@
-"""(Pages of this part arrive with their own commit.)"""
+"""The guest profile's Packages tab and the Refund Invoice window of package-refunds.txt.
+
+The profile lists the guest's packages with their balance breakdown, a *Redeem* form per
+benefit and a refund icon per active package. The icon opens the Refund Invoice window on the
+same page (`?refund=<package>`), in the article's two steps:
+
+1. *Select items* — package, refund amount, comments, *Mark package 'Closed'* — only parses
+   its input and moves on: every rule belongs to `refund_package`, which sees the refund whole
+   when it is made.
+2. *Payment methods* carries step 1's values in hidden fields, previews the tax that goes back
+   with the amount (`refund_tax`), and *Refund* calls `refund_package` once. A refusal is shown
+   beside the field it names, on the step that field belongs to (the amount on *Select items*,
+   the method or note on *Payment methods*); the service wrote nothing.
+
+Success redirects (POST, redirect, GET) to the profile with `?refunded=<refund>`, which shows
+the refund's status and the revised package balance, so a reload never refunds twice.
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST, require_safe
+
+from kassa.billing import selectors as billing
+from kassa.billing.models import Customer, Payment
+from kassa.core.errors import DomainError, NotFound, PermissionDenied
+from kassa.core.money import display, parse_amount
+from kassa.packages import selectors
+from kassa.packages.models import Package, PackageStatus
+from kassa.packages.services import (
+    PACKAGE_REFUND_METHODS,
+    redeem_benefit,
+    refund_package,
+    refund_tax,
+)
+from kassa.refunds.selectors import get_refund
+from kassa.refunds.services import may_refund, require_refund_permission
+from kassa.tenancy.services import require_writer
+from kassa.web.access import page
+from kassa.web.forms import show_error
+
+ONLINE_PREFIX = "payment:"
+# The service names fields as the API does; the Payment methods form has two of them.
+METHOD_FIELDS = {"refund_to.payment": "refund_to", "refund_to.method": "refund_to",
+                 "refund_to.note": "note"}
+
+
+class SelectItemsForm(forms.Form):
+    package = forms.ChoiceField(label="Package")
+    amount = forms.CharField(label="Refund amount", max_length=32, help_text=(
+        "At most the package balance that remains; the tax received on it goes back with it."),
+                             widget=forms.TextInput(attrs={"inputmode": "decimal",
+                                                           "autocomplete": "off"}))
+    reason = forms.CharField(label="Comments", max_length=500,
+                             widget=forms.Textarea(attrs={"rows": 3}))
+    close_package = forms.BooleanField(label="Mark package 'Closed'", required=False, help_text=(
+        "No more redemptions; what balance remains after the refund is forfeited."))
+
+    def __init__(self, *args: Any, packages: list[Package], organization: Any,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        package = self.fields["package"]
+        assert isinstance(package, forms.ChoiceField)
+        package.choices = [
+            (str(p.pk), f"{p.name} · invoice {p.invoice.number} · balance "
+                        f"{display(p.balance_minor, organization.currency, organization.locale)}"
+                        + (" · closed" if p.status == PackageStatus.CLOSED else ""))
+            for p in packages]
+
+    def clean_amount(self) -> str:
+        # Parsing only (a number at the currency's precision, above zero): whether the package
+        # can give it back is the service's to say, at the end.
+        amount = self.cleaned_data["amount"]
+        try:
+            self.amount_minor = parse_amount(amount, self.organization.currency)
+        except DomainError as error:
+            raise forms.ValidationError(getattr(error, "message", error.detail)) from None
+        return amount
+
+
+class PaymentMethodForm(forms.Form):
+    refund_to = forms.ChoiceField(label="Refund to", widget=forms.RadioSelect, error_messages={
+        "required": "Choose how the money goes back to the guest."})
+    note = forms.CharField(label="Note", required=False, max_length=2000,
+                           help_text="Required when the method is Other.",
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args: Any, online_payments: list[Payment], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refund_to = self.fields["refund_to"]
+        assert isinstance(refund_to, forms.ChoiceField)
+        refund_to.choices = (
+            [(f"{ONLINE_PREFIX}{p.pk}", f"Online to payment {p.pk}") for p in online_payments]
+            + [(m.value, m.label) for m in PACKAGE_REFUND_METHODS])
+
+
+class RedeemForm(forms.Form):
+    benefit = forms.CharField(max_length=20, widget=forms.HiddenInput)
+    quantity = forms.IntegerField(label="Quantity", min_value=1, max_value=10_000)
+
+
+# --- pages ----------------------------------------------------------------------------------
+
+@require_safe
+@page
+def guest_packages(request: HttpRequest, membership: Any, customer_id: int) -> HttpResponse:
+    organization = membership.organization
+    guest = billing.get_customer(organization, customer_id)
+    packages = _packages(organization, guest)
+    window: dict[str, Any] | None = None
+    if "refund" in request.GET:
+        require_refund_permission(membership)
+        chosen = _package_of(packages, request.GET["refund"])
+        window = {"step": "select", "form": SelectItemsForm(
+            initial={"package": str(chosen.pk)}, packages=packages, organization=organization)}
+    elif "refunded" in request.GET:
+        refund = get_refund(organization, request.GET["refunded"])
+        if refund.package_id is None:
+            raise NotFound("No such package refund")
+        window = {"step": "done", "refund": refund,
+                  "package": _package_of(packages, refund.package_id)}
+    return _render(request, membership, guest, packages, window=window)
+
+
+@require_POST
+@page
+def refund_select(request: HttpRequest, membership: Any, customer_id: int) -> HttpResponse:
+    """Step 1, *Proceed to refund*: parse, then show *Payment methods*."""
+    organization = membership.organization
+    guest = billing.get_customer(organization, customer_id)
+    require_refund_permission(membership)
+    packages = _packages(organization, guest)
+    select = SelectItemsForm(request.POST, packages=packages, organization=organization)
+    if not select.is_valid():
+        return _render(request, membership, guest, packages,
+                       window={"step": "select", "form": select})
+    pkg = _package_of(packages, select.cleaned_data["package"])
+    online = _online_payments(organization, pkg)
+    return _render(request, membership, guest, packages,
+                   window=_methods_window(select, pkg, PaymentMethodForm(online_payments=online),
+                                          online))
+
+
+@require_POST
+@page
+def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpResponse:
+    """Step 2, *Refund*: one call of the service; a refusal goes back to its step."""
+    organization = membership.organization
+    guest = billing.get_customer(organization, customer_id)
+    require_refund_permission(membership)
+    packages = _packages(organization, guest)
+    select = SelectItemsForm(request.POST, packages=packages, organization=organization)
+    if "back" in request.POST or not select.is_valid():
+        return _render(request, membership, guest, packages,
+                       window={"step": "select", "form": select})
+    pkg = _package_of(packages, select.cleaned_data["package"])
+    online = _online_payments(organization, pkg)
+    method_form = PaymentMethodForm(request.POST, online_payments=online)
+    if not method_form.is_valid():
+        return _render(request, membership, guest, packages,
+                       window=_methods_window(select, pkg, method_form, online))
+    refund_to = method_form.cleaned_data["refund_to"]
+    online_to = refund_to.removeprefix(ONLINE_PREFIX) if refund_to.startswith(
+        ONLINE_PREFIX) else None
+    try:
+        refund = refund_package(
+            actor=membership, package=pkg.pk, amount=select.cleaned_data["amount"],
+            reason=select.cleaned_data["reason"],
+            close_package=select.cleaned_data["close_package"], refund_to_payment=online_to,
+            method=None if online_to else refund_to, note=method_form.cleaned_data["note"])
+    except (NotFound, PermissionDenied):
+        raise
+    except DomainError as error:
+        if (error.field or "").startswith("refund_to"):
+            show_error(method_form, error, fields=METHOD_FIELDS)
+            return _render(request, membership, guest, packages,
+                           window=_methods_window(select, pkg, method_form, online))
+        show_error(select, _worded_for_the_desk(error, pkg, organization))
+        return _render(request, membership, guest, packages,
+                       window={"step": "select", "form": select})
+    return redirect(f"{reverse('guest_packages', args=[guest.pk])}?refunded={refund.pk}#refund")
+
+
+@require_POST
+@page
+def redeem(request: HttpRequest, membership: Any, customer_id: int,
+           package_id: int) -> HttpResponse:
+    organization = membership.organization
+    guest = billing.get_customer(organization, customer_id)
+    packages = _packages(organization, guest)
+    pkg = _package_of(packages, package_id)
+    names = {str(b.pk): b.name for b in pkg.benefits.all()}
+    form = RedeemForm(request.POST)
+    if form.is_valid():
+        try:
+            pkg = redeem_benefit(actor=membership, package=pkg.pk,
+                                 benefit=form.cleaned_data["benefit"],
+                                 quantity=form.cleaned_data["quantity"])
+        except (NotFound, PermissionDenied):
+            raise
+        except DomainError as error:
+            show_error(form, error, fields={"benefit": "quantity"})
+        else:
+            balance = display(pkg.balance_minor, organization.currency, organization.locale)
+            messages.success(request, f"Redeemed {form.cleaned_data['quantity']} × "
+                                      f"{names.get(form.cleaned_data['benefit'], 'benefit')} "
+                                      f"from {pkg.name}. Package balance: {balance}")
+            return redirect(f"{reverse('guest_packages', args=[guest.pk])}#package-{pkg.pk}")
+    return _render(request, membership, guest, packages,
+                   redeem_form=form, redeem_benefit=request.POST.get("benefit", ""))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def _packages(organization: Any, guest: Customer) -> list[Package]:
+    return list(selectors.packages(organization, customer=str(guest.pk))
+                .select_related("invoice"))
+
+
+def _package_of(packages: list[Package], package_id: object) -> Package:
+    """One of this guest's packages; any other id is a 404, whoever's it is."""
+    for pkg in packages:
+        if str(pkg.pk) == str(package_id):
+            return pkg
+    raise NotFound("No such package for this guest")
+
+
+def _online_payments(organization: Any, pkg: Package) -> list[Payment]:
+    return list(billing.payments(organization).filter(invoice_id=pkg.invoice_id, online=True)
+                .order_by("created_at", "id"))
+
+
+def _methods_window(select: SelectItemsForm, pkg: Package, method_form: PaymentMethodForm,
+                    online: list[Payment]) -> dict[str, Any]:
+    amount_minor = select.amount_minor
+    tax_minor = refund_tax(pkg, amount_minor)
+    return {"step": "methods", "form": select, "method_form": method_form, "package": pkg,
+            "online_choices": [(f"{ONLINE_PREFIX}{p.pk}", p) for p in online],
+            "offline_methods": PACKAGE_REFUND_METHODS,
+            "amount_minor": amount_minor, "tax_minor": tax_minor,
+            "total_minor": amount_minor + tax_minor}
+
+
+def _worded_for_the_desk(error: DomainError, pkg: Package, organization: Any) -> DomainError:
+    """The service's refusal of an amount over the balance speaks in minor units, for API
+    clients; the front desk reads the article's sentence with the balance as money."""
+    if error.code == "package_refund_exceeds_balance":
+        balance = display(max(pkg.balance_minor, 0), organization.currency,
+                          organization.locale)
+        return type(error)("The refund amount cannot exceed the package balance that remains, "
+                           f"{balance}.", field=error.field)
+    return error
+
+
+def _render(request: HttpRequest, membership: Any, guest: Customer, packages: list[Package],
+            *, window: dict[str, Any] | None = None, redeem_form: RedeemForm | None = None,
+            redeem_benefit: str = "") -> HttpResponse:
+    try:
+        require_writer(membership)
+        may_redeem = True
+    except PermissionDenied:
+        may_redeem = False
+    return render(request, "web/guest_packages.html", {
+        "guest": guest, "packages": packages, "organization": membership.organization,
+        "may_refund": may_refund(membership), "may_redeem": may_redeem, "window": window,
+        "redeem_form": redeem_form, "redeem_benefit": redeem_benefit,
+    })
+
+
+urlpatterns = [
+    path("customers/<int:customer_id>/packages/", guest_packages, name="guest_packages"),
+    path("customers/<int:customer_id>/packages/refund/select/", refund_select,
+         name="package_refund_select"),
+    path("customers/<int:customer_id>/packages/refund/pay/", refund_pay,
+         name="package_refund_pay"),
+    path("customers/<int:customer_id>/packages/<int:package_id>/redeem/", redeem,
+         name="package_redeem"),
+]
