@@ -38,5 +38,11 @@ def centers(organization: Organization) -> QuerySet[Center]:
     return Center.objects.filter(organization=organization).order_by("id")
 
 
+def members(organization: Organization) -> QuerySet[Membership]:
+    """The organization's people with their roles, by e-mail."""
+    return (Membership.objects.filter(organization=organization).select_related("user")
+            .order_by("user__email"))
+
+
 def get_center(organization: Organization, center_id: object, *, field: str | None = None) -> Center:
     return get_scoped(Center.objects.filter(organization=organization), center_id, field=field)

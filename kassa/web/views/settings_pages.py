@@ -1,5 +1,164 @@
-"""(Pages of this part arrive with their own commit.)"""
+"""The organization's settings page (admin only): its settings where the article places them —
+*Allow to refund a package multiple times* under Packages, the roles allowed to refund — its
+currency and time zone, its centers and its users.
+
+Each form posts to its own address and calls one service (update_settings, add_center,
+create_user); a rule the service refuses comes back beside its field and nothing is saved.
+After a success the page redirects to itself (post/redirect/get) with a message.
+"""
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from typing import Any
+from zoneinfo import available_timezones
+
+from babel.numbers import list_currencies
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.password_validation import validate_password
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_http_methods, require_POST
+
+from kassa.core.errors import DomainError
+from kassa.tenancy.models import Membership, Organization, Role
+from kassa.tenancy.selectors import centers, members
+from kassa.tenancy.services import add_center, create_user, update_settings
+from kassa.web.access import admin_page
+from kassa.web.forms import show_error
+
+TIMEZONES = sorted(available_timezones())
+CURRENCIES = sorted(list_currencies())
+
+
+class RoleCheckboxes(forms.CheckboxSelectMultiple):
+    """The roles as checkboxes; accountant is shown, disabled: an accountant never refunds."""
+
+    def create_option(self, name: str, value: Any, label: Any, selected: Any, index: int,
+                      subindex: int | None = None, attrs: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value == Role.ACCOUNTANT:
+            option["attrs"]["disabled"] = True
+            option["label"] = f"{label} (never allowed)"
+        return option
+
+
+class PlainForm(forms.Form):
+    """Labels without a trailing colon, as on the other pages."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class SettingsForm(PlainForm):
+    allow_multiple_package_refunds = forms.BooleanField(
+        label="Allow to refund a package multiple times", required=False,
+        help_text="Off: a package can be refunded once.")
+    refund_roles = forms.MultipleChoiceField(
+        label="Roles allowed to refund", choices=Role.choices, required=False,
+        widget=RoleCheckboxes)
+    currency = forms.CharField(
+        label="Currency", max_length=8, help_text="ISO 4217 code, such as USD.",
+        widget=forms.TextInput(attrs={"list": "currencies", "autocomplete": "off"}))
+    timezone = forms.CharField(
+        label="Time zone", max_length=64, help_text="IANA name, such as America/New_York.",
+        widget=forms.TextInput(attrs={"list": "timezones", "autocomplete": "off"}))
+
+    @classmethod
+    def of(cls, organization: Organization) -> SettingsForm:
+        return cls(initial={
+            "allow_multiple_package_refunds": organization.allow_multiple_package_refunds,
+            "refund_roles": list(organization.refund_roles),
+            "currency": organization.currency, "timezone": organization.timezone})
+
+
+class CenterForm(PlainForm):
+    name = forms.CharField(label="Center name", max_length=200)
+
+
+class UserForm(PlainForm):
+    email = forms.EmailField(label="E-mail", max_length=254)
+    role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.FRONT_DESK)
+    password = forms.CharField(label="Password", max_length=128, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean_password(self) -> str:
+        password: str = self.cleaned_data["password"]
+        validate_password(password)
+        return password
+
+
+def render_settings(request: HttpRequest, membership: Membership, *,
+                    settings_form: SettingsForm | None = None,
+                    center_form: CenterForm | None = None,
+                    user_form: UserForm | None = None) -> HttpResponse:
+    organization = membership.organization
+    return render(request, "web/settings.html", {
+        "organization": organization,
+        "settings_form": settings_form or SettingsForm.of(organization),
+        "center_form": center_form or CenterForm(),
+        "user_form": user_form or UserForm(),
+        "centers": centers(organization),
+        "members": members(organization),
+        "timezones": TIMEZONES, "currencies": CURRENCIES,
+    })
+
+
+@admin_page
+@require_http_methods(["GET", "POST"])
+def settings_page(request: HttpRequest, membership: Membership) -> HttpResponse:
+    if request.method != "POST":
+        return render_settings(request, membership)
+    form = SettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            update_settings(actor=membership, changes=form.cleaned_data)
+        except DomainError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("settings")
+    return render_settings(request, membership, settings_form=form)
+
+
+@admin_page
+@require_POST
+def add_center_page(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = CenterForm(request.POST)
+    if form.is_valid():
+        try:
+            center = add_center(actor=membership, name=form.cleaned_data["name"])
+        except DomainError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, f"Center {center.name} added.")
+            return redirect("settings")
+    return render_settings(request, membership, center_form=form)
+
+
+@admin_page
+@require_POST
+def add_user_page(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = UserForm(request.POST)
+    if form.is_valid():
+        try:
+            added, _token = create_user(organization=membership.organization,
+                                        email=form.cleaned_data["email"],
+                                        role=form.cleaned_data["role"],
+                                        password=form.cleaned_data["password"])
+        except DomainError as error:
+            show_error(form, error)
+        else:
+            messages.success(request, f"{added.user.email} added as {added.get_role_display()}.")
+            return redirect("settings")
+    return render_settings(request, membership, user_form=form)
+
+
+urlpatterns = [
+    path("settings/", settings_page, name="settings"),
+    path("settings/centers/", add_center_page, name="settings_add_center"),
+    path("settings/users/", add_user_page, name="settings_add_user"),
+]
