@@ -7,6 +7,7 @@ conditional claim), so the sweep may enqueue something that is already queued at
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from django.utils import timezone
 from django_tasks import task
@@ -14,6 +15,8 @@ from django_tasks import task
 from kassa.core.outbox import sweep
 from kassa.refunds import gateway_calls, receipts
 from kassa.refunds.models import GatewayState, Receipt, ReceiptStatus, Refund, RefundStatus
+
+logger = logging.getLogger("kassa.refunds")
 
 GRACE = dt.timedelta(seconds=30)  # what is this overdue was lost, not merely queued
 SWEEP_BATCH = 500
@@ -37,10 +40,17 @@ def send_receipt(receipt_id: int) -> None:
 @sweep
 def sweep_refunds(now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
-    # A call claimed by a worker that died: its claim expired, so it is due again. The gateway
-    # call is idempotent by key, so calling again cannot refund twice.
-    Refund.objects.filter(gateway_state=GatewayState.CALLING, next_attempt_at__lt=now).update(
-        gateway_state=GatewayState.TO_CALL, next_attempt_at=now)
+    # A call claimed by a worker that died: its claim expired, so it is due again, at once (no
+    # task waits in the queue for it, so the GRACE below does not apply). The gateway call is
+    # idempotent by key, so calling again cannot refund twice. Every claim counted as an
+    # attempt: a call that never comes back is flagged after the same bound as one that fails.
+    expired = Refund.objects.filter(gateway_state=GatewayState.CALLING, next_attempt_at__lt=now)
+    if stuck := expired.filter(attempts__gte=gateway_calls.MAX_CALL_ATTEMPTS).update(
+            gateway_state=GatewayState.STUCK, next_attempt_at=None,
+            last_error="the gateway call never came back (worker died?) after every attempt"):
+        logger.error("%s refund gateway calls never came back after every attempt: flagged "
+                     "stuck", stuck)
+    expired.update(gateway_state=GatewayState.TO_CALL, next_attempt_at=now - GRACE)
     count = 0
     due_calls = Refund.objects.filter(gateway_state=GatewayState.TO_CALL,
                                       status=RefundStatus.PENDING,
@@ -60,10 +70,16 @@ def sweep_refunds(now: dt.datetime | None = None) -> int:
 @sweep
 def sweep_receipts(now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
-    Receipt.objects.filter(
+    # A receipt claimed by a worker that died: due again at once, within the same bound.
+    expired = Receipt.objects.filter(
         status=ReceiptStatus.SENDING,
         claimed_at__lt=now - dt.timedelta(seconds=receipts.CLAIM_SECONDS),
-    ).update(status=ReceiptStatus.PENDING, next_attempt_at=now)
+    )
+    if gave_up := expired.filter(attempts__gte=receipts.MAX_ATTEMPTS).update(
+            status=ReceiptStatus.GAVE_UP,
+            last_error="sending never came back (worker died?) after every attempt"):
+        logger.error("%s receipts never came back after every attempt: gave up", gave_up)
+    expired.update(status=ReceiptStatus.PENDING, next_attempt_at=now - GRACE)
     count = 0
     due = Receipt.objects.filter(status=ReceiptStatus.PENDING, next_attempt_at__lte=now - GRACE)
     for receipt_id in due.values_list("id", flat=True)[:SWEEP_BATCH]:
