@@ -104,6 +104,25 @@ def credit_lines(refund: Refund, shares: dict[int, tuple[int, int]]) -> tuple[in
     return sum(n for n, _ in shares.values()), sum(t for _, t in shares.values())
 
 
+def fits_back(refund: Refund, invoice: Invoice) -> bool:
+    """Whether a failing refund's money can go back onto the lines it was taken from.
+
+    Always, for a refund that decreased the balance owed (its credit comes off as its money goes
+    back, so what each line owes is unchanged) and for a pending one (what it re-opened is not
+    payable meanwhile). Not when the balance a succeeded refund re-opened has been paid again
+    since: the lines would be paid twice.
+    """
+    if refund.package_id or refund.decrease_balance_owed:
+        return True
+    if invoice.balance_due_minor < refund.total_minor:
+        return False
+    taken = (PaymentAllocation.objects.filter(refund=refund).values("line_id")
+             .annotate(net=Sum("net_minor"), tax=Sum("tax_minor")))
+    lines = InvoiceLine.objects.in_bulk([row["line_id"] for row in taken])
+    return all(lines[row["line_id"]].owed_net_minor >= -(row["net"] or 0)
+               and lines[row["line_id"]].owed_tax_minor >= -(row["tax"] or 0) for row in taken)
+
+
 def put_back(refund: Refund) -> None:
     """Undo what the refund did to the lines (it failed): append the opposite rows."""
     now = timezone.now()

@@ -11,6 +11,7 @@ call from a task, outside any lock.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from django.db import transaction
 from django.utils import timezone
@@ -41,6 +42,8 @@ from kassa.refunds.models import (
     RefundType,
 )
 from kassa.tenancy.models import Membership, Role
+
+logger = logging.getLogger("kassa.refunds")
 
 MAX_REASON = 500
 MAX_NOTE = 2000
@@ -236,7 +239,11 @@ def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = ""
             _settle(refund, payment, now)
         elif state == RefundState.FAILED and refund.status in (
                 RefundStatus.PENDING, RefundStatus.SUCCEEDED):
-            _fail(refund, invoice, payment, now, failure_reason or "the gateway refused it")
+            reason = failure_reason or "the gateway refused it"
+            if refund.status == RefundStatus.SUCCEEDED and not allocation.fits_back(refund,
+                                                                                  invoice):
+                return _hold_late_failure(refund, payment, now, reason)
+            _fail(refund, invoice, payment, now, reason)
         else:
             return False
         refund.gateway_state = GatewayState.DONE
@@ -262,11 +269,34 @@ def _settle(refund: Refund, payment: Payment | None, now: dt.datetime) -> None:
                                     detail=f"Refund {refund.pk} settled by the gateway")
 
 
+def _hold_late_failure(refund: Refund, payment: Payment | None, now: dt.datetime,
+                       reason: str) -> bool:
+    """The gateway failed a refund after it had succeeded, and the balance that refund re-opened
+    has been paid again since: its money cannot go back onto the invoice without paying it twice
+    (Kassa keeps no overpayment, an invoice's balance due is never below zero). Record nothing
+    in the books, flag the refund for a person and say so in the payment's history; never
+    crash, so the gateway's news is not retried for ever nor lost."""
+    if refund.gateway_state == GatewayState.STUCK:
+        return False  # held already
+    logger.error("refund %s failed after it succeeded, and the balance it re-opened was paid "
+                 "since: flagged for a person", refund.pk)
+    refund.gateway_state = GatewayState.STUCK
+    refund.last_error = (f"the gateway failed it after it succeeded ({reason}); the balance it "
+                         "re-opened was paid since: give the money back another way")[:500]
+    refund.save(update_fields=["gateway_state", "last_error"])
+    if payment is not None:
+        PaymentEvent.objects.create(payment=payment, at=now, kind="refund_needs_attention",
+                                    amount_minor=refund.total_minor, status=refund.status,
+                                    detail=f"Refund {refund.pk}: {refund.last_error}"[:500])
+    return True
+
+
 def _fail(refund: Refund, invoice: object, payment: Payment | None, now: dt.datetime,
           reason: str) -> None:
     from kassa.billing.models import Invoice
 
     assert isinstance(invoice, Invoice)
+    was_pending = refund.status == RefundStatus.PENDING
     if refund.settle_entry_id:
         reverse(refund.settle_entry, at=now)  # type: ignore[arg-type]
     assert refund.issue_entry is not None
@@ -287,7 +317,8 @@ def _fail(refund: Refund, invoice: object, payment: Payment | None, now: dt.date
     refund.settled_at = now
     if payment is not None:
         payment.refunded_minor -= refund.total_minor
-        payment.refund_pending = False
+        if was_pending:  # a refund failed after it succeeded was not the pending one, if any
+            payment.refund_pending = False
         payment.save(update_fields=["refunded_minor", "refund_pending"])
         PaymentEvent.objects.create(payment=payment, at=now, kind="refund_failed",
                                     amount_minor=refund.total_minor, status=RefundStatus.FAILED,
