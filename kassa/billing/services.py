@@ -33,7 +33,7 @@ from kassa.billing.models import (
 )
 from kassa.core.errors import GatewayUnavailable, PaymentExceedsBalance, ValidationFailed
 from kassa.core.lookup import get_scoped
-from kassa.core.money import parse_amount, round_half_up_minor
+from kassa.core.money import display, parse_amount, round_half_up_minor
 from kassa.gateways.base import GatewayError
 from kassa.gateways.registry import current_gateway
 from kassa.ledger.services import credit, debit, post
@@ -211,7 +211,9 @@ def take_payment(
         raise ValidationFailed("source", "only an online payment has a source")
     payable = payable_minor(target, owed_by_bucket(target))
     if amount_minor > payable:
-        raise PaymentExceedsBalance(f"At most {payable} minor units can be paid", field="amount")
+        raise PaymentExceedsBalance(
+            f"At most {display(payable, organization.currency, organization.locale)} can be paid",
+            field="amount")
 
     charge_reference = gateway_name = ""
     if online:
@@ -249,7 +251,9 @@ def _record_payment(
     weights = owed_by_bucket(invoice, lines)
     payable = payable_minor(invoice, weights)
     if amount_minor > payable:
-        raise PaymentExceedsBalance(f"At most {payable} minor units can be paid", field="amount")
+        raise PaymentExceedsBalance(
+            f"At most {display(payable, actor.organization.currency, actor.organization.locale)} can be paid",
+            field="amount")
     now = timezone.now()
     payment = Payment.objects.create(
         organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,

@@ -33,7 +33,7 @@ from kassa.core.errors import (
     ValidationFailed,
 )
 from kassa.core.lookup import get_scoped
-from kassa.core.money import parse_amount, round_half_up_minor
+from kassa.core.money import display, parse_amount, round_half_up_minor
 from kassa.ledger.services import Line, credit, debit, post
 from kassa.packages.models import (
     Benefit,
@@ -252,8 +252,8 @@ def _refund_package(*, actor: Membership, package_id: int, amount_minor: int, re
             "This organization allows one refund per package, and this one has had it")
     if pkg.balance_minor <= 0 or amount_minor > pkg.balance_minor:
         raise PackageRefundExceedsBalance(
-            f"At most the package's balance, {max(pkg.balance_minor, 0)} minor units, can be "
-            "refunded", field="amount")
+            f"The refund amount cannot exceed the package balance that remains, "
+            f"{display(max(pkg.balance_minor, 0), organization.currency, organization.locale)}.", field="amount")
     tax_minor = refund_tax(pkg, amount_minor)
     total = amount_minor + tax_minor
     online = payment is not None
@@ -263,7 +263,9 @@ def _refund_package(*, actor: Membership, package_id: int, amount_minor: int, re
                                 field="refund_to.payment")
         if total > payment.refundable_minor:
             raise RefundExceedsRefundable(
-                f"The payment has {payment.refundable_minor} minor units left to refund",
+                f"The payment has "
+                f"{display(payment.refundable_minor, organization.currency, organization.locale)}"
+                " left to refund",
                 field="refund_to.payment")
     now = timezone.now()
     refund = Refund.objects.create(

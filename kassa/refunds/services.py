@@ -28,7 +28,7 @@ from kassa.core.errors import (
     ValidationFailed,
 )
 from kassa.core.lookup import get_scoped
-from kassa.core.money import parse_amount
+from kassa.core.money import display, parse_amount
 from kassa.gateways.base import RefundState
 from kassa.ledger.services import credit, debit, post, reverse
 from kassa.refunds import allocation
@@ -156,8 +156,10 @@ def _create_payment_refund(
     if payment.refund_pending:
         raise RefundPending("An online refund of this payment is pending; wait until it settles")
     if amount_minor > payment.refundable_minor:
+        org = actor.organization
         raise RefundExceedsRefundable(
-            f"At most {payment.refundable_minor} minor units of this payment can be refunded",
+            f"At most {display(payment.refundable_minor, org.currency, org.locale)} of this "
+            "payment can be refunded.",
             field="amount")
     now = timezone.now()
     refund = Refund.objects.create(

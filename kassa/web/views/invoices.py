@@ -24,7 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from kassa.billing import selectors as billing
 from kassa.billing.models import Method, Payment
-from kassa.core.errors import DomainError, PermissionDenied, RefundExceedsRefundable
+from kassa.core.errors import DomainError, PermissionDenied
 from kassa.core.money import display, format_decimal_string
 from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
@@ -202,7 +202,7 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
     except PermissionDenied as exc:
         return _refused(request, membership, payment, exc)
     except DomainError as exc:
-        show_error(form, _in_money(exc, payment, organization))
+        show_error(form, exc)
         return _show_form(request, membership, payment, form, status=exc.status)
 
     amount = display(refund.amount_minor, organization.currency, organization.locale)
@@ -216,17 +216,6 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(target)
     return HttpResponseRedirect(target)
-
-
-def _in_money(error: DomainError, payment: Payment, organization: Any) -> DomainError:
-    """The service states the refundable amount in minor units (an API client's terms); the
-    front desk reads money. Same rule, same field, only the words differ."""
-    if isinstance(error, RefundExceedsRefundable):
-        payment.refresh_from_db(fields=["refunded_minor"])
-        refundable = display(payment.refundable_minor, organization.currency, organization.locale)
-        return RefundExceedsRefundable(f"At most {refundable} of this payment can be refunded.",
-                                       field=error.field)
-    return error
 
 
 def _wants_partial(request: HttpRequest) -> bool:

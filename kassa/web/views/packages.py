@@ -182,7 +182,7 @@ def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpR
             show_error(method_form, error, fields=METHOD_FIELDS)
             return _render(request, membership, guest, packages,
                            window=_methods_window(select, pkg, method_form, online))
-        show_error(select, _worded_for_the_desk(error, pkg, organization))
+        show_error(select, error)
         return _render(request, membership, guest, packages,
                        window={"step": "select", "form": select})
     return redirect(f"{reverse('guest_packages', args=[guest.pk])}?refunded={refund.pk}#refund")
@@ -246,17 +246,6 @@ def _methods_window(select: SelectItemsForm, pkg: Package, method_form: PaymentM
             "offline_methods": PACKAGE_REFUND_METHODS,
             "amount_minor": amount_minor, "tax_minor": tax_minor,
             "total_minor": amount_minor + tax_minor}
-
-
-def _worded_for_the_desk(error: DomainError, pkg: Package, organization: Any) -> DomainError:
-    """The service's refusal of an amount over the balance speaks in minor units, for API
-    clients; the front desk reads the article's sentence with the balance as money."""
-    if error.code == "package_refund_exceeds_balance":
-        balance = display(max(pkg.balance_minor, 0), organization.currency,
-                          organization.locale)
-        return type(error)("The refund amount cannot exceed the package balance that remains, "
-                           f"{balance}.", field=error.field)
-    return error
 
 
 def _render(request: HttpRequest, membership: Any, guest: Customer, packages: list[Package],
