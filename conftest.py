@@ -100,6 +100,14 @@ def make_tenant(name: str = "Acme Spa", currency: str = "USD", timezone: str = "
                   str(org.centers.get().pk))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> None:
+    """Sign-ins and new users in tests need no costly hash: PBKDF2 is for real passwords."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def tenant(db: None) -> Tenant:
     return make_tenant()
