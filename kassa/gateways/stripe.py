@@ -1,0 +1,177 @@
+"""The Stripe gateway, on the official `stripe` SDK (StripeClient, API v1).
+
+A payment creates and confirms a PaymentIntent for the `source` PaymentMethod (`pm_card_visa` in
+test mode); a refund refunds that PaymentIntent. Every call carries the caller's idempotency key,
+so a retried call asks Stripe for the same thing again. Errors are sorted as the base interface
+wants: a card problem is `PaymentDeclined` (an unknown PaymentMethod is bad input on `source`); a
+network error, 5xx, 409, rate limit or rejected API key is a retryable `GatewayError`; whatever
+else Stripe refuses is permanent.
+
+Stripe (API v1) keeps the first answer to a key *once the endpoint began executing*, 500s
+included, so after a 500 or a lost answer the same key may never succeed, although the refund
+may well exist. A refund therefore carries its key in its metadata, and a failed `refund` call
+first looks among the PaymentIntent's refunds for one with that key before it reports the error;
+the webhook (kassa.gateways.webhooks) matches on the same metadata.
+
+`STRIPE_API_BASE` points the SDK elsewhere (a local fake, stripe-mock); the SDK's own network
+retries are off, since the caller's task already retries with backoff.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import stripe
+from django.conf import settings
+
+from kassa.core.errors import PaymentDeclined, ValidationFailed
+from kassa.gateways.base import ChargeResult, Gateway, GatewayError, RefundResult, RefundState
+
+if TYPE_CHECKING:
+    from stripe.params import PaymentIntentCreateParams
+
+# Our key for a refund, in the refund's Stripe metadata (found again by list and by webhook).
+KEY_METADATA = "kassa_idempotency_key"
+MAX_LISTED_REFUNDS = 100  # Stripe's page limit; a PaymentIntent refunded more often is unheard of
+
+REFUND_STATES: dict[str, RefundState] = {
+    "pending": RefundState.PENDING,
+    "requires_action": RefundState.PENDING,
+    "succeeded": RefundState.SUCCEEDED,
+    "failed": RefundState.FAILED,
+    "canceled": RefundState.FAILED,
+}
+
+
+def refund_state(status: object) -> RefundState:
+    """Stripe's refund status as ours; anything new or unknown is still pending (poll again)."""
+    if not isinstance(status, str):
+        return RefundState.PENDING
+    return REFUND_STATES.get(status, RefundState.PENDING)
+
+
+def refund_result(refund: dict[str, Any]) -> RefundResult:
+    """A Stripe refund (as a plain dict: the API's JSON or an event's object) as our result."""
+    state = refund_state(refund.get("status"))
+    reason = ""
+    if state == RefundState.FAILED:
+        reason = str(refund.get("failure_reason") or refund.get("status"))
+        # Stored as text: no NUL (PostgreSQL refuses it) nor other control characters.
+        reason = "".join(c for c in reason if c.isprintable())[:300]
+    return RefundResult(reference=str(refund.get("id")), state=state, failure_reason=reason)
+
+
+def _gateway_error(exc: stripe.StripeError) -> GatewayError:
+    """Retryable: the network, Stripe's 5xx, a 409 (a concurrent request with the same key),
+    rate limits, and a rejected API key (ours to fix: the refund waits, and is flagged stuck if
+    it waits too long, rather than failing in front of the customer). Whatever else Stripe
+    refuses (a bad request, an idempotency mismatch) is permanent."""
+    status = exc.http_status
+    retryable = isinstance(exc, stripe.APIConnectionError | stripe.RateLimitError
+                           | stripe.AuthenticationError | stripe.PermissionError) or (
+        isinstance(exc, stripe.APIError) and (status is None or status >= 500 or status == 409)
+    )
+    message = exc.user_message or str(exc) or type(exc).__name__
+    return GatewayError(f"stripe: {message}"[:500], permanent=not retryable)
+
+
+class StripeGateway(Gateway):
+    name = "stripe"
+    timeout_seconds: float = 30.0
+
+    def __init__(self) -> None:
+        base = settings.STRIPE_API_BASE
+        self.client = stripe.StripeClient(
+            settings.STRIPE_API_KEY,
+            base_addresses={"api": base} if base else None,
+            max_network_retries=0,
+            http_client=stripe.new_default_http_client(timeout=self.timeout_seconds),
+        )
+
+    def charge(
+        self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
+        description: str = "",
+    ) -> ChargeResult:
+        if not source.startswith("pm_"):
+            raise ValidationFailed("source", "must be a Stripe PaymentMethod id (pm_…)")
+        # The SDK's API version (endive) refuses `payment_method_types` with a 400
+        # (payment_method_types_no_longer_supported): `allowed_payment_method_types` replaced
+        # it. A front desk cannot do 3-D Secure for the customer: fail instead of waiting.
+        params: PaymentIntentCreateParams = {
+            "amount": amount_minor, "currency": currency.lower(), "payment_method": source,
+            "allowed_payment_method_types": ["card"], "confirm": True,
+            "error_on_requires_action": True,
+        }
+        if description:
+            params["description"] = description
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params=params,
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.CardError as exc:
+            raise PaymentDeclined(exc.user_message or "The card was declined",
+                                  field="source") from exc
+        except stripe.InvalidRequestError as exc:
+            if exc.param == "payment_method":  # no such PaymentMethod: the user's input
+                message = exc.user_message or "no such PaymentMethod"
+                raise ValidationFailed("source", message) from exc
+            raise _gateway_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc) from exc
+        if intent.status in ("succeeded", "processing"):
+            return ChargeResult(reference=intent.id)
+        # requires_payment_method: declined; requires_action: 3-D Secure, which a front desk
+        # cannot complete for the customer. No money moved in either case.
+        raise PaymentDeclined(f"The card was not charged (Stripe: {intent.status})",
+                              field="source")
+
+    def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
+        try:
+            self.client.v1.refunds.create(
+                params={"payment_intent": reference, "amount": amount_minor,
+                        "metadata": {KEY_METADATA: idempotency_key}},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _gateway_error(exc) from exc
+
+    def refund(
+        self, *, charge_reference: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> RefundResult:
+        try:
+            refund = self.client.v1.refunds.create(
+                params={"payment_intent": charge_reference, "amount": amount_minor,
+                        "metadata": {KEY_METADATA: idempotency_key}},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            # Before reporting any failure, retryable or not (a key Stripe forgot after 24 h
+            # would refuse as "already refunded"), look for the refund this key made.
+            found = self._find_refund(charge_reference, idempotency_key)
+            if found is None:
+                raise _gateway_error(exc) from exc
+            return found
+        return refund_result(refund.to_dict())
+
+    def refund_status(self, *, reference: str) -> RefundResult:
+        try:
+            refund = self.client.v1.refunds.retrieve(reference)
+        except stripe.StripeError as exc:
+            # Never permanent: Stripe tells a failed refund by its status, while an error here
+            # (a wrong key or account, an outage) says nothing of the money. Failing the refund
+            # on it could give back to refundable what was really refunded.
+            raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
+        return refund_result(refund.to_dict())
+
+    def _find_refund(self, charge_reference: str, idempotency_key: str) -> RefundResult | None:
+        """The refund made with this key, if Stripe made it although the call failed."""
+        try:
+            page = self.client.v1.refunds.list(
+                params={"payment_intent": charge_reference, "limit": MAX_LISTED_REFUNDS})
+        except stripe.StripeError:
+            return None  # the caller reports the original failure and retries
+        for refund in page.to_dict().get("data", []):
+            if (refund.get("metadata") or {}).get(KEY_METADATA) == idempotency_key:
+                return refund_result(refund)
+        return None

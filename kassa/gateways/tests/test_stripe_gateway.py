@@ -1,0 +1,232 @@
+"""Online payments and refunds through the Stripe gateway, end to end through the API, the
+tasks and the SDK, against a local fake Stripe (kassa.gateways.tests.fake_stripe)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import make_all_tasks_due, run_tasks
+from kassa.gateways.base import RefundState
+from kassa.gateways.stripe import StripeGateway, refund_state
+from kassa.gateways.tests.conftest import issue_refund, snapshot
+from kassa.ledger.selectors import balance
+from kassa.ledger.verify import verify
+from kassa.refunds.models import Receipt, Refund
+
+
+def pay(tenant, invoice_id, source, amount="100.00"):
+    return tenant.api.post(f"/invoices/{invoice_id}/payments",
+                           {"amount": amount, "method": "card", "online": True, "source": source})
+
+
+def test_online_payment_with_pm_card_visa_creates_and_confirms_a_payment_intent(
+        tenant, stripe_paid, fake_stripe):
+    inv, payment = stripe_paid
+    [call] = fake_stripe.calls_to("POST", "/v1/payment_intents")
+    assert call.params["amount"] == "21775" and call.params["currency"] == "usd"
+    assert call.params["payment_method"] == "pm_card_visa" and call.params["confirm"] == "true"
+    assert call.params["allowed_payment_method_types[0]"] == "card"
+    assert call.params["error_on_requires_action"] == "true"
+    assert call.params["description"] == f"Invoice {inv['number']}"
+    assert call.idempotency_key and call.idempotency_key.startswith("pay-")
+    [intent] = fake_stripe.payment_intents.values()
+    assert intent["status"] == "succeeded"
+    from kassa.billing.models import Payment
+
+    got = Payment.objects.get(pk=payment["id"])
+    assert got.gateway == "stripe" and got.gateway_reference == intent["id"]
+    assert payment["refundable"] == "217.75"
+    assert tenant.api.get(f"/invoices/{inv['id']}").json()["status"] == "closed"
+    assert verify(tenant.organization) == []
+
+
+def test_declined_card_is_402_and_writes_nothing(tenant, fake_stripe):
+    inv = tenant.invoice()
+    before = snapshot()
+    r = pay(tenant, inv["id"], "pm_card_chargeDeclined")
+    assert r.status_code == 402 and r.json()["code"] == "payment_declined"
+    assert r["Content-Type"] == "application/problem+json"
+    assert snapshot() == before
+    assert tenant.api.get(f"/invoices/{inv['id']}").json()["balance_due"] == "100.00"
+    assert verify(tenant.organization) == []
+
+
+def test_unknown_payment_method_is_422_on_source_and_writes_nothing(tenant, fake_stripe):
+    inv = tenant.invoice()
+    before = snapshot()
+    for source in ("pm_no_such_method", "sandbox_ok"):
+        r = pay(tenant, inv["id"], source)
+        assert r.status_code == 422, r.content
+        assert r.json()["errors"][0]["field"] == "source"
+    assert snapshot() == before
+    assert verify(tenant.organization) == []
+
+
+@pytest.mark.parametrize("mode", ["500", "hang"])
+def test_stripe_down_during_a_payment_is_503_and_writes_nothing(tenant, fake_stripe, mode):
+    inv = tenant.invoice()
+    before = snapshot()
+    fake_stripe.fail_next(mode, path="/v1/payment_intents")
+    r = pay(tenant, inv["id"], "pm_card_visa")
+    assert r.status_code == 503 and r.json()["code"] == "gateway_unavailable"
+    assert snapshot() == before
+    assert verify(tenant.organization) == []
+
+
+def test_online_refund_calls_stripe_once_with_the_refunds_key_and_settles_by_poll(
+        tenant, stripe_paid, fake_stripe):
+    _, payment = stripe_paid
+    refund = issue_refund(tenant, payment["id"], "50.00")
+    assert fake_stripe.calls_to("POST", "/v1/refunds") == []  # never inside the transaction
+
+    run_tasks()
+    [call] = fake_stripe.calls_to("POST", "/v1/refunds")
+    assert call.idempotency_key == f"kassa-refund-{refund['id']}"
+    [intent] = fake_stripe.payment_intents.values()
+    assert call.params["payment_intent"] == intent["id"] and call.params["amount"] == "5000"
+    assert call.params["metadata[kassa_idempotency_key]"] == call.idempotency_key
+    [stripe_refund] = fake_stripe.refunds.values()
+    got = Refund.objects.get(pk=refund["id"])
+    assert got.gateway_reference == stripe_refund["id"] and got.status == "pending"
+    assert verify(tenant.organization) == []
+
+    make_all_tasks_due()
+    run_tasks()  # Stripe still says pending: nothing changes
+    assert Refund.objects.get(pk=refund["id"]).status == "pending"
+
+    fake_stripe.settle(stripe_refund["id"], "succeeded")
+    make_all_tasks_due()
+    run_tasks()
+    done = tenant.api.get(f"/refunds/{refund['id']}").json()
+    assert done["status"] == "succeeded" and done["settled_at"]
+    assert len(fake_stripe.calls_to("POST", "/v1/refunds")) == 1
+    assert balance("refunds_in_transit", organization=tenant.organization) == 0
+    assert tenant.api.get(f"/payments/{payment['id']}").json()["refundable"] == "167.75"
+    assert verify(tenant.organization) == []
+
+
+def test_a_500_on_the_refund_call_is_retried_with_the_same_key_and_refunds_once(
+        tenant, stripe_paid, fake_stripe):
+    _, payment = stripe_paid
+    refund = issue_refund(tenant, payment["id"])
+    fake_stripe.fail_next("500")
+
+    run_tasks()
+    got = Refund.objects.get(pk=refund["id"])
+    assert got.status == "pending" and got.gateway_state == "to_call" and got.attempts == 1
+    assert "Something went wrong" in got.last_error and fake_stripe.refunds == {}
+    assert verify(tenant.organization) == []
+
+    make_all_tasks_due()
+    run_tasks()
+    calls = fake_stripe.calls_to("POST", "/v1/refunds")
+    assert [c.idempotency_key for c in calls] == [f"kassa-refund-{refund['id']}"] * 2
+    [stripe_refund] = fake_stripe.refunds.values()
+    got = Refund.objects.get(pk=refund["id"])
+    assert got.gateway_state == "called" and got.gateway_reference == stripe_refund["id"]
+
+    fake_stripe.settle(stripe_refund["id"], "succeeded")
+    make_all_tasks_due()
+    run_tasks()
+    assert Refund.objects.get(pk=refund["id"]).status == "succeeded"
+    assert len(fake_stripe.refunds) == 1
+    assert verify(tenant.organization) == []
+
+
+def test_a_lost_answer_is_retried_with_the_same_key_and_refunds_once(
+        tenant, stripe_paid, fake_stripe):
+    """Stripe made the refund but its answer never came (the client timed out), and Stripe
+    could not be asked about it either: the retry's same key gets the same refund back."""
+    _, payment = stripe_paid
+    refund = issue_refund(tenant, payment["id"])
+    fake_stripe.fail_next("hang")
+    fake_stripe.fail_next("500", method="GET")
+
+    run_tasks()
+    got = Refund.objects.get(pk=refund["id"])
+    assert got.gateway_state == "to_call" and got.gateway_reference == ""
+    assert len(fake_stripe.refunds) == 1  # made, though Kassa does not know it yet
+
+    make_all_tasks_due()
+    run_tasks()
+    [stripe_refund] = fake_stripe.refunds.values()
+    assert Refund.objects.get(pk=refund["id"]).gateway_reference == stripe_refund["id"]
+    assert len(fake_stripe.calls_to("POST", "/v1/refunds")) == 2
+    assert verify(tenant.organization) == []
+
+
+def test_a_500_stripe_keeps_for_the_key_is_resolved_by_the_refunds_metadata(
+        tenant, stripe_paid, fake_stripe):
+    """Stripe replays a 500 to every retry with its key once the endpoint began; the refund it
+    may have made is found among the PaymentIntent's refunds by the key in its metadata."""
+    _, payment = stripe_paid
+    refund = issue_refund(tenant, payment["id"])
+    fake_stripe.fail_next("500_after")
+
+    run_tasks()
+    [stripe_refund] = fake_stripe.refunds.values()
+    got = Refund.objects.get(pk=refund["id"])
+    assert got.gateway_state == "called" and got.gateway_reference == stripe_refund["id"]
+    assert len(fake_stripe.calls_to("POST", "/v1/refunds")) == 1
+    assert verify(tenant.organization) == []
+
+
+def test_a_refund_stripe_refuses_fails_and_gives_the_amount_back(
+        tenant, stripe_paid, fake_stripe):
+    _, payment = stripe_paid
+    [intent] = fake_stripe.payment_intents.values()
+    # Refunded in Stripe's dashboard meanwhile: nothing is left for Kassa's refund.
+    StripeGateway().refund(charge_reference=intent["id"], amount_minor=intent["amount"],
+                           currency="USD", idempotency_key="dashboard")
+    refund = issue_refund(tenant, payment["id"])
+
+    run_tasks()
+    got = tenant.api.get(f"/refunds/{refund['id']}").json()
+    assert got["status"] == "failed" and "greater than unrefunded" in got["failure_reason"]
+    assert tenant.api.get(f"/payments/{payment['id']}").json()["refundable"] == "217.75"
+    assert Receipt.objects.filter(refund_id=refund["id"], kind="failure_notice").exists()
+    assert len(fake_stripe.calls_to("POST", "/v1/refunds")) == 2  # the dashboard's and ours
+    assert verify(tenant.organization) == []
+
+
+def test_a_refund_that_fails_at_stripe_later_fails_in_kassa_by_poll(
+        tenant, stripe_paid, fake_stripe):
+    _, payment = stripe_paid
+    refund = issue_refund(tenant, payment["id"], "217.75")
+    run_tasks()
+    [stripe_refund] = fake_stripe.refunds.values()
+    fake_stripe.settle(stripe_refund["id"], "failed", "expired_or_canceled_card")
+
+    make_all_tasks_due()
+    run_tasks()
+    got = tenant.api.get(f"/refunds/{refund['id']}").json()
+    assert got["status"] == "failed" and got["failure_reason"] == "expired_or_canceled_card"
+    assert tenant.api.get(f"/payments/{payment['id']}").json()["refundable"] == "217.75"
+    assert balance("refunds_in_transit", organization=tenant.organization) == 0
+    assert verify(tenant.organization) == []
+
+
+def test_stripe_unreachable_while_polling_keeps_the_refund_pending(
+        tenant, stripe_paid, fake_stripe):
+    """An error asking about a refund says nothing of its money: it never fails the refund."""
+    _, payment = stripe_paid
+    refund = issue_refund(tenant, payment["id"])
+    run_tasks()
+    [stripe_refund] = fake_stripe.refunds.values()
+    fake_stripe.refunds.clear()  # Stripe answers 404 for it, as with a wrong account or key
+
+    make_all_tasks_due()
+    run_tasks()
+    got = Refund.objects.get(pk=refund["id"])
+    assert got.status == "pending" and "No such refund" in got.last_error
+    assert verify(tenant.organization) == []
+    assert stripe_refund["id"] == got.gateway_reference
+
+
+@pytest.mark.parametrize(("status", "state"), [
+    ("pending", RefundState.PENDING), ("requires_action", RefundState.PENDING),
+    ("succeeded", RefundState.SUCCEEDED), ("failed", RefundState.FAILED),
+    ("canceled", RefundState.FAILED), ("something_new", RefundState.PENDING), (None, "pending"),
+])
+def test_stripe_refund_statuses_map_to_ours(status, state):
+    assert refund_state(status) == state

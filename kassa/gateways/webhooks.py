@@ -1,0 +1,119 @@
+"""`POST /api/v1/webhooks/{gateway}`: what a gateway tells us about refunds, sooner than a poll.
+
+Only Stripe sends webhooks. Its signature (`Stripe-Signature`, HMAC-SHA256 with
+`STRIPE_WEBHOOK_SECRET`, at most five minutes old) is checked before anything is read: a bad,
+missing or stale one is 400 `invalid_signature` and changes nothing (a signed body that is not
+an event, which Stripe never sends, is 422 `validation_error`). The refund events
+(`refund.created`, `refund.updated`, `refund.failed`, `charge.refund.updated`) all carry a
+Refund object; its status goes through `apply_gateway_result`, which only moves a refund forwards
+(pending → succeeded → failed) and each step once, so a duplicate or late event changes nothing.
+
+An event may arrive before the refund's gateway call has recorded Stripe's id (the call timed
+out, or is still under way): the refund is then found by the idempotency key that
+`StripeGateway.refund` writes into the Stripe refund's metadata. An event for no refund of ours
+is answered 200 and ignored, as is every other event type, so that Stripe stops resending it.
+Whatever the body, the answer is never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Schema
+
+from kassa.core.errors import DomainError, NotFound, ValidationFailed
+from kassa.core.schemas import Problem
+from kassa.gateways.stripe import KEY_METADATA, refund_result
+
+logger = logging.getLogger("kassa.gateways")
+
+router = Router(tags=["webhooks"])
+
+REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
+# Stripe ids are short ASCII words; anything else (NUL, megabytes) never reaches a query.
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,200}")
+_REFUND_KEY = re.compile(r"kassa-refund-([0-9]{1,18})")
+
+
+class Received(Schema):
+    received: bool
+
+
+class InvalidSignature(DomainError):
+    code = "invalid_signature"
+    status = 400
+    title = "The webhook signature is not valid"
+
+
+@router.post("/webhooks/{gateway}", auth=None,
+             response={200: Received, 400: Problem, 404: Problem, 422: Problem})
+def receive(request: HttpRequest, gateway: str) -> Any:
+    if gateway != "stripe":
+        raise NotFound("No webhooks for this gateway")
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        logger.error("a Stripe webhook arrived, but STRIPE_WEBHOOK_SECRET is not set")
+    try:
+        event = stripe.Webhook.construct_event(
+            request.body, request.headers.get("Stripe-Signature"), secret).to_dict()
+    except stripe.SignatureVerificationError as exc:
+        raise InvalidSignature(exc.user_message or "The signature does not match") from None
+    except UnicodeDecodeError:
+        raise InvalidSignature("The body is not UTF-8: no signature can match it") from None
+    except Exception:  # signed, yet not an event: not JSON, not an object
+        raise ValidationFailed("body", "is not a Stripe event") from None
+    outcome = handle_stripe_event(event)
+    logger.info("stripe event %s (%s): %s", event.get("id"), event.get("type"), outcome)
+    return {"received": True}
+
+
+def handle_stripe_event(event: dict[str, Any]) -> str:
+    """Apply one verified Stripe event; say what was done (for logs and tests)."""
+    from kassa.refunds.services import apply_gateway_result
+
+    kind = event.get("type")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if kind not in REFUND_EVENTS or not isinstance(obj, dict):
+        return "ignored"
+    refund_id = _find_refund(obj)
+    if refund_id is None:
+        logger.info("stripe event %s for refund %r: no refund of ours", kind, obj.get("id"))
+        return "unknown refund"
+    result = refund_result(obj)
+    changed = apply_gateway_result(refund_id=refund_id, state=result.state,
+                                   failure_reason=result.failure_reason)
+    return "applied" if changed else "unchanged"
+
+
+def _find_refund(obj: dict[str, Any]) -> int | None:
+    """Our refund of this Stripe refund: by the reference its gateway call recorded, or else by
+    the key in its metadata (recording the reference then, which a lost answer never gave)."""
+    from kassa.refunds.gateway_calls import idempotency_key
+    from kassa.refunds.models import Refund
+
+    reference = obj.get("id")
+    if not isinstance(reference, str) or not _STRIPE_ID.fullmatch(reference):
+        return None
+    found = Refund.objects.filter(gateway="stripe", gateway_reference=reference)
+    refund_id = found.values_list("id", flat=True).first()
+    if refund_id is not None:
+        return refund_id
+    metadata = obj.get("metadata")
+    key = metadata.get(KEY_METADATA) if isinstance(metadata, dict) else None
+    match = _REFUND_KEY.fullmatch(key) if isinstance(key, str) else None
+    if match is None:
+        return None
+    refund = (Refund.objects.select_related("payment")
+              .filter(pk=int(match.group(1)), gateway="stripe").first())
+    if (refund is None or idempotency_key(refund) != key or refund.payment is None
+            or refund.payment.gateway_reference != obj.get("payment_intent")
+            or refund.gateway_reference not in ("", reference)):
+        return None
+    Refund.objects.filter(pk=refund.pk, gateway_reference="").update(gateway_reference=reference)
+    return refund.pk
