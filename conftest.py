@@ -160,15 +160,22 @@ def run_tasks(max_rounds: int = 50) -> int:
 
 
 def make_all_tasks_due() -> None:
-    """Time passes: every delayed task and overdue outbox row is due now."""
+    """Time passes: the sweeps see a day gone by (expired claims, overdue rows), then every
+    outbox row and every delayed task is due now."""
     import datetime as dt
 
     from django.utils import timezone
     from django_tasks_db.models import DBTaskResult
 
-    DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
     from kassa.core.outbox import SWEEPS
+    from kassa.refunds.models import GatewayState, Receipt, Refund
 
     later = timezone.now() + dt.timedelta(days=1)
     for sweep in SWEEPS:
         sweep(later)  # type: ignore[call-arg]
+    now = timezone.now()
+    # A task acts only on a row that is due, so the rows' own due times pass too.
+    Refund.objects.filter(gateway_state__in=[GatewayState.TO_CALL, GatewayState.CALLED],
+                          next_attempt_at__gt=now).update(next_attempt_at=now)
+    Receipt.objects.filter(status="pending", next_attempt_at__gt=now).update(next_attempt_at=now)
+    DBTaskResult.objects.filter(status="READY").update(run_after=now)

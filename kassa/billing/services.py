@@ -236,9 +236,19 @@ def take_payment(
                                gateway=gateway_name, reference=charge_reference)
     except PaymentExceedsBalance:
         if online:
-            gateway.cancel_charge(reference=charge_reference, amount_minor=amount_minor,
-                                  idempotency_key=f"{charge_key}-cancel")
+            _give_back(gateway.name, charge_reference, amount_minor, f"{charge_key}-cancel")
         raise
+
+
+def _give_back(gateway_name: str, reference: str, amount_minor: int, key: str) -> None:
+    """Give back a charge we could not record: now, or durably later if the gateway is down."""
+    from kassa.billing.tasks import give_back_charge
+
+    try:
+        current_gateway().cancel_charge(reference=reference, amount_minor=amount_minor,
+                                        idempotency_key=key)
+    except GatewayError:
+        give_back_charge.enqueue(gateway_name, reference, amount_minor, key)
 
 
 @transaction.atomic

@@ -115,5 +115,7 @@ def _find_refund(obj: dict[str, Any]) -> int | None:
             or refund.payment.gateway_reference != obj.get("payment_intent")
             or refund.gateway_reference not in ("", reference)):
         return None
-    Refund.objects.filter(pk=refund.pk, gateway_reference="").update(gateway_reference=reference)
+    from kassa.refunds.services import record_gateway_reference
+
+    record_gateway_reference(refund_id=refund.pk, reference=reference)
     return refund.pk

@@ -21,7 +21,7 @@ from django.utils import timezone
 from kassa.gateways.base import GatewayError, RefundResult, RefundState
 from kassa.gateways.registry import gateway_named
 from kassa.refunds.models import GatewayState, Refund, RefundStatus
-from kassa.refunds.services import apply_gateway_result
+from kassa.refunds.services import apply_gateway_result, record_gateway_reference
 
 logger = logging.getLogger("kassa.refunds")
 
@@ -49,8 +49,11 @@ def poll_delay(gateway_name: str, polls: int) -> dt.timedelta:
 
 def call_gateway(refund_id: int) -> None:
     now = timezone.now()
+    # Only when due: a copy of this task that the sweep queued beside a delayed retry must not
+    # run the retry early and wear down its backoff.
     claimed = Refund.objects.filter(
         pk=refund_id, gateway_state=GatewayState.TO_CALL, status=RefundStatus.PENDING,
+        next_attempt_at__lte=now,
     ).update(gateway_state=GatewayState.CALLING, attempts=F("attempts") + 1,
              next_attempt_at=now + dt.timedelta(seconds=CLAIM_SECONDS))
     if not claimed:
@@ -66,11 +69,15 @@ def call_gateway(refund_id: int) -> None:
     except GatewayError as exc:
         _call_failed(refund, exc, now)
         return
-    Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.CALLING).update(
-        gateway_reference=result.reference, gateway_state=GatewayState.CALLED, attempts=0,
-        last_error="", next_attempt_at=now + poll_delay(gateway.name, 0),
+    # The gateway's id is kept whatever happened meanwhile (a webhook may have finished the
+    # refund during the call): it is how a person finds the refund at the gateway.
+    record_gateway_reference(refund_id=refund_id, reference=result.reference)
+    moved_on = Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.CALLING).update(
+        gateway_state=GatewayState.CALLED, attempts=0, last_error="",
+        next_attempt_at=now + poll_delay(gateway.name, 0),
     )
-    _record(refund_id, result, polls=0, gateway_name=gateway.name)
+    if moved_on:
+        _record(refund_id, result, gateway_name=gateway.name)
 
 
 def _call_failed(refund: Refund, exc: GatewayError, now: dt.datetime) -> None:
@@ -94,28 +101,38 @@ def _call_failed(refund: Refund, exc: GatewayError, now: dt.datetime) -> None:
     task.using(run_after=retry_at).enqueue(refund.pk)
 
 
-def poll_refund(refund_id: int, polls: int = 0) -> None:
-    refund = Refund.objects.filter(
-        pk=refund_id, status=RefundStatus.PENDING, gateway_state=GatewayState.CALLED).first()
-    if refund is None:
+def poll_refund(refund_id: int, *, force: bool = False) -> None:
+    """Ask the gateway how a pending refund stands, when its poll is due (or now, forced).
+
+    The number of polls is counted on the row (`attempts`), so a poll the sweep queued again
+    does not start the count over. An error while asking says nothing of whether the money
+    moved: it never fails the refund, it only waits for the next poll, bounded like the rest.
+    """
+    now = timezone.now()
+    due = Refund.objects.filter(pk=refund_id, status=RefundStatus.PENDING,
+                                gateway_state=GatewayState.CALLED)
+    if not force:
+        due = due.filter(next_attempt_at__lte=now)
+    # Claim this poll: push the due time out so a concurrent copy of the task skips it.
+    if not due.update(attempts=F("attempts") + 1,
+                      next_attempt_at=now + dt.timedelta(seconds=CLAIM_SECONDS)):
         return
+    refund = Refund.objects.get(pk=refund_id)
     try:
         result = gateway_named(refund.gateway).refund_status(reference=refund.gateway_reference)
     except GatewayError as exc:
-        if exc.permanent:
-            apply_gateway_result(refund_id=refund_id, state=RefundState.FAILED,
-                                 failure_reason=str(exc))
-            return
+        logger.warning("refund %s: could not ask the gateway: %s", refund_id, exc)
         Refund.objects.filter(pk=refund_id).update(last_error=str(exc)[:500])
         result = RefundResult(refund.gateway_reference, RefundState.PENDING)
-    _record(refund_id, result, polls=polls + 1, gateway_name=refund.gateway)
+    _record(refund_id, result, gateway_name=refund.gateway)
 
 
-def _record(refund_id: int, result: RefundResult, *, polls: int, gateway_name: str) -> None:
+def _record(refund_id: int, result: RefundResult, *, gateway_name: str) -> None:
     if result.state != RefundState.PENDING:
         apply_gateway_result(refund_id=refund_id, state=result.state,
                              failure_reason=result.failure_reason)
         return
+    polls = Refund.objects.values_list("attempts", flat=True).get(pk=refund_id)
     if polls >= MAX_POLLS:
         logger.error("refund %s: still pending after %s polls, flagged stuck", refund_id, polls)
         Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.CALLED).update(
@@ -127,11 +144,11 @@ def _record(refund_id: int, result: RefundResult, *, polls: int, gateway_name: s
         next_attempt_at=poll_at)
     from kassa.refunds.tasks import poll_refund as task
 
-    task.using(run_after=poll_at).enqueue(refund_id, polls)
+    task.using(run_after=poll_at).enqueue(refund_id)
 
 
 def sync_by_reference(reference: str) -> None:
     """Bring the refund with this gateway reference up to date now (after a sandbox settle)."""
     refund = Refund.objects.filter(gateway_reference=reference).first()
     if refund is not None:
-        poll_refund(refund.pk, polls=0)
+        poll_refund(refund.pk, force=True)

@@ -54,7 +54,9 @@ def build_message(receipt: Receipt) -> EmailMessage:
 
 def send_receipt(receipt_id: int) -> None:
     now = timezone.now()
-    claimed = Receipt.objects.filter(pk=receipt_id, status=ReceiptStatus.PENDING).update(
+    # Only when due, so a copy queued by the sweep beside a delayed retry cannot run it early.
+    claimed = Receipt.objects.filter(pk=receipt_id, status=ReceiptStatus.PENDING,
+                                     next_attempt_at__lte=now).update(
         status=ReceiptStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     if not claimed:
         return

@@ -225,6 +225,12 @@ def _queue_receipt(refund: Refund, kind: str, now: dt.datetime) -> None:
         send_receipt.enqueue(receipt.pk)
 
 
+def record_gateway_reference(*, refund_id: int, reference: str) -> bool:
+    """Keep the gateway's id of a refund, once: the first one recorded stands."""
+    return bool(Refund.objects.filter(pk=refund_id, gateway_reference="").update(
+        gateway_reference=reference[:200]))
+
+
 def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = "") -> bool:
     """Record what the gateway says of an online refund. Safe to call again and out of order:
     a refund moves pending → succeeded → failed only forwards, and each step happens once.

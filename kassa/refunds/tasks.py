@@ -29,7 +29,8 @@ def call_gateway(refund_id: int) -> None:
 
 @task()
 def poll_refund(refund_id: int, polls: int = 0) -> None:
-    gateway_calls.poll_refund(refund_id, polls)
+    # `polls` is no longer used (the row counts them); kept so queued tasks still run.
+    gateway_calls.poll_refund(refund_id)
 
 
 @task()

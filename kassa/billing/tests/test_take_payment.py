@@ -33,3 +33,47 @@ def test_declined_card_is_402_and_changes_nothing(tenant):
         "amount": "50.00", "method": "card", "online": True, "source": "sandbox_declined"})
     assert r.status_code == 402 and r.json()["code"] == "payment_declined"
     assert Payment.objects.count() == 0
+
+
+def test_a_charge_that_cannot_be_recorded_is_given_back_even_when_the_gateway_is_down(
+        tenant, monkeypatch):
+    """The invoice was paid while the card was being charged: the charge goes back, and if the
+    gateway is down at that moment, a durable task gives it back later."""
+    from conftest import make_all_tasks_due, run_tasks
+    from kassa.billing import services
+    from kassa.core.errors import PaymentExceedsBalance
+    from kassa.gateways.base import GatewayError
+    from kassa.gateways.models import SandboxCharge
+    from kassa.gateways.sandbox import SandboxGateway
+
+    inv = tenant.invoice()
+    real_record, real_cancel = services._record_payment, SandboxGateway.cancel_charge
+    down = {"gateway": True}
+
+    def paid_meanwhile(**kwargs):
+        if kwargs["online"]:  # another desk took the whole balance in cash meanwhile
+            real_record(**{**kwargs, "amount_minor": 10000, "method": "cash", "online": False,
+                           "gateway": "", "reference": ""})
+        return real_record(**kwargs)
+
+    def cancel(self, **kwargs):
+        if down["gateway"]:
+            raise GatewayError("503 from the gateway")
+        return real_cancel(self, **kwargs)
+
+    monkeypatch.setattr(services, "_record_payment", paid_meanwhile)
+    monkeypatch.setattr(SandboxGateway, "cancel_charge", cancel)
+    import pytest
+
+    with pytest.raises(PaymentExceedsBalance):
+        services.take_payment(actor=tenant.admin, invoice=inv["id"], amount="60.00",
+                              method="card", online=True)
+    charge = SandboxCharge.objects.get()
+    assert not charge.cancelled and Payment.objects.filter(online=True).count() == 0
+    run_tasks()  # still down: the task schedules itself again
+    assert not SandboxCharge.objects.get().cancelled
+    down["gateway"] = False
+    make_all_tasks_due()
+    run_tasks()
+    assert SandboxCharge.objects.get().cancelled
+    assert verify(tenant.organization) == []

@@ -114,7 +114,8 @@ def test_gateway_call_made_twice_refunds_once(tenant, card_payment):
     assert refund.gateway_state == "called" and reference.startswith("re_")
 
     # Even forced to call again (as after a lost claim), the key makes it the same refund.
-    Refund.objects.filter(pk=refund.pk).update(gateway_state="to_call")
+    Refund.objects.filter(pk=refund.pk).update(gateway_state="to_call",
+                                               next_attempt_at=timezone.now())
     gateway_calls.call_gateway(refund.pk)
     refund.refresh_from_db()
     assert refund.gateway_reference == reference and sandbox_refunds(refund) == 1
