@@ -7,16 +7,20 @@ bad token as 401, an unknown (or another organization's) object as 404.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 
-from kassa.core.errors import DomainError
+from kassa.core.errors import DomainError, InvalidAmount
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import membership_for_token
 
@@ -36,7 +40,46 @@ def problem(status: int, code: str, title: str, detail: str,
     return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM)
 
 
+class BodyNotAnObject(ValueError):
+    pass
+
+
+class ObjectParser(Parser):
+    """Every body of the API is a JSON object. Without this check ninja's schemas read fields
+    off any value, so `[1, 2]` would pass for a body whose fields are all optional."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise BodyNotAnObject("must be a JSON object")
+        return data
+
+
+def _problem_for_405(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """ninja answers a method a path does not have with a plain-text 405; ours is a problem."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and response.get("Content-Type") != PROBLEM:
+            allow = response.get("Allow", "")
+            answer = problem(405, "method_not_allowed", "Method not allowed",
+                             f"{request.method} is not allowed here; allowed: {allow}")
+            answer["Allow"] = allow
+            return answer
+        return response
+
+    return wrapper
+
+
 class KassaAPI(NinjaAPI):
+    def _get_urls(self) -> list[URLResolver | URLPattern]:
+        urls = super()._get_urls()
+        for url in urls:
+            if isinstance(url, URLPattern):
+                url.callback = _problem_for_405(url.callback)
+        return urls
+
     def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
         """Declare error answers with the media type they really have: problem+json."""
         schema = super().get_openapi_schema(*args, **kwargs)
@@ -50,7 +93,7 @@ class KassaAPI(NinjaAPI):
 
 
 api = KassaAPI(
-    title="Kassa", version="1", urls_namespace="api", auth=BearerToken(),
+    title="Kassa", version="1", urls_namespace="api", auth=BearerToken(), parser=ObjectParser(),
     description="Payments, packages and refunds for the front desk. Money travels as decimal "
     "strings at the currency's precision; tax rates are percentages (\"8.875\").",
 )
@@ -76,6 +119,10 @@ def on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> Http
         message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
         errors.append({"field": _field_name(list(err.get("loc", []))), "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "The body is not valid"
+    # Money that is not a decimal string is refused by its schema type (kassa.core.text) with
+    # the code the services give every other bad amount.
+    if exc.errors and all(err.get("type") == InvalidAmount.code for err in exc.errors):
+        return problem(422, InvalidAmount.code, InvalidAmount.title, detail, errors)
     return problem(422, "validation_error", "The request is not valid", detail, errors)
 
 
@@ -95,8 +142,10 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 400:  # an unparseable body is bad input like any other: 422
-        return problem(422, "validation_error", "The request is not valid", str(exc),
-                       [{"field": "body", "message": str(exc)}])
+        cause = exc.__cause__
+        message = str(cause) if isinstance(cause, BodyNotAnObject) else "is not valid JSON"
+        return problem(422, "validation_error", "The request is not valid", f"body: {message}",
+                       [{"field": "body", "message": message}])
     code = {405: "method_not_allowed"}.get(exc.status_code, "error")
     return problem(exc.status_code, code, str(exc), str(exc))
 

@@ -12,7 +12,7 @@ from kassa.billing import selectors, services
 from kassa.billing.models import Case, Customer, Invoice, InvoiceLine, Payment, PaymentEvent
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
-from kassa.core.text import Code, Email, MoneyText, Name, ShortText
+from kassa.core.text import Code, Email, MoneyText, Name, ObjectId, ShortText
 from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
@@ -132,7 +132,7 @@ class CasePaymentsOut(Schema):
 
 class InvoiceFilters(Schema):
     number: Code | None = None
-    customer: Code | None = None
+    customer: ObjectId | None = None
 
 
 # --- rendering -----------------------------------------------------------------------------

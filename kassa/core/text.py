@@ -3,17 +3,36 @@
 PostgreSQL cannot store a NUL byte in text (a 500 if it reaches the database), and no field of
 ours has a use for other control characters either, so they are refused at the edge with a 422
 that names the field. Tab and newline stay allowed in notes.
+
+Each type also *documents* its rule in the OpenAPI document as a `pattern`, written to accept
+exactly what the validator accepts, so that a client (or schemathesis) reading the document
+knows what will be refused. The validators, not the patterns, give the messages.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_NO_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
+
+# A line: no control character, and something besides white space (it is stripped).
+LINE_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# Money: plain digits with an optional fraction; no sign, exponent, separators or spaces.
+# How many decimals the currency allows is checked by the service (422 invalid_amount).
+MONEY_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+_MONEY = re.compile(r"[0-9]+(\.[0-9]+)?")
+# An object's id: ASCII digits (str.isdigit() also takes "³", which int() refuses).
+ID_PATTERN = r"^[0-9]{1,19}$"
+MAX_ID = 2**63 - 1
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def clean_line(value: str) -> str:
@@ -31,12 +50,55 @@ def clean_text(value: str) -> str:
     return value.strip()
 
 
-Name = Annotated[str, StringConstraints(max_length=200), AfterValidator(clean_line)]
-ShortText = Annotated[str, StringConstraints(max_length=500), AfterValidator(clean_line)]
-Note = Annotated[str, StringConstraints(max_length=2000), AfterValidator(clean_text)]
-Code = Annotated[str, StringConstraints(max_length=64), AfterValidator(clean_line)]
+def iso_day(value: object) -> object:
+    """Only "2026-11-03": pydantic alone also reads "0" or 1730592000 as a Unix timestamp."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not (isinstance(value, str) and _DAY.fullmatch(value)):
+        raise ValueError("must be a date such as 2026-11-03")
+    return value
+
+
+def clean_id(value: str) -> str:
+    if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
+        raise ValueError("is not an id")
+    return value
+
+
+def clean_money(value: str) -> str:
+    """A decimal string such as "150.00". Its errors carry the type `invalid_amount`, which the
+    API's handler answers with that code, as it does the service's own amount checks."""
+    if _MONEY.fullmatch(value):
+        return value
+    try:
+        amount = Decimal(value.strip())
+    except (InvalidOperation, ValueError):
+        raise PydanticCustomError("invalid_amount", "is not a number") from None
+    if amount.is_finite() and amount <= 0:
+        raise PydanticCustomError("invalid_amount", "must be greater than zero")
+    if not amount.is_finite():
+        raise PydanticCustomError("invalid_amount", "is not a number")
+    raise PydanticCustomError("invalid_amount", 'must be a decimal string such as "150.00"')
+
+
+Name = Annotated[str, StringConstraints(max_length=200),
+                 Field(json_schema_extra={"pattern": LINE_PATTERN}), AfterValidator(clean_line)]
+ShortText = Annotated[str, StringConstraints(max_length=500),
+                      Field(json_schema_extra={"pattern": LINE_PATTERN}),
+                      AfterValidator(clean_line)]
+Note = Annotated[str, StringConstraints(max_length=2000),
+                 Field(json_schema_extra={"pattern": TEXT_PATTERN}), AfterValidator(clean_text)]
+Code = Annotated[str, StringConstraints(max_length=64),
+                 Field(json_schema_extra={"pattern": LINE_PATTERN}), AfterValidator(clean_line)]
+# An id in a query filter (an id in a path is looked up as it comes: malformed is 404).
+ObjectId = Annotated[str, StringConstraints(max_length=19),
+                     Field(json_schema_extra={"pattern": ID_PATTERN}), AfterValidator(clean_id)]
+# A calendar day, ISO 8601 (documented as `format: date`).
+Day = Annotated[dt.date, BeforeValidator(iso_day)]
 # Money as a decimal string; parsed against the organization's currency in the service.
-MoneyText = Annotated[str, StringConstraints(max_length=40), AfterValidator(clean_line)]
+MoneyText = Annotated[str, StringConstraints(max_length=40),
+                      Field(json_schema_extra={"pattern": MONEY_PATTERN}),
+                      AfterValidator(clean_money)]
 
 
 def clean_email(value: str) -> str:
@@ -51,4 +113,5 @@ def clean_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(clean_email)]
+Email = Annotated[str, StringConstraints(max_length=254),
+                  Field(json_schema_extra={"pattern": LINE_PATTERN}), AfterValidator(clean_email)]

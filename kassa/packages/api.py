@@ -10,7 +10,7 @@ from pydantic import Field
 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
-from kassa.core.text import Code, MoneyText, Name, Note, ShortText
+from kassa.core.text import Code, MoneyText, Name, Note, ObjectId, ShortText
 from kassa.packages import selectors, services
 from kassa.packages.models import Package, PackageTemplate
 from kassa.refunds.api import RefundOut, refund_json
@@ -91,7 +91,7 @@ class PackageRefundIn(Schema):
 
 
 class PackageFilters(Schema):
-    customer: Code | None = None
+    customer: ObjectId | None = None
 
 
 def template_json(t: PackageTemplate) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
-from kassa.core.text import Code, MoneyText, Note, ShortText
+from kassa.core.text import Code, MoneyText, Note, ObjectId, ShortText
 from kassa.refunds import selectors, services
 from kassa.refunds.models import GatewayState, Refund
 
@@ -50,9 +50,9 @@ class RefundOut(Schema):
 
 
 class RefundFilters(Schema):
-    payment: Code | None = None
-    invoice: Code | None = None
-    case: Code | None = None
+    payment: ObjectId | None = None
+    invoice: ObjectId | None = None
+    case: ObjectId | None = None
 
 
 def refund_json(refund: Refund) -> dict[str, Any]:
