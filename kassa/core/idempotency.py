@@ -21,11 +21,32 @@ API_PREFIX = "/api/v1/"
 MAX_KEY_LENGTH = 255
 
 
+def _claim(organization_id: int, key: str, fingerprint: str) -> IdempotentRequest | None:
+    """Insert the key's row, or None when another request holds the key already."""
+    try:
+        with transaction.atomic():
+            return IdempotentRequest.objects.create(
+                organization_id=organization_id, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        return None
+
+
 def _conflict(detail: str) -> HttpResponse:
     from kassa.api import problem
 
     return problem(409, "idempotency_conflict",
                    "The Idempotency-Key was used with another request", detail)
+
+
+def _answer_again(stored: IdempotentRequest, fingerprint: str) -> HttpResponse:
+    if stored.fingerprint != fingerprint:
+        return _conflict("This key was used with another request body or path")
+    if stored.status_code is None:
+        return _conflict("A request with this key is still being processed; retry")
+    response = HttpResponse(bytes(stored.body), status=stored.status_code,
+                            content_type=stored.content_type)
+    response["Idempotent-Replayed"] = "true"
+    return response
 
 
 class IdempotencyMiddleware:
@@ -54,22 +75,17 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(
             b"\n".join([request.method.encode(), request.path.encode(), request.body])
         ).hexdigest()
-        try:
-            with transaction.atomic():
-                claim = IdempotentRequest.objects.create(
-                    organization_id=membership.organization_id, key=key,
-                    fingerprint=fingerprint)
-        except IntegrityError:
-            stored = IdempotentRequest.objects.get(
-                organization_id=membership.organization_id, key=key)
-            if stored.fingerprint != fingerprint:
-                return _conflict("This key was used with another request body or path")
-            if stored.status_code is None:
+        claim = _claim(membership.organization_id, key, fingerprint)
+        if claim is None:
+            stored = IdempotentRequest.objects.filter(
+                organization_id=membership.organization_id, key=key).first()
+            if stored is not None:
+                return _answer_again(stored, fingerprint)
+            # The first request answered 5xx and let the key go between our insert and this
+            # read: it is free again, unless a third request took it meanwhile.
+            claim = _claim(membership.organization_id, key, fingerprint)
+            if claim is None:
                 return _conflict("A request with this key is still being processed; retry")
-            response = HttpResponse(bytes(stored.body), status=stored.status_code,
-                                    content_type=stored.content_type)
-            response["Idempotent-Replayed"] = "true"
-            return response
 
         try:
             response = self.get_response(request)
