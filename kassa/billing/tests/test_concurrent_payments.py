@@ -1,0 +1,139 @@
+"""Simultaneous payments of one invoice, from real threads on their own database connections.
+
+A `threading.Barrier` releases every thread at once, so that they all read the balance due
+before any of them has written. `take_payment` re-checks the balance under the invoice's row
+lock (`SELECT … FOR UPDATE`), so the invoice is never overpaid: exactly as many payments
+succeed as the balance allows and the rest are refused with `payment_exceeds_balance`. An
+online payment is charged before the lock is taken; a charge whose payment was then refused
+must have been given back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+from django.test import Client
+
+from conftest import Api, Tenant
+from kassa.billing.models import Invoice, InvoiceLine, Payment
+from kassa.billing.services import take_payment
+from kassa.core.errors import DomainError
+from kassa.gateways.models import SandboxCharge
+from kassa.ledger.selectors import balance
+from kassa.ledger.verify import verify
+from kassa.tenancy.models import Membership
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 20
+
+
+def race(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run `work(i)` in n threads released together; return each one's result or exception."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = work(i)
+        except BaseException as exc:  # reported by the test, not lost
+            results[i] = exc
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a payment thread hung"
+    return results
+
+
+def outcome(result: Any) -> str:
+    if isinstance(result, DomainError):
+        return result.code
+    if isinstance(result, BaseException):
+        return f"unexpected {type(result).__name__}: {result}"
+    return "ok"
+
+
+def pay_in_threads(tenant: Tenant, invoice_id: str, amount: str, **how: Any) -> Counter[str]:
+    def work(i: int) -> Payment:
+        # Each thread loads its own actor: nothing ORM-shaped is shared between threads.
+        actor = Membership.objects.select_related("organization", "user").get(
+            pk=tenant.admin.pk)
+        return take_payment(actor=actor, invoice=invoice_id, amount=amount, **how)
+
+    return Counter(outcome(r) for r in race(THREADS, work))
+
+
+def assert_books_agree(tenant: Tenant, invoice_id: str, *, paid_minor: int) -> Invoice:
+    invoice = Invoice.objects.get(pk=invoice_id)
+    payments = Payment.objects.filter(invoice=invoice)
+    assert invoice.paid_minor == paid_minor
+    assert payments.aggregate(s=Sum("amount_minor"))["s"] == paid_minor
+    assert invoice.balance_due_minor == invoice.total_minor - paid_minor >= 0
+    assert invoice.balance_due_minor == balance("receivable", invoice=invoice)
+    lines = InvoiceLine.objects.filter(invoice=invoice).aggregate(
+        net=Sum("paid_net_minor"), tax=Sum("paid_tax_minor"))
+    assert lines["net"] + lines["tax"] == paid_minor
+    assert verify(tenant.organization) == []
+    return invoice
+
+
+def test_concurrent_cash_payments_never_overpay_the_invoice(tenant: Tenant) -> None:
+    invoice = tenant.invoice({"kind": "service", "description": "Funeral service",
+                              "unit_price": "100.00"})
+    outcomes = pay_in_threads(tenant, invoice["id"], "7.00", method="cash", online=False)
+
+    assert outcomes == {"ok": 14, "payment_exceeds_balance": 6}
+    paid = assert_books_agree(tenant, invoice["id"], paid_minor=14 * 700)
+    assert paid.balance_due_minor == 200 and paid.status == "open"
+
+
+def test_concurrent_card_payments_never_overpay_and_give_back_refused_charges(
+    tenant: Tenant,
+) -> None:
+    invoice = tenant.invoice({"kind": "service", "description": "Casket", "unit_price": "100.00",
+                              "tax_rate": "8.875"})  # total 108.88
+    outcomes = pay_in_threads(tenant, invoice["id"], "10.00", method="card", online=True,
+                              source="sandbox_ok")
+
+    assert outcomes == {"ok": 10, "payment_exceeds_balance": 10}
+    paid = assert_books_agree(tenant, invoice["id"], paid_minor=10 * 1000)
+    assert paid.balance_due_minor == 888
+    # Every charge the gateway kept is a recorded payment; every other one was cancelled.
+    kept = SandboxCharge.objects.filter(cancelled=False)
+    assert kept.count() == 10
+    assert set(kept.values_list("reference", flat=True)) == set(
+        Payment.objects.filter(invoice_id=invoice["id"]).values_list(
+            "gateway_reference", flat=True))
+
+
+def test_concurrent_payments_through_the_api_that_exactly_close_the_invoice(
+    tenant: Tenant,
+) -> None:
+    invoice = tenant.invoice({"kind": "service", "description": "Flowers",
+                              "unit_price": "50.00"})
+    statuses: Counter[int] = Counter()
+
+    def work(i: int) -> Any:
+        api = Api(tenant.token, Client())
+        r = api.post(f"/invoices/{invoice['id']}/payments",
+                     {"amount": "5.00", "method": "check", "online": False},
+                     key=f"pay-{i}")
+        return r.status_code, (r.json().get("code") if r.status_code != 201 else None)
+
+    results = race(THREADS, work)
+    statuses.update(r if isinstance(r, tuple) else (repr(r),) for r in results)
+    assert statuses == {(201, None): 10, (422, "payment_exceeds_balance"): 10}
+    closed = assert_books_agree(tenant, invoice["id"], paid_minor=5000)
+    assert closed.balance_due_minor == 0 and closed.status == "closed"
