@@ -75,6 +75,32 @@ def load_demo() -> dict[str, Any]:
         take_payment(actor=spa_admin, invoice=str(invoice.pk), amount=paid, method="cash",
                      online=False)
 
+    # A treatment package paid in instalments, partly used, refunded once.
+    from kassa.packages.services import (
+        BenefitInput,
+        create_template,
+        redeem_benefit,
+        refund_package,
+    )
+
+    contouring = create_template(
+        actor=spa_admin, name="Body contouring, 5 sessions", price="1000.00", tax_rate="8.875",
+        benefits=[BenefitInput("Contouring session", 5, "200.00")])
+    mia = create_customer(actor=spa_admin, name="Mia Rossi", email="mia.rossi@example.com")
+    sale = issue_invoice(actor=spa_admin, customer=str(mia.pk), center=spa_center, lines=[
+        LineInput("package", "Body contouring, 5 sessions", 1,
+                  package_template=str(contouring.pk)),
+    ])
+    take_payment(actor=spa_admin, invoice=str(sale.pk), amount="500.00", method="card",
+                 online=True)
+    take_payment(actor=spa_admin, invoice=str(sale.pk), amount="300.00", method="cash",
+                 online=False)
+    package = sale.packages.get()
+    redeem_benefit(actor=spa_admin, package=package.pk, benefit=package.benefits.get().pk,
+                   quantity=1)
+    refund_package(actor=spa_admin, package=package.pk, amount="150.00",
+                   reason="Guest is travelling for two months", method="cash")
+
     return {
         "organizations": [
             {"id": str(home.pk), "name": home.name, "admin_token": home_token.token},
