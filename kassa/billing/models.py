@@ -66,7 +66,8 @@ class Invoice(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "number"], name="invoice_number_unique"),
+            models.UniqueConstraint(fields=["organization", "number"],
+                                    name="invoice_number_unique"),
             models.CheckConstraint(condition=Q(total_minor__gt=0), name="invoice_total_positive"),
             models.CheckConstraint(
                 condition=Q(balance_due_minor=F("total_minor") - F("credits_minor")
@@ -128,11 +129,13 @@ class InvoiceLine(models.Model):
 
     @property
     def owed_net_minor(self) -> int:
-        return self.net_minor - self.credited_net_minor - self.paid_net_minor + self.refunded_net_minor
+        return (self.net_minor - self.credited_net_minor - self.paid_net_minor
+                + self.refunded_net_minor)
 
     @property
     def owed_tax_minor(self) -> int:
-        return self.tax_minor - self.credited_tax_minor - self.paid_tax_minor + self.refunded_tax_minor
+        return (self.tax_minor - self.credited_tax_minor - self.paid_tax_minor
+                + self.refunded_tax_minor)
 
 
 class Method(models.TextChoices):
@@ -174,12 +177,12 @@ class Payment(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"Payment {self.pk} on {self.invoice_id}"
+
     @property
     def refundable_minor(self) -> int:
         return self.amount_minor - self.refunded_minor
-
-    def __str__(self) -> str:
-        return f"Payment {self.pk} on {self.invoice_id}"
 
 
 class PaymentAllocation(models.Model):

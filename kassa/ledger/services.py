@@ -96,9 +96,9 @@ def _add_to_daily_totals(organization_id: int, center_id: int, day: dt.date, kin
         total = sums.setdefault(line.code, [0, 0])
         total[0] += line.amount_minor
         total[1] += 1
-    table = DailyTotal._meta.db_table
+    table = DailyTotal._meta.db_table  # our own table's name; every value is a parameter
     sql = (
-        f"INSERT INTO {table} (organization_id, center_id, business_date, code, kind, "
+        f"INSERT INTO {table} (organization_id, center_id, business_date, code, kind, "  # noqa: S608
         "amount_minor, postings) VALUES (%s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (center_id, business_date, code, kind) DO UPDATE SET "
         f"amount_minor = {table}.amount_minor + excluded.amount_minor, "

@@ -48,7 +48,8 @@ def packages_agree(org: Organization) -> Iterable[str]:
             if stored != expected:
                 yield f"{name}: {figure} is {stored}, its ledger and rows say {expected}"
         if p.tax_refunded_minor > p.tax_paid_minor:
-            yield f"{name}: gave back {p.tax_refunded_minor} of tax, only {p.tax_paid_minor} came in"
+            yield (f"{name}: gave back {p.tax_refunded_minor} of tax, "
+                   f"only {p.tax_paid_minor} came in")
         if p.status == PackageStatus.CLOSED and p.balance_minor > 0:
             yield f"{name}: closed with a balance of {p.balance_minor} not forfeited"
 

@@ -84,12 +84,12 @@ class Package(models.Model):
         ]
         indexes = [models.Index(fields=["organization", "customer"])]
 
+    def __str__(self) -> str:
+        return f"{self.name} ({self.customer_id})"
+
     @property
     def balance_minor(self) -> int:
         return self.paid_minor - self.redeemed_minor - self.refunded_minor - self.forfeited_minor
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.customer_id})"
 
 
 class Benefit(models.Model):

@@ -253,7 +253,8 @@ def _refund_package(*, actor: Membership, package_id: int, amount_minor: int, re
     if pkg.balance_minor <= 0 or amount_minor > pkg.balance_minor:
         raise PackageRefundExceedsBalance(
             f"The refund amount cannot exceed the package balance that remains, "
-            f"{display(max(pkg.balance_minor, 0), organization.currency, organization.locale)}.", field="amount")
+            f"{display(max(pkg.balance_minor, 0), organization.currency, organization.locale)}.",
+            field="amount")
     tax_minor = refund_tax(pkg, amount_minor)
     total = amount_minor + tax_minor
     online = payment is not None

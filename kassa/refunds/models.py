@@ -103,12 +103,12 @@ class Refund(models.Model):
         ]
         indexes = [models.Index(fields=["gateway_state", "next_attempt_at"])]
 
+    def __str__(self) -> str:
+        return f"Refund {self.pk} ({self.type}, {self.status})"
+
     @property
     def total_minor(self) -> int:
         return self.amount_minor + self.tax_minor
-
-    def __str__(self) -> str:
-        return f"Refund {self.pk} ({self.type}, {self.status})"
 
 
 class ReceiptKind(models.TextChoices):

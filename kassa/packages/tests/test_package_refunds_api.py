@@ -148,7 +148,8 @@ def test_refund_does_not_change_recognised_revenue(tenant):
 
 
 def test_one_refund_only_when_the_organization_says_so(tenant):
-    assert tenant.api.patch("/settings", {"allow_multiple_package_refunds": False}).status_code == 200
+    changed = tenant.api.patch("/settings", {"allow_multiple_package_refunds": False})
+    assert changed.status_code == 200
     tpl = template(tenant)
     inv, pkg = sell(tenant, tpl)
     tenant.pay(inv["id"], "1000.00", method="cash")
@@ -226,7 +227,7 @@ def test_refund_to_an_offline_payment_is_refused(tenant):
 
 def test_nothing_to_refund_on_an_unpaid_package(tenant):
     tpl = template(tenant)
-    inv, pkg = sell(tenant, tpl)
+    _inv, pkg = sell(tenant, tpl)
     r = refund(tenant, pkg, "1.00")
     assert r.status_code == 422 and r.json()["code"] == "package_refund_exceeds_balance"
 
@@ -243,7 +244,7 @@ def test_redemption_beyond_what_is_paid_leaves_a_negative_balance(tenant):
 
 def test_benefits_are_limited_by_what_is_left(tenant):
     tpl = template(tenant)
-    inv, pkg = sell(tenant, tpl)
+    _inv, pkg = sell(tenant, tpl)
     redeem(tenant, pkg, 4)
     r = tenant.api.post(f"/packages/{pkg['id']}/redemptions",
                         {"benefit": pkg["benefits"][0]["id"], "quantity": 2})

@@ -54,7 +54,7 @@ def test_offline_refund_of_an_offline_payment_is_recorded_and_reopens_the_balanc
 
 
 def test_online_refund_is_pending_blocks_others_and_succeeds_when_settled(tenant, paid):
-    inv, payment = paid
+    _inv, payment = paid
     r = refund(tenant, payment["id"], type="online", amount="50.00")
     assert r.status_code == 201, r.content
     first = r.json()
@@ -147,7 +147,7 @@ def test_decrease_balance_owed_credits_net_and_tax_in_the_invoice_proportion(ten
 
 
 def test_online_payment_may_take_an_offline_refund(tenant, paid):
-    inv, payment = paid
+    _inv, payment = paid
     r = refund(tenant, payment["id"], type="offline", amount="10.00", method="check",
                note="check #1042")
     assert r.status_code == 201 and r.json()["method"] == "check"
@@ -173,7 +173,7 @@ def test_online_payment_may_take_an_offline_refund(tenant, paid):
 ])
 def test_refused_refund_names_the_rule_and_changes_nothing(tenant, paid, body, status, code,
                                                            field):
-    inv, payment = paid
+    _inv, payment = paid
     body = {"reason": "Because", **body}
     before = snapshot()
     r = tenant.api.post(f"/payments/{payment['id']}/refunds", body)
@@ -195,7 +195,7 @@ def test_online_refund_of_an_offline_payment_is_refused(tenant):
 
 
 def test_only_roles_the_organization_allows_may_refund(tenant, paid):
-    inv, payment = paid
+    _inv, payment = paid
     _, desk = tenant.user("front_desk")
     _, books = tenant.user("accountant")
     before = snapshot()
@@ -203,7 +203,8 @@ def test_only_roles_the_organization_allows_may_refund(tenant, paid):
         r = refund(tenant, payment["id"], api=api, type="offline", amount="5.00", method="cash")
         assert r.status_code == 403 and r.json()["code"] == "refund_not_permitted"
     assert snapshot() == before
-    assert tenant.api.patch("/settings", {"refund_roles": ["admin", "front_desk"]}).status_code == 200
+    changed = tenant.api.patch("/settings", {"refund_roles": ["admin", "front_desk"]})
+    assert changed.status_code == 200
     assert refund(tenant, payment["id"], api=desk, type="offline", amount="5.00",
                   method="cash").status_code == 201
     r = refund(tenant, payment["id"], api=books, type="offline", amount="5.00", method="cash")
@@ -211,7 +212,7 @@ def test_only_roles_the_organization_allows_may_refund(tenant, paid):
 
 
 def test_another_organizations_payment_is_not_found(tenant, other_tenant, paid):
-    inv, payment = paid
+    _inv, payment = paid
     before = snapshot()
     r = refund(other_tenant, payment["id"], type="offline", amount="5.00", method="cash")
     assert r.status_code == 404

@@ -6,6 +6,7 @@ balances) stays clean."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -99,7 +100,7 @@ def _run(steps):
     assert sum(r["closing"] for r in period["rows"]) == period["totals"]["closing"]
     days = [Scope(org, None, d, d) for d in DAYS]
     liability_days = [package_liability(s, limit=1000)["totals"] for s in days]
-    for before, after in zip(liability_days, liability_days[1:], strict=False):
+    for before, after in itertools.pairwise(liability_days):
         assert before["closing"] == after["opening"]
     for column in COLUMNS[1:5]:
         assert sum(t[column] for t in liability_days) == period["totals"][column]

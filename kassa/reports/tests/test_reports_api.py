@@ -47,7 +47,7 @@ def daily(spa, day, **params):
 
 def test_impacts_of_a_package_refund(spa):
     with time_machine.travel(at("2026-03-02", 10), tick=False):
-        inv, pkg = package_sold_and_paid(spa)
+        _inv, pkg = package_sold_and_paid(spa)
         spa.api.post(f"/packages/{pkg['id']}/redemptions",
                      {"benefit": pkg["benefits"][0]["id"], "quantity": 1})
     with time_machine.travel(at("2026-03-03", 15), tick=False):
@@ -149,7 +149,7 @@ def test_reports_by_center_and_in_total(spa):
 
 def test_every_report_also_as_csv_with_the_same_figures(spa):
     with time_machine.travel(at("2026-03-02", 10), tick=False):
-        inv, pkg = package_sold_and_paid(spa, tax_rate="10")
+        _inv, _pkg = package_sold_and_paid(spa, tax_rate="10")
     r = spa.api.get("/reports/daily", date="2026-03-02", format="csv")
     assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(r.content.decode())))

@@ -1,7 +1,8 @@
 """The reports pages in Chromium: the Impacts of package-refunds.txt as the front desk reads
 them — the day's sales and collections going down by the refund, the liability report's
 *Refunds* column and closing balance, revenue untouched — each with its chart and the API's own
-CSV; bad parameters beside their fields; every role may read the reports (test_settings_pages.py: only an admin the settings)."""
+CSV; bad parameters beside their fields; every role may read the reports
+(test_settings_pages.py: only an admin the settings)."""
 
 from __future__ import annotations
 
