@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from kassa.billing.models import Case, Customer, Invoice, Payment
-from kassa.core.lookup import get_scoped
+from kassa.core.lookup import get_scoped, parse_id
 from kassa.tenancy.models import Organization
 
 
@@ -31,7 +31,8 @@ def find_invoices(
     if number:
         found = found.filter(number=number.strip())
     if customer:
-        found = found.filter(customer_id=int(customer) if customer.isdigit() else -1)
+        # Not an id of ours ("abc", "²", 20 digits): no customer has it, so nothing is found.
+        found = found.filter(customer_id=parse_id(customer.strip()) or -1)
     if query:
         query = query.strip()
         found = found.filter(number=query) | found.filter(customer__name__icontains=query)

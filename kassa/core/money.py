@@ -8,6 +8,7 @@ where a rule says so (tax), once, half-up.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.numbers import format_currency, get_currency_precision
@@ -17,6 +18,10 @@ from kassa.core.errors import InvalidAmount
 # Bound every amount: no business takes a single payment of a trillion units, and the bound
 # keeps every sum of many amounts far inside a signed 64-bit integer.
 MAX_MINOR = 10**15
+
+# What a client may send: plain decimal notation in ASCII digits ("150.00", "1500", "-3").
+# `Decimal()` alone would also take "1e2", Arabic-Indic or full-width digits, ".5", "5." and " NaN".
+AMOUNT_GRAMMAR = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 def exponent(currency: str) -> int:
@@ -53,17 +58,18 @@ def parse_amount(
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidAmount(field, "must be a decimal string such as \"150.00\"")
     text = str(value).strip()
+    if not AMOUNT_GRAMMAR.fullmatch(text):
+        raise InvalidAmount(field, "is not a number")
     try:
         amount = Decimal(text)
-    except InvalidOperation:
+    except InvalidOperation:  # pragma: no cover - the grammar admits only valid decimals
         raise InvalidAmount(field, "is not a number") from None
-    if not amount.is_finite():
-        raise InvalidAmount(field, "is not a number")
     places = exponent(currency)
     if amount.adjusted() > 18:  # before any arithmetic: "1e999999" must not overflow a context
         raise InvalidAmount(field, "is too large")
     if -amount.as_tuple().exponent > places:  # type: ignore[operator]
-        raise InvalidAmount(field, f"has more than {places} decimal places, which {currency} allows")
+        raise InvalidAmount(
+            field, f"has more than {places} decimal places, which {currency} allows")
     if amount < 0 or (amount == 0 and not allow_zero):
         raise InvalidAmount(field, "must be greater than zero")
     if amount.scaleb(places) > MAX_MINOR:
