@@ -179,3 +179,42 @@ def make_all_tasks_due() -> None:
                           next_attempt_at__gt=now).update(next_attempt_at=now)
     Receipt.objects.filter(status="pending", next_attempt_at__gt=now).update(next_attempt_at=now)
     DBTaskResult.objects.filter(status="READY").update(run_after=now)
+
+
+# --- "a refused request changes nothing": the database's state, to compare before and after ---
+
+def database_state() -> dict[str, Any]:
+    """Row counts of every table Kassa and its task queue own, and the full rows of those whose
+    figures a refused request could wrongly change in place (settings, invoice numbers,
+    balances, allocations). Equal before and after means nothing was written."""
+    from django.apps import apps
+
+    in_place = {"tenancy.Organization", "billing.Invoice", "billing.InvoiceLine",
+                "billing.Payment"}
+    state: dict[str, Any] = {}
+    for model in apps.get_models():
+        if not model.__module__.startswith(("kassa.", "django_tasks_db.")) and \
+                model._meta.label != "auth.User":
+            continue
+        label = model._meta.label
+        if label in in_place:
+            state[label] = list(model.objects.order_by("pk").values())
+        else:
+            state[label] = model.objects.count()
+    return state
+
+
+@pytest.fixture
+def unchanged(db: None) -> Any:
+    """`with unchanged(): <a refused request>` asserts that nothing was written."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check() -> Any:
+        before = database_state()
+        yield
+        after = database_state()
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        assert not changed, f"a refused request wrote to {changed}"
+
+    return check

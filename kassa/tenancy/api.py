@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
 from kassa.core.text import Code, Name
@@ -24,6 +24,10 @@ class SettingsOut(Schema):
 
 
 class SettingsPatch(Schema):
+    # Every field is optional, so without "forbid" a misspelt field (`refund_role`) or a body
+    # that is not an object at all (`[]`, `5`) would be a 200 that changed nothing.
+    model_config = ConfigDict(extra="forbid")
+
     currency: Code | None = None
     timezone: Code | None = None
     allow_multiple_package_refunds: bool | None = None

@@ -13,10 +13,14 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from kassa.core.errors import DomainError, PermissionDenied, ValidationFailed
+from kassa.core.text import clean_email, clean_line
 from kassa.ledger.services import open_accounts
 from kassa.tenancy.models import ApiToken, Center, Membership, Organization, Role
 
 User = get_user_model()
+
+NAME_MAX = 200  # Organization.name, Center.name
+EMAIL_MAX = 254
 
 
 class EmailTaken(DomainError):
@@ -52,19 +56,53 @@ def require_writer(actor: Membership) -> None:
         raise PermissionDenied("An accountant has read-only access")
 
 
+# ISO 4217 codes that are not money a business takes: precious metals, bond-market units, SDR,
+# the testing code and "no currency". Their minor unit is "N.A.", which Babel reports as 2.
+NOT_MONEY = frozenset({"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU",
+                       "XTS", "XUA", "XXX"})
+# Names the zoneinfo database answers to that are not a place: the machine's own zone, the
+# POSIX rules file, "Factory" (a placeholder zone), and the posix/ and right/ duplicate trees.
+NOT_A_PLACE = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def validate_currency(currency: str) -> str:
     currency = currency.strip().upper()
-    if len(currency) != 3 or not currency.isalpha() or get_currency_name(currency) == currency:
+    if (len(currency) != 3 or not (currency.isascii() and currency.isalpha())
+            or get_currency_name(currency) == currency or currency in NOT_MONEY):
         raise ValidationFailed("currency", "is not an ISO 4217 currency code")
     return currency
 
 
 def validate_timezone(name: str) -> str:
+    message = "is not an IANA time zone such as America/New_York"
+    if name in NOT_A_PLACE or name.startswith(("posix/", "right/")):
+        raise ValidationFailed("timezone", message)
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed("timezone", "is not an IANA time zone such as America/New_York") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValidationFailed("timezone", message) from None
     return name
+
+
+def validate_name(value: str, *, field: str = "name") -> str:
+    """The service's own check for callers that bypass the API schemas (the CLI, the demo)."""
+    try:
+        value = clean_line(value)
+    except ValueError as exc:
+        raise ValidationFailed(field, str(exc)) from None
+    if len(value) > NAME_MAX:
+        raise ValidationFailed(field, f"at most {NAME_MAX} characters")
+    return value
+
+
+def validate_email_address(value: str) -> str:
+    try:
+        value = clean_email(value)
+    except ValueError as exc:
+        raise ValidationFailed("email", str(exc)) from None
+    if len(value) > EMAIL_MAX:
+        raise ValidationFailed("email", f"at most {EMAIL_MAX} characters")
+    return value
 
 
 def validate_roles(roles: list[str]) -> list[str]:
@@ -90,7 +128,7 @@ def create_user(
 ) -> tuple[Membership, NewToken]:
     if role not in Role.values:
         raise ValidationFailed("role", f"must be one of {', '.join(Role.values)}")
-    email = email.strip().lower()
+    email = validate_email_address(email)
     if User.objects.filter(username=email).exists():
         raise EmailTaken(f"{email} is taken", field="email")
     try:
@@ -107,6 +145,7 @@ def create_user(
 
 @transaction.atomic
 def create_center(*, organization: Organization, name: str) -> Center:
+    name = validate_name(name)
     if Center.objects.filter(organization=organization, name=name).exists():
         raise CenterNameTaken(f"{name!r} exists already", field="name")
     center = Center.objects.create(organization=organization, name=name)
@@ -130,7 +169,8 @@ def create_organization(
     center_name: str = "Main",
 ) -> tuple[Organization, Membership, NewToken]:
     organization = Organization.objects.create(
-        name=name, currency=validate_currency(currency), timezone=validate_timezone(timezone)
+        name=validate_name(name), currency=validate_currency(currency),
+        timezone=validate_timezone(timezone),
     )
     create_center(organization=organization, name=center_name)
     membership, token = create_user(
@@ -155,7 +195,8 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
     if "timezone" in changes:
         organization.timezone = validate_timezone(changes["timezone"])
     if "allow_multiple_package_refunds" in changes:
-        organization.allow_multiple_package_refunds = bool(changes["allow_multiple_package_refunds"])
+        organization.allow_multiple_package_refunds = bool(
+            changes["allow_multiple_package_refunds"])
     if "refund_roles" in changes:
         organization.refund_roles = validate_roles(list(changes["refund_roles"]))
     organization.save()
