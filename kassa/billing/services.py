@@ -31,9 +31,20 @@ from kassa.billing.models import (
     PaymentAllocation,
     PaymentEvent,
 )
-from kassa.core.errors import GatewayUnavailable, PaymentExceedsBalance, ValidationFailed
+from kassa.core.errors import (
+    GatewayUnavailable,
+    InvalidAmount,
+    PaymentExceedsBalance,
+    ValidationFailed,
+)
 from kassa.core.lookup import get_scoped
-from kassa.core.money import display, parse_amount, round_half_up_minor
+from kassa.core.money import (
+    AMOUNT_GRAMMAR,
+    MAX_MINOR,
+    display,
+    parse_amount,
+    round_half_up_minor,
+)
 from kassa.gateways.base import GatewayError
 from kassa.gateways.registry import current_gateway
 from kassa.ledger.services import credit, debit, post
@@ -43,6 +54,7 @@ from kassa.tenancy.services import require_writer
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
+DESCRIPTION_MAX = InvoiceLine._meta.get_field("description").max_length or 200
 
 
 @dataclass(frozen=True)
@@ -69,10 +81,13 @@ def create_case(*, actor: Membership, customer: str, name: str) -> Case:
 
 
 def parse_tax_rate(value: str, *, field: str) -> Decimal:
-    """A tax rate in percent ("8.875"), 0 to 100, at most four decimals."""
+    """A tax rate in percent ("8.875"), 0 to 100, at most four decimals, in plain notation."""
+    text = str(value).strip()
+    if not AMOUNT_GRAMMAR.fullmatch(text):
+        raise ValidationFailed(field, "is not a number")
     try:
-        rate = Decimal(str(value).strip())
-    except InvalidOperation:
+        rate = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the grammar admits only valid decimals
         raise ValidationFailed(field, "is not a number") from None
     if not rate.is_finite() or not 0 <= rate <= 100:
         raise ValidationFailed(field, "must be a percentage from 0 to 100")
@@ -113,6 +128,9 @@ def issue_invoice(
         where_field = f"lines[{i}]"
         if line.kind not in (LineKind.SERVICE, LineKind.PRODUCT, LineKind.PACKAGE):
             raise ValidationFailed(f"{where_field}.kind", "must be service, product or package")
+        if len(line.description) > DESCRIPTION_MAX:  # the column's limit (PostgreSQL enforces it)
+            raise ValidationFailed(f"{where_field}.description",
+                                   f"at most {DESCRIPTION_MAX} characters")
         if not 1 <= line.quantity <= MAX_QUANTITY:
             raise ValidationFailed(f"{where_field}.quantity", f"must be 1 to {MAX_QUANTITY}")
         template = None
@@ -142,11 +160,16 @@ def issue_invoice(
             rate = template.tax_rate if template is not None else Decimal(0)
         templates[i] = template
         net = unit * line.quantity
+        if net > MAX_MINOR:  # each figure must stay far inside a BIGINT, whatever the sum
+            raise InvalidAmount(f"{where_field}.unit_price", "times the quantity is too large")
         built.append(InvoiceLine(
             position=i + 1, kind=line.kind, description=line.description,
             quantity=line.quantity, unit_price_minor=unit, tax_rate=rate,
             net_minor=net, tax_minor=tax_on(net, rate),
         ))
+
+    if sum(row.net_minor + row.tax_minor for row in built) > MAX_MINOR:
+        raise InvalidAmount("lines", "the invoice's total is too large")
 
     org = lock_organization(organization.pk)  # the invoice number sequence
     number = str(org.next_invoice_number)
@@ -261,9 +284,9 @@ def _record_payment(
     weights = owed_by_bucket(invoice, lines)
     payable = payable_minor(invoice, weights)
     if amount_minor > payable:
+        org = actor.organization
         raise PaymentExceedsBalance(
-            f"At most {display(payable, actor.organization.currency, actor.organization.locale)} can be paid",
-            field="amount")
+            f"At most {display(payable, org.currency, org.locale)} can be paid", field="amount")
     now = timezone.now()
     payment = Payment.objects.create(
         organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
