@@ -34,6 +34,15 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _organization(org_id: str) -> Any:
+    """The organization an --org names, or None ("abc", "²" or a 30-digit id name none)."""
+    from kassa.core.lookup import parse_id
+    from kassa.tenancy.models import Organization
+
+    pk = parse_id(org_id)
+    return Organization.objects.filter(pk=pk).first() if pk is not None else None
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
@@ -59,10 +68,9 @@ def cmd_org_create(args: argparse.Namespace) -> int:
 
 def cmd_user_create(args: argparse.Namespace) -> int:
     from kassa.core.errors import DomainError
-    from kassa.tenancy.models import Organization
     from kassa.tenancy.services import create_user
 
-    org = Organization.objects.filter(pk=args.org).first() if args.org.isdigit() else None
+    org = _organization(args.org)
     if org is None:
         return _fail(f"no organization {args.org}")
     try:
@@ -77,11 +85,10 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from kassa.ledger.verify import verify
-    from kassa.tenancy.models import Organization
 
     org = None
     if args.org is not None:
-        org = Organization.objects.filter(pk=args.org).first() if args.org.isdigit() else None
+        org = _organization(args.org)
         if org is None:
             return _fail(f"no organization {args.org}")
     problems = verify(org)
@@ -95,9 +102,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from kassa.core.errors import DomainError
     from kassa.demo import load_demo
 
-    _print(load_demo())
+    try:
+        demo = load_demo()
+    except DomainError as exc:  # its e-mail addresses are taken: it is loaded already
+        return _fail(f"the demo cannot load here: {exc.detail}")
+    _print(demo)
     return 0
 
 
@@ -128,12 +140,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"kassa: demo loaded; sign in as {demo['sign_in']['email']} / "
                          f"{demo['sign_in']['password']}\n")
     bind = f"{args.host}:{args.port}"
-    children = [subprocess.Popen([  # noqa: S603
+    names = ["web server", "worker"]
+    children = [subprocess.Popen([
         sys.executable, "-m", "gunicorn", "kassa.wsgi:application", "--bind", bind,
         "--workers", str(args.workers), "--access-logfile", "-", "--graceful-timeout", "5",
     ])]
     if not args.no_worker:
-        children.append(subprocess.Popen([sys.executable, "-m", "kassa.cli", "worker"]))  # noqa: S603
+        children.append(subprocess.Popen([sys.executable, "-m", "kassa.cli", "worker"]))
     sys.stderr.write(f"kassa: serving http://{bind}/ (Ctrl-C stops)\n")
 
     stopping = False
@@ -148,7 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     while not stopping:
         for child in children:
             if child.poll() is not None:
-                sys.stderr.write(f"kassa: {child.args[2]} exited with {child.returncode}\n")
+                name = names[children.index(child)]
+                sys.stderr.write(f"kassa: the {name} exited with {child.returncode}\n")
                 stopping, code = True, child.returncode or 1
         time.sleep(0.2)
     for child in children:
@@ -219,7 +233,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     _setup()
-    return int(args.fn(args) or 0)
+    from django.db import OperationalError, ProgrammingError
+
+    try:
+        return int(args.fn(args) or 0)
+    except (OperationalError, ProgrammingError) as exc:
+        # No server, no such database, no tables yet: the operator's to fix, not a traceback.
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _fail(f"the database is not ready: {first_line} "
+                     "(is DATABASE_URL right, and has `kassa migrate` run?)")
 
 
 if __name__ == "__main__":
