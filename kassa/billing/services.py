@@ -176,8 +176,8 @@ def issue_invoice(
     org.next_invoice_number += 1
     org.save(update_fields=["next_invoice_number"])
 
-    subtotal = sum(line.net_minor for line in built)
-    tax = sum(line.tax_minor for line in built)
+    subtotal = sum(row.net_minor for row in built)
+    tax = sum(row.tax_minor for row in built)
     now = timezone.now()
     invoice = Invoice.objects.create(
         organization=organization, center=where, customer=owner, case=case_obj, number=number,
@@ -185,26 +185,26 @@ def issue_invoice(
         total_minor=subtotal + tax, balance_due_minor=subtotal + tax,
         created_at=now, created_by=actor.user,
     )
-    for line in built:
-        line.invoice = invoice
+    for row in built:
+        row.invoice = invoice
     InvoiceLine.objects.bulk_create(built)
 
     # A package line's net is not revenue yet: it is a package sold, unpaid, until payments
     # turn it into liability and redemptions into revenue.
     revenue = {LineKind.SERVICE: "revenue_service", LineKind.PRODUCT: "revenue_product"}
     entry_lines = [debit("receivable", invoice.total_minor, invoice=invoice)]
-    for i, line in enumerate(built):
-        if line.kind == LineKind.PACKAGE:
+    for i, row in enumerate(built):
+        if row.kind == LineKind.PACKAGE:
             from kassa.packages.services import open_package
 
-            package = open_package(invoice=invoice, line=line,
+            package = open_package(invoice=invoice, line=row,
                                    template=templates[i])  # type: ignore[arg-type]
-            entry_lines.append(credit("package_sold_unpaid", line.net_minor, invoice=invoice,
+            entry_lines.append(credit("package_sold_unpaid", row.net_minor, invoice=invoice,
                                       package=package))
         else:
-            entry_lines.append(credit(revenue[LineKind(line.kind)], line.net_minor,
+            entry_lines.append(credit(revenue[LineKind(row.kind)], row.net_minor,
                                       invoice=invoice))
-        entry_lines.append(credit("tax_payable", line.tax_minor, invoice=invoice))
+        entry_lines.append(credit("tax_payable", row.tax_minor, invoice=invoice))
     post(organization=organization, center=where, kind="invoice_issued", lines=entry_lines,
          created_by=actor.user, at=now, memo=f"Invoice {number}")
     return invoice

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -27,7 +29,7 @@ def membership_for_token(token: str) -> Membership | None:
     return api_token.membership
 
 
-def membership_for_user(user: object) -> Membership | None:
+def membership_for_user(user: Any) -> Membership | None:
     return (
         Membership.objects.select_related("organization", "user")
         .filter(user=user).order_by("id").first()
@@ -44,5 +46,7 @@ def members(organization: Organization) -> QuerySet[Membership]:
             .order_by("user__email"))
 
 
-def get_center(organization: Organization, center_id: object, *, field: str | None = None) -> Center:
+def get_center(
+    organization: Organization, center_id: object, *, field: str | None = None
+) -> Center:
     return get_scoped(Center.objects.filter(organization=organization), center_id, field=field)
