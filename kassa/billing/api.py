@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
@@ -16,6 +15,7 @@ from kassa.core.text import Code, Email, MoneyText, Name, ObjectId, ShortText
 from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
+from kassa.tenancy.auth import AuthedRequest
 
 router = Router(tags=["billing"])
 
@@ -46,7 +46,7 @@ class CaseOut(Schema):
 
 class LineIn(Schema):
     kind: Code
-    description: ShortText
+    description: Name  # InvoiceLine.description holds 200
     quantity: int = Field(1, ge=1, le=10_000)
     unit_price: MoneyText | None = Field(
         None, description="required, except on a package line (its template's price)")
@@ -199,42 +199,42 @@ def event_json(e: PaymentEvent, currency: str) -> dict[str, Any]:
 # --- endpoints -----------------------------------------------------------------------------
 
 @router.post("/customers", response={201: CustomerOut, **WRITE_ERRORS})
-def create_customer(request: HttpRequest, payload: CustomerIn) -> Any:
+def create_customer(request: AuthedRequest, payload: CustomerIn) -> Any:
     customer = services.create_customer(actor=request.auth, name=payload.name,
                                         email=payload.email)
     return Status(201, customer_json(customer))
 
 
 @router.get("/customers", response={200: list[CustomerOut], **READ_ERRORS})
-def list_customers(request: HttpRequest, paging: Query[Paging]) -> Any:
+def list_customers(request: AuthedRequest, paging: Query[Paging]) -> Any:
     found = selectors.customers(request.auth.organization)
     return [customer_json(c) for c in found[paging.offset: paging.offset + paging.limit]]
 
 
 @router.get("/customers/{customer_id}", response={200: CustomerOut, **READ_ERRORS})
-def get_customer(request: HttpRequest, customer_id: str) -> Any:
+def get_customer(request: AuthedRequest, customer_id: str) -> Any:
     return customer_json(selectors.get_customer(request.auth.organization, customer_id))
 
 
 @router.post("/cases", response={201: CaseOut, **WRITE_ERRORS})
-def create_case(request: HttpRequest, payload: CaseIn) -> Any:
+def create_case(request: AuthedRequest, payload: CaseIn) -> Any:
     case = services.create_case(actor=request.auth, customer=payload.customer, name=payload.name)
     return Status(201, case_json(case))
 
 
 @router.get("/cases", response={200: list[CaseOut], **READ_ERRORS})
-def list_cases(request: HttpRequest, paging: Query[Paging]) -> Any:
+def list_cases(request: AuthedRequest, paging: Query[Paging]) -> Any:
     found = selectors.cases(request.auth.organization)
     return [case_json(c) for c in found[paging.offset: paging.offset + paging.limit]]
 
 
 @router.get("/cases/{case_id}", response={200: CaseOut, **READ_ERRORS})
-def get_case(request: HttpRequest, case_id: str) -> Any:
+def get_case(request: AuthedRequest, case_id: str) -> Any:
     return case_json(selectors.get_case(request.auth.organization, case_id))
 
 
 @router.get("/cases/{case_id}/payments", response={200: CasePaymentsOut, **READ_ERRORS})
-def case_payments(request: HttpRequest, case_id: str) -> Any:
+def case_payments(request: AuthedRequest, case_id: str) -> Any:
     """The case's payments tab: its invoices, their payments and refunds."""
     organization = request.auth.organization
     case = selectors.get_case(organization, case_id)
@@ -249,7 +249,7 @@ def case_payments(request: HttpRequest, case_id: str) -> Any:
 
 
 @router.post("/invoices", response={201: InvoiceOut, **WRITE_ERRORS})
-def create_invoice(request: HttpRequest, payload: InvoiceIn) -> Any:
+def create_invoice(request: AuthedRequest, payload: InvoiceIn) -> Any:
     invoice = services.issue_invoice(
         actor=request.auth, customer=payload.customer, center=payload.center, case=payload.case,
         lines=[services.LineInput(**line.model_dump()) for line in payload.lines],
@@ -258,7 +258,7 @@ def create_invoice(request: HttpRequest, payload: InvoiceIn) -> Any:
 
 
 @router.get("/invoices", response={200: list[InvoiceOut], **READ_ERRORS})
-def list_invoices(request: HttpRequest, filters: Query[InvoiceFilters],
+def list_invoices(request: AuthedRequest, filters: Query[InvoiceFilters],
                   paging: Query[Paging]) -> Any:
     found = selectors.find_invoices(request.auth.organization, number=filters.number,
                                     customer=filters.customer).prefetch_related("lines",
@@ -267,13 +267,13 @@ def list_invoices(request: HttpRequest, filters: Query[InvoiceFilters],
 
 
 @router.get("/invoices/{invoice_id}", response={200: InvoiceOut, **READ_ERRORS})
-def get_invoice(request: HttpRequest, invoice_id: str) -> Any:
+def get_invoice(request: AuthedRequest, invoice_id: str) -> Any:
     return invoice_json(selectors.get_invoice(request.auth.organization, invoice_id))
 
 
 @router.post("/invoices/{invoice_id}/payments",
              response={201: PaymentOut, 402: Problem, 503: Problem, **WRITE_ERRORS})
-def take_payment(request: HttpRequest, invoice_id: str, payload: PaymentIn) -> Any:
+def take_payment(request: AuthedRequest, invoice_id: str, payload: PaymentIn) -> Any:
     payment = services.take_payment(
         actor=request.auth, invoice=invoice_id, amount=payload.amount, method=payload.method,
         online=payload.online, source=payload.source,
@@ -283,13 +283,13 @@ def take_payment(request: HttpRequest, invoice_id: str, payload: PaymentIn) -> A
 
 
 @router.get("/payments/{payment_id}", response={200: PaymentOut, **READ_ERRORS})
-def get_payment(request: HttpRequest, payment_id: str) -> Any:
+def get_payment(request: AuthedRequest, payment_id: str) -> Any:
     organization = request.auth.organization
     return payment_json(selectors.get_payment(organization, payment_id), organization.currency)
 
 
 @router.get("/payments/{payment_id}/history", response={200: list[HistoryOut], **READ_ERRORS})
-def payment_history(request: HttpRequest, payment_id: str) -> Any:
+def payment_history(request: AuthedRequest, payment_id: str) -> Any:
     organization = request.auth.organization
     payment = selectors.get_payment(organization, payment_id)
     return [event_json(e, organization.currency)

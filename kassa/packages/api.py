@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
@@ -15,6 +14,7 @@ from kassa.packages import selectors, services
 from kassa.packages.models import Package, PackageTemplate
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import get_refund
+from kassa.tenancy.auth import AuthedRequest
 
 router = Router(tags=["packages"])
 
@@ -121,7 +121,7 @@ def package_json(p: Package) -> dict[str, Any]:
 
 
 @router.post("/package-templates", response={201: TemplateOut, **WRITE_ERRORS})
-def create_template(request: HttpRequest, payload: TemplateIn) -> Any:
+def create_template(request: AuthedRequest, payload: TemplateIn) -> Any:
     template = services.create_template(
         actor=request.auth, name=payload.name, price=payload.price, tax_rate=payload.tax_rate,
         benefits=[services.BenefitInput(**b.model_dump()) for b in payload.benefits])
@@ -130,37 +130,37 @@ def create_template(request: HttpRequest, payload: TemplateIn) -> Any:
 
 
 @router.get("/package-templates", response={200: list[TemplateOut], **READ_ERRORS})
-def list_templates(request: HttpRequest, paging: Query[Paging]) -> Any:
+def list_templates(request: AuthedRequest, paging: Query[Paging]) -> Any:
     found = selectors.templates(request.auth.organization).select_related("organization")
     return [template_json(t) for t in found[paging.offset: paging.offset + paging.limit]]
 
 
 @router.get("/package-templates/{template_id}", response={200: TemplateOut, **READ_ERRORS})
-def get_template(request: HttpRequest, template_id: str) -> Any:
+def get_template(request: AuthedRequest, template_id: str) -> Any:
     return template_json(selectors.get_template(request.auth.organization, template_id))
 
 
 @router.get("/packages", response={200: list[PackageOut], **READ_ERRORS})
-def list_packages(request: HttpRequest, filters: Query[PackageFilters],
+def list_packages(request: AuthedRequest, filters: Query[PackageFilters],
                   paging: Query[Paging]) -> Any:
     found = selectors.packages(request.auth.organization, customer=filters.customer)
     return [package_json(p) for p in found[paging.offset: paging.offset + paging.limit]]
 
 
 @router.get("/packages/{package_id}", response={200: PackageOut, **READ_ERRORS})
-def get_package(request: HttpRequest, package_id: str) -> Any:
+def get_package(request: AuthedRequest, package_id: str) -> Any:
     return package_json(selectors.get_package(request.auth.organization, package_id))
 
 
 @router.post("/packages/{package_id}/redemptions", response={201: PackageOut, **WRITE_ERRORS})
-def redeem(request: HttpRequest, package_id: str, payload: RedemptionIn) -> Any:
+def redeem(request: AuthedRequest, package_id: str, payload: RedemptionIn) -> Any:
     pkg = services.redeem_benefit(actor=request.auth, package=package_id,
                                   benefit=payload.benefit, quantity=payload.quantity)
     return Status(201, package_json(selectors.get_package(request.auth.organization, pkg.pk)))
 
 
 @router.post("/packages/{package_id}/refunds", response={201: RefundOut, **WRITE_ERRORS})
-def refund(request: HttpRequest, package_id: str, payload: PackageRefundIn) -> Any:
+def refund(request: AuthedRequest, package_id: str, payload: PackageRefundIn) -> Any:
     refund = services.refund_package(
         actor=request.auth, package=package_id, amount=payload.amount, reason=payload.reason,
         close_package=payload.close_package, refund_to_payment=payload.refund_to.payment,

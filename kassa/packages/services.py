@@ -14,6 +14,7 @@ exactly the tax on what was refunded — and never, in total, to more than came 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -122,7 +123,7 @@ def open_package(*, invoice: Invoice, line: InvoiceLine, template: PackageTempla
     return package
 
 
-def pay_in(*, line: InvoiceLine, net_minor: int, tax_minor: int, refs: dict[str, object]
+def pay_in(*, line: InvoiceLine, net_minor: int, tax_minor: int, refs: Mapping[str, object]
            ) -> list[Line]:
     """What reaches a package line is paid into its package: the ledger lines for it.
 
@@ -276,7 +277,8 @@ def _refund_package(*, actor: Membership, package_id: int, amount_minor: int, re
         status=RefundStatus.PENDING if online else RefundStatus.RECORDED,
         amount_minor=amount_minor, tax_minor=tax_minor,
         method=payment.method if payment is not None else method, reason=reason, note=note,
-        created_by=actor.user, created_at=now, gateway=payment.gateway if online else "",
+        created_by=actor.user, created_at=now,
+        gateway=payment.gateway if payment is not None else "",
         gateway_state=GatewayState.TO_CALL if online else GatewayState.NONE,
         next_attempt_at=now if online else None,
     )
@@ -363,6 +365,7 @@ def _close(pkg: Package, invoice: Invoice, line: InvoiceLine, actor: Membership 
 def fail_package_refund(refund: Refund, now: dt.datetime) -> None:
     """The online package refund failed (called by the refunds service, under its locks): the
     money stays with the package. A package closed by that refund forfeits it instead."""
+    assert refund.package_id is not None
     pkg = Package.objects.select_for_update().get(pk=refund.package_id)
     line = InvoiceLine.objects.get(pk=pkg.line_id)
     line.credited_net_minor -= refund.amount_minor

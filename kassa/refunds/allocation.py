@@ -12,6 +12,7 @@ exactly what it took.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 
 from django.db.models import F, Sum
@@ -64,7 +65,7 @@ def take_back_from_lines(
 
 
 def take_back_from_packages(
-    shares: dict[int, tuple[int, int]], refs: dict[str, object], *, sign: int = -1,
+    shares: dict[int, tuple[int, int]], refs: Mapping[str, object], *, sign: int = -1,
 ) -> list[Line]:
     """The part of a payment refund taken from package lines leaves their packages (sign −1),
     or comes back to them when the refund fails (sign +1): the ledger lines for it."""
@@ -147,6 +148,7 @@ def put_back(refund: Refund) -> None:
             line = lines[line_id]
             line.paid_net_minor += net
             line.paid_tax_minor += tax
+            assert refund.payment_id is not None, "only a payment refund takes from lines"
             PaymentAllocation.objects.create(payment_id=refund.payment_id, line=line,
                                              net_minor=net, tax_minor=tax, refund=refund,
                                              created_at=now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
@@ -13,6 +12,7 @@ from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
 from kassa.core.text import Code, MoneyText, Note, ObjectId, ShortText
 from kassa.refunds import selectors, services
 from kassa.refunds.models import GatewayState, Refund
+from kassa.tenancy.auth import AuthedRequest
 
 router = Router(tags=["refunds"])
 
@@ -75,7 +75,7 @@ def refund_json(refund: Refund) -> dict[str, Any]:
 
 
 @router.post("/payments/{payment_id}/refunds", response={201: RefundOut, **WRITE_ERRORS})
-def refund_payment(request: HttpRequest, payment_id: str, payload: PaymentRefundIn) -> Any:
+def refund_payment(request: AuthedRequest, payment_id: str, payload: PaymentRefundIn) -> Any:
     refund = services.refund_payment(
         actor=request.auth, payment=payment_id, type=payload.type, amount=payload.amount,
         reason=payload.reason, internal_note=payload.internal_note or "",
@@ -86,7 +86,7 @@ def refund_payment(request: HttpRequest, payment_id: str, payload: PaymentRefund
 
 
 @router.get("/refunds", response={200: list[RefundOut], **READ_ERRORS})
-def list_refunds(request: HttpRequest, filters: Query[RefundFilters],
+def list_refunds(request: AuthedRequest, filters: Query[RefundFilters],
                  paging: Query[Paging]) -> Any:
     found = selectors.find_refunds(request.auth.organization, payment=filters.payment,
                                    invoice=filters.invoice, case=filters.case)
@@ -94,5 +94,5 @@ def list_refunds(request: HttpRequest, filters: Query[RefundFilters],
 
 
 @router.get("/refunds/{refund_id}", response={200: RefundOut, **READ_ERRORS})
-def get_refund(request: HttpRequest, refund_id: str) -> Any:
+def get_refund(request: AuthedRequest, refund_id: str) -> Any:
     return refund_json(selectors.get_refund(request.auth.organization, refund_id))

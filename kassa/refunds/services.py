@@ -51,7 +51,7 @@ MAX_NOTE = 2000
 
 def require_refund_permission(actor: Membership) -> None:
     """By default only an admin refunds; `refund_roles` widens that. An accountant never may."""
-    roles = actor.organization.refund_roles or [Role.ADMIN]
+    roles = actor.organization.refund_roles
     if actor.role == Role.ACCOUNTANT or actor.role not in roles:
         raise RefundNotPermitted(f"The {actor.role} role may not refund in this organization")
 

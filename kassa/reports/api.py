@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
 from kassa.core.schemas import READ_ERRORS
 from kassa.core.text import Code, Day
 from kassa.reports import presenters, selectors
+from kassa.tenancy.auth import AuthedRequest
 
 router = Router(tags=["reports"])
 
@@ -111,14 +111,14 @@ class RevenueOut(Schema):
 
 @router.get("/reports/daily", response={200: DailyOut, **READ_ERRORS},
             openapi_extra=CSV_TOO)
-def daily(request: HttpRequest, q: Query[DailyQuery]) -> Any:
+def daily(request: AuthedRequest, q: Query[DailyQuery]) -> Any:
     report = presenters.daily_report(request.auth, q.date, q.center)
     return presenters.daily_csv(report) if q.format == "csv" else report
 
 
 @router.get("/reports/package-liability", response={200: LiabilityOut, **READ_ERRORS},
             openapi_extra=CSV_TOO)
-def package_liability(request: HttpRequest, q: Query[LiabilityQuery]) -> Any:
+def package_liability(request: AuthedRequest, q: Query[LiabilityQuery]) -> Any:
     report = presenters.liability_report(request.auth, q.start, q.end, q.center,
                                          limit=q.limit, offset=q.offset)
     return presenters.liability_csv(report) if q.format == "csv" else report
@@ -126,6 +126,6 @@ def package_liability(request: HttpRequest, q: Query[LiabilityQuery]) -> Any:
 
 @router.get("/reports/revenue", response={200: RevenueOut, **READ_ERRORS},
             openapi_extra=CSV_TOO)
-def revenue(request: HttpRequest, q: Query[PeriodQuery]) -> Any:
+def revenue(request: AuthedRequest, q: Query[PeriodQuery]) -> Any:
     report = presenters.revenue_report(request.auth, q.start, q.end, q.center)
     return presenters.revenue_csv(report) if q.format == "csv" else report

@@ -204,7 +204,7 @@ def _liability_rows(scope: Scope, *, limit: int, offset: int) -> list[dict[str, 
         LIMIT %s OFFSET %s
     """  # noqa: S608
     org = scope.organization.pk
-    args = [org, *center_args, scope.start, scope.end, org, *center_args, scope.end,
+    args: list[Any] = [org, *center_args, scope.start, scope.end, org, *center_args, scope.end,
             org, *center_args, limit, offset]
     with connection.cursor() as cursor:
         cursor.execute(sql, args)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict, Field
 
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
 from kassa.core.text import Code, Name
 from kassa.tenancy import selectors, services
+from kassa.tenancy.auth import AuthedRequest
 from kassa.tenancy.models import Center, Organization
 
 router = Router(tags=["organization"])
@@ -54,23 +54,23 @@ def center_json(center: Center) -> dict[str, Any]:
 
 
 @router.get("/settings", response={200: SettingsOut, **READ_ERRORS})
-def get_settings(request: HttpRequest) -> Any:
+def get_settings(request: AuthedRequest) -> Any:
     return settings_json(request.auth.organization)
 
 
 @router.patch("/settings", response={200: SettingsOut, **WRITE_ERRORS})
-def patch_settings(request: HttpRequest, payload: SettingsPatch) -> Any:
+def patch_settings(request: AuthedRequest, payload: SettingsPatch) -> Any:
     changes = payload.model_dump(exclude_unset=True, exclude_none=True)
     return settings_json(services.update_settings(actor=request.auth, changes=changes))
 
 
 @router.post("/centers", response={201: CenterOut, **WRITE_ERRORS})
-def create_center(request: HttpRequest, payload: CenterIn) -> Any:
+def create_center(request: AuthedRequest, payload: CenterIn) -> Any:
     center = services.add_center(actor=request.auth, name=payload.name)
     return Status(201, center_json(center))
 
 
 @router.get("/centers", response={200: list[CenterOut], **READ_ERRORS})
-def list_centers(request: HttpRequest, paging: Query[Paging]) -> Any:
+def list_centers(request: AuthedRequest, paging: Query[Paging]) -> Any:
     found = selectors.centers(request.auth.organization)
     return [center_json(c) for c in found[paging.offset: paging.offset + paging.limit]]

@@ -111,6 +111,9 @@ def validate_roles(roles: list[str]) -> list[str]:
         raise ValidationFailed("refund_roles", f"unknown role {unknown[0]!r}")
     if Role.ACCOUNTANT in roles:
         raise ValidationFailed("refund_roles", "an accountant may never refund")
+    if not roles:
+        # Nobody able to refund would strand every refund the business owes.
+        raise ValidationFailed("refund_roles", "at least one role must be allowed to refund")
     return sorted(set(roles), key=Role.values.index)
 
 

@@ -115,3 +115,9 @@ def test_settings_need_a_token(anonymous, tenant, unchanged):
     assert anonymous.get("/settings").status_code == 401
     with unchanged():
         assert anonymous.patch("/settings", {"currency": "EUR"}).status_code == 401
+
+
+def test_refund_roles_may_not_be_emptied(tenant):
+    r = tenant.api.patch("/settings", {"refund_roles": []})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "refund_roles"
+    assert tenant.api.get("/settings").json()["refund_roles"] == ["admin"]
