@@ -218,3 +218,42 @@ def unchanged(db: None) -> Any:
         assert not changed, f"a refused request wrote to {changed}"
 
     return check
+
+
+def race(n: int, work: Any) -> list[Any]:
+    """Run `work(i)` in n real threads released together (concurrency tests on PostgreSQL);
+    return each one's result or exception. Each thread closes its own connection."""
+    import threading
+
+    from django.db import connection as thread_connection
+
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = work(i)
+        except BaseException as exc:  # reported by the test, not lost
+            results[i] = exc
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return results
+
+
+def outcome(result: Any) -> str:
+    """A raced call's result as a word: ok, a DomainError's code, or what went wrong."""
+    from kassa.core.errors import DomainError
+
+    if isinstance(result, DomainError):
+        return result.code
+    if isinstance(result, BaseException):
+        return f"unexpected {type(result).__name__}: {result}"
+    return "ok"

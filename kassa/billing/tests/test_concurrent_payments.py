@@ -10,20 +10,16 @@ must have been given back.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 
-from conftest import Api, Tenant
+from conftest import Api, Tenant, outcome, race
 from kassa.billing.models import Invoice, InvoiceLine, Payment
 from kassa.billing.services import take_payment
-from kassa.core.errors import DomainError
 from kassa.gateways.models import SandboxCharge
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
@@ -32,37 +28,6 @@ from kassa.tenancy.models import Membership
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 20
-
-
-def race(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run `work(i)` in n threads released together; return each one's result or exception."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # reported by the test, not lost
-            results[i] = exc
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a payment thread hung"
-    return results
-
-
-def outcome(result: Any) -> str:
-    if isinstance(result, DomainError):
-        return result.code
-    if isinstance(result, BaseException):
-        return f"unexpected {type(result).__name__}: {result}"
-    return "ok"
 
 
 def pay_in_threads(tenant: Tenant, invoice_id: str, amount: str, **how: Any) -> Counter[str]:

@@ -9,55 +9,20 @@ refund of it is pending.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 
-from conftest import Api, is_postgres
+from conftest import Api, is_postgres, outcome, race
 from kassa.billing.models import Payment
-from kassa.core.errors import DomainError
 from kassa.ledger.verify import verify
 from kassa.refunds.models import Refund
 from kassa.refunds.services import refund_payment
 
 THREADS = 30
-
-
-def race(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run `work(i)` in n threads released together; return each one's result or exception."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = work(i)
-        except BaseException as exc:  # reported by the test, not lost
-            results[i] = exc
-        finally:
-            connection.close()  # this thread's own connection
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a refund thread hung"
-    return results
-
-
-def outcome(result: Any) -> str:
-    if isinstance(result, DomainError):
-        return result.code
-    if isinstance(result, BaseException):
-        return f"unexpected {type(result).__name__}: {result}"
-    return "ok"
 
 
 def assert_payment_agrees_with_its_refunds(payment_id: str) -> None:
