@@ -11,7 +11,7 @@ from kassa.billing import selectors, services
 from kassa.billing.models import Case, Customer, Invoice, InvoiceLine, Payment, PaymentEvent
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
-from kassa.core.text import Code, Email, MoneyText, Name, ObjectId, ShortText
+from kassa.core.text import Code, Email, Flag, MoneyText, Name, ObjectId
 from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
@@ -111,7 +111,7 @@ class InvoiceOut(Schema):
 class PaymentIn(Schema):
     amount: MoneyText
     method: Code
-    online: bool = False
+    online: Flag = False
     source: Code | None = None
 
 

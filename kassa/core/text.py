@@ -16,7 +16,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
 from pydantic_core import PydanticCustomError
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -93,6 +93,8 @@ Code = Annotated[str, StringConstraints(max_length=64),
 # An id in a query filter (an id in a path is looked up as it comes: malformed is 404).
 ObjectId = Annotated[str, StringConstraints(max_length=19),
                      Field(json_schema_extra={"pattern": ID_PATTERN}), AfterValidator(clean_id)]
+# true or false, nothing else: pydantic alone also takes 0, 1.0, "yes" and "off".
+Flag = Annotated[bool, Strict()]
 # A calendar day, ISO 8601 (documented as `format: date`).
 Day = Annotated[dt.date, BeforeValidator(iso_day)]
 # Money as a decimal string; parsed against the organization's currency in the service.

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
-from kassa.core.text import Code, MoneyText, Name, Note, ObjectId, ShortText
+from kassa.core.text import Code, Flag, MoneyText, Name, Note, ObjectId, ShortText
 from kassa.packages import selectors, services
 from kassa.packages.models import Package, PackageTemplate
 from kassa.refunds.api import RefundOut, refund_json
@@ -86,7 +86,7 @@ class RefundTo(Schema):
 class PackageRefundIn(Schema):
     amount: MoneyText
     reason: ShortText
-    close_package: bool = False
+    close_package: Flag = False
     refund_to: RefundTo
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
-from kassa.core.text import Code, MoneyText, Note, ObjectId, ShortText
+from kassa.core.text import Code, Flag, MoneyText, Note, ObjectId, ShortText
 from kassa.refunds import selectors, services
 from kassa.refunds.models import GatewayState, Refund
 from kassa.tenancy.auth import AuthedRequest
@@ -24,7 +24,7 @@ class PaymentRefundIn(Schema):
     internal_note: Note | None = None
     method: Code | None = Field(None, description="offline: check | cash | insurance | other")
     note: Note | None = Field(None, description="required when method is other")
-    decrease_balance_owed: bool = False
+    decrease_balance_owed: Flag = False
 
 
 class RefundOut(Schema):

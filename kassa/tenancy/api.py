@@ -8,7 +8,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict, Field
 
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
-from kassa.core.text import Code, Name
+from kassa.core.text import Code, Flag, Name
 from kassa.tenancy import selectors, services
 from kassa.tenancy.auth import AuthedRequest
 from kassa.tenancy.models import Center, Organization
@@ -30,7 +30,7 @@ class SettingsPatch(Schema):
 
     currency: Code | None = None
     timezone: Code | None = None
-    allow_multiple_package_refunds: bool | None = None
+    allow_multiple_package_refunds: Flag | None = None
     refund_roles: list[Code] | None = Field(None, max_length=3)
 
 

@@ -30,6 +30,7 @@ from kassa.core.text import LINE_PATTERN, MONEY_PATTERN
 MAX_EXAMPLES = 40
 
 _LINE = re.compile(LINE_PATTERN)
+_SWAPPABLE_LENGTH = 19  # the shortest maxLength of the fields swapped (an id filter's)
 _MONEY = re.compile(MONEY_PATTERN)
 # Values a real client would send, for body fields whose schema is only "a string": swapped in
 # for some generated ones so that requests get past the services' first checks.
@@ -56,9 +57,11 @@ def _realistic(body: Any, ids: dict[str, str], choice: int) -> Any:
         return body
     out = {}
     for key, value in body.items():
-        if isinstance(value, str) and len(value) <= 40 and key in ids and _LINE.fullmatch(value):
+        # Short enough for any field's maxLength, so that a value too long on purpose stays.
+        short = isinstance(value, str) and len(value) <= _SWAPPABLE_LENGTH
+        if short and key in ids and _LINE.fullmatch(value):
             out[key] = ids[key]
-        elif isinstance(value, str) and key in _REALISTIC and _REALISTIC[key][0].fullmatch(value):
+        elif short and key in _REALISTIC and _REALISTIC[key][0].fullmatch(value):
             candidates = _REALISTIC[key][1]
             out[key] = candidates[choice % len(candidates)]
         else:
@@ -212,3 +215,30 @@ def test_the_document_declares_problem_json_for_every_error() -> None:
                 if status.startswith(("4", "5")):
                     assert list(response["content"]) == ["application/problem+json"], (
                         method, path, status)
+
+
+@pytest.mark.parametrize("value", [0, 1, 0.0, "true", "yes", "off", None])
+def test_a_boolean_is_true_or_false_only(tenant: Any, value: Any) -> None:
+    r = tenant.api.patch("/settings", {"allow_multiple_package_refunds": value})
+    if value is None:  # an optional field left unset
+        assert r.status_code == 200, r.content
+    else:
+        assert r.status_code == 422, r.content
+        assert r.json()["errors"][0]["field"] == "allow_multiple_package_refunds"
+    assert tenant.api.get("/settings").json()["allow_multiple_package_refunds"] is True
+
+
+def test_a_report_day_is_an_iso_date_only(tenant: Any) -> None:
+    for day in ("0", "1730592000", "2026-1-3", "03/11/2026"):
+        r = tenant.api.get("/reports/daily", date=day)
+        assert r.status_code == 422, (day, r.content)
+        assert r.json()["errors"][0]["field"] == "date"
+    assert tenant.api.get("/reports/daily", date="2026-11-03").status_code == 200
+
+
+def test_an_id_filter_is_digits_only(tenant: Any) -> None:
+    for value in ("³", "¹0", "abc", "9" * 20, "0"):
+        r = tenant.api.get("/refunds", case=value)
+        assert r.status_code == 422, (value, r.content)
+        assert r.json()["errors"][0]["field"] == "case"
+    assert tenant.api.get("/refunds", case="12345").json() == []
