@@ -44,7 +44,6 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 	$(BIN)/mypy kassa
 
 # Re-pin the lock file from pyproject.toml's ranges (needs the registries).

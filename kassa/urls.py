@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path, re_path
 
-from kassa.api import api
+from kassa.api import api, problem
+
+
+def api_path_not_found(request: HttpRequest, rest: str) -> HttpResponse:
+    """An address under the API that names no operation: a problem document like every other
+    API error, not Django's HTML page."""
+    return problem(404, "not_found", "Not found", f"No API operation at /api/v1/{rest}")
+
 
 urlpatterns = [
     path("api/v1/", api.urls),
+    re_path(r"^api/v1/(?P<rest>.*)$", api_path_not_found),
     path("admin/", admin.site.urls),
     path("", include("kassa.web.urls")),
 ]
