@@ -247,6 +247,12 @@ def _refund_package(*, actor: Membership, package_id: int, amount_minor: int, re
     pkg = Package.objects.select_for_update().get(pk=package_id)
     if pkg.status == PackageStatus.CLOSED:
         raise PackageClosed("The package is closed", field="package")
+    if close and Refund.objects.filter(invoice=invoice, status=RefundStatus.PENDING,
+                                       package__isnull=True).exists():
+        # Closing credits what the line still owes; part of that is only re-opened by a
+        # pending payment refund, which may yet fail and take it back. Close once it settles.
+        raise RefundPending("An online refund of a payment on this invoice is pending: close "
+                            "the package once it settles", field="close_package")
     if not organization.allow_multiple_package_refunds and Refund.objects.filter(
             package=pkg).exclude(status=RefundStatus.FAILED).exists():
         raise PackageAlreadyRefunded(
@@ -379,11 +385,18 @@ def fail_package_refund(refund: Refund, now: dt.datetime) -> None:
     pkg.refunded_minor -= refund.amount_minor
     pkg.tax_refunded_minor -= refund.tax_minor
     pkg.save(update_fields=["refunded_minor", "tax_refunded_minor"])
-    if pkg.status == PackageStatus.CLOSED and pkg.balance_minor > 0:
-        left = pkg.balance_minor
-        post(organization=refund.organization, center=refund.center, at=now,
-             kind="package_closed", memo=f"Package {pkg.pk}: failed refund {refund.pk} forfeited",
-             lines=[debit("package_liability", left, package=pkg, invoice_id=pkg.invoice_id),
-                    credit("revenue_forfeit", left, package=pkg, invoice_id=pkg.invoice_id)])
-        pkg.forfeited_minor += left
-        pkg.save(update_fields=["forfeited_minor"])
+    forfeit_if_closed(pkg, refund, now)
+
+
+def forfeit_if_closed(pkg: Package, refund: Refund, now: dt.datetime) -> None:
+    """Money that comes back into a package already closed (its refund failed) is forfeited
+    like the rest of its balance was: a closed package keeps no balance."""
+    if pkg.status != PackageStatus.CLOSED or pkg.balance_minor <= 0:
+        return
+    left = pkg.balance_minor
+    post(organization=refund.organization, center=refund.center, at=now,
+         kind="package_closed", memo=f"Package {pkg.pk}: failed refund {refund.pk} forfeited",
+         lines=[debit("package_liability", left, package=pkg, invoice_id=pkg.invoice_id),
+                credit("revenue_forfeit", left, package=pkg, invoice_id=pkg.invoice_id)])
+    pkg.forfeited_minor += left
+    pkg.save(update_fields=["forfeited_minor"])

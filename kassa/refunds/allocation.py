@@ -159,7 +159,9 @@ def put_back(refund: Refund) -> None:
             # The money comes back into the package; the reversing journal entry that the
             # caller writes restores its liability.
             from kassa.packages.models import Package
+            from kassa.packages.services import forfeit_if_closed
 
             net, tax = paid[line.pk]
             Package.objects.filter(line=line).update(paid_minor=F("paid_minor") + net,
                                                      tax_paid_minor=F("tax_paid_minor") + tax)
+            forfeit_if_closed(Package.objects.get(line=line), refund, now)

@@ -294,3 +294,39 @@ def test_payment_is_allocated_pro_rata_to_what_each_line_owes(tenant):
     lines = tenant.api.get(f"/invoices/{inv['id']}").json()["lines"]
     assert [line["paid"] for line in lines] == ["76.74", "23.26"]
     assert verify(tenant.organization) == []
+
+
+def test_a_package_is_not_closed_while_a_payment_refund_on_its_invoice_is_pending(tenant):
+    tpl = template(tenant)
+    inv, pkg = sell(tenant, tpl)
+    card = tenant.pay(inv["id"], "1000.00", method="card", online=True)
+    pending = tenant.api.post(f"/payments/{card['id']}/refunds", {
+        "type": "online", "amount": "300.00", "reason": "r"})
+    assert pending.status_code == 201
+    before = state()
+    r = refund(tenant, pkg, "100.00", close=True)
+    assert r.status_code == 409 and r.json()["code"] == "refund_pending"
+    assert r.json()["errors"][0]["field"] == "close_package"
+    assert state() == before
+    assert refund(tenant, pkg, "100.00").status_code == 201  # without closing, it may go on
+    assert verify(tenant.organization) == []
+
+
+def test_money_a_failed_refund_brings_back_to_a_closed_package_is_forfeited(tenant):
+    from kassa.refunds.services import apply_gateway_result
+
+    tpl = template(tenant)
+    inv, pkg = sell(tenant, tpl)
+    card = tenant.pay(inv["id"], "1000.00", method="card", online=True)
+    body = tenant.api.post(f"/payments/{card['id']}/refunds", {
+        "type": "online", "amount": "300.00", "reason": "r",
+        "decrease_balance_owed": True}).json()
+    run_tasks()
+    assert apply_gateway_result(refund_id=int(body["id"]), state="succeeded")
+    assert refund(tenant, pkg, "100.00", close=True).status_code == 201
+    assert get(tenant, pkg)["status"] == "closed"
+    assert apply_gateway_result(refund_id=int(body["id"]), state="failed",
+                                failure_reason="card closed")
+    got = get(tenant, pkg)
+    assert got["balance"] == "0.00" and got["forfeited"] == "900.00"
+    assert verify(tenant.organization) == []
