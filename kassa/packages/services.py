@@ -5,10 +5,12 @@ Selling and paying are called by the billing services inside their own transacti
 invoice is locked there); redeeming and refunding are use cases of their own, each one
 transaction that locks the invoice, then the payment it pays out to (if any), then the package.
 
-Tax on a package refund: `amount × the line's tax rate`, rounded half-up to the minor unit; the
-refund that brings the balance to zero returns instead what remains of the tax paid into the
-package less the tax on what was redeemed or forfeited, so that the refunds' tax adds up to
-exactly the tax on what was refunded — and never, in total, to more than came in.
+Tax on a package refund: `amount × the line's tax rate`, rounded half-up to the minor unit, but
+never so much that the package's refunds together return more than the tax (rounded the same
+way) on all they refunded; the refund that brings the balance to zero returns instead what
+remains of the tax paid into the package less the tax on what was redeemed or forfeited. So
+$1,000 at 8.875 % refunded 333.33, 333.33, 333.34 returns 29.58, 29.58, 29.59 — and never, in
+total, more than came in.
 """
 
 from __future__ import annotations
@@ -192,7 +194,12 @@ def refund_tax(pkg: Package, amount_minor: int) -> int:
         used = tax_on(pkg.redeemed_minor + pkg.forfeited_minor, pkg.tax_rate)
         tax = pkg.tax_paid_minor - pkg.tax_refunded_minor - used
     else:
-        tax = tax_on(amount_minor, pkg.tax_rate)
+        # Each refund's own tax, rounded half-up — but never so that the refunds together
+        # return more than the tax on all they refunded: many small refunds rounding up one
+        # after another would otherwise drain the tax that later redemptions still owe.
+        tax = min(tax_on(amount_minor, pkg.tax_rate),
+                  tax_on(pkg.refunded_minor + amount_minor, pkg.tax_rate)
+                  - pkg.tax_refunded_minor)
     return max(0, min(tax, received_left))
 
 

@@ -330,3 +330,15 @@ def test_money_a_failed_refund_brings_back_to_a_closed_package_is_forfeited(tena
     got = get(tenant, pkg)
     assert got["balance"] == "0.00" and got["forfeited"] == "900.00"
     assert verify(tenant.organization) == []
+
+
+def test_many_small_refunds_never_return_more_tax_than_is_due_on_what_they_refunded(tenant):
+    tpl = template(tenant, price="1.00", tax_rate="10",
+                   benefits=[{"name": "Sample", "quantity": 1, "unit_value": "0.50"}])
+    inv, pkg = sell(tenant, tpl)
+    tenant.pay(inv["id"], "1.10", method="cash")
+    for _ in range(10):
+        assert refund(tenant, pkg, "0.05").status_code == 201  # 0.5 cent of tax each
+    got = get(tenant, pkg)
+    assert got["refunded"] == "0.50" and got["tax_refunded"] == "0.05"  # 10 % of 0.50
+    assert verify(tenant.organization) == []
