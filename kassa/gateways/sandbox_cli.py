@@ -36,7 +36,8 @@ def _references_for(refund_ids: list[str]) -> list[str]:
 
     if not apps.is_installed("kassa.refunds"):
         return list(refund_ids)
+    from kassa.core.lookup import parse_id
     from kassa.refunds.models import Refund
 
-    ids = [int(i) for i in refund_ids if i.isdigit()]
+    ids = [pk for pk in map(parse_id, refund_ids) if pk is not None]
     return list(Refund.objects.filter(pk__in=ids).values_list("gateway_reference", flat=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from kassa.core.lookup import get_scoped
+from kassa.core.lookup import get_scoped, parse_id
 from kassa.packages.models import Package, PackageTemplate
 from kassa.tenancy.models import Organization
 
@@ -22,7 +22,7 @@ def packages(organization: Organization, *, customer: str | None = None) -> Quer
     found = (Package.objects.filter(organization=organization)
              .select_related("organization").prefetch_related("benefits").order_by("id"))
     if customer is not None:
-        found = found.filter(customer_id=int(customer) if customer.isdigit() else -1)
+        found = found.filter(customer_id=parse_id(customer) or -1)
     return found
 
 

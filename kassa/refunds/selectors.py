@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from kassa.core.lookup import get_scoped
+from kassa.core.lookup import get_scoped, parse_id
 from kassa.refunds.models import Refund
 from kassa.tenancy.models import Organization
 
@@ -22,7 +22,7 @@ def find_refunds(
     for field, value in (("payment_id", payment), ("invoice_id", invoice),
                          ("invoice__case_id", case)):
         if value is not None:
-            found = found.filter(**{field: int(value) if value.isdigit() else -1})
+            found = found.filter(**{field: parse_id(value) or -1})
     return found
 
 

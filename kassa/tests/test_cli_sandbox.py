@@ -51,3 +51,10 @@ def test_worker_calls_the_gateway_and_settle_completes_the_refund(tenant, tmp_pa
     assert json.loads(again.stdout) == {"settled": []}
     verified = kassa("verify", tmp_path=tmp_path)
     assert verified.returncode == 0, verified.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settle_with_ids_that_are_no_ids_settles_nothing(tmp_path):
+    done = kassa("sandbox", "settle", "³", "1_0", "99999999999999999999", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"settled": []}
