@@ -1,0 +1,158 @@
+"""How many SQL statements each money use case runs, through the API as a client calls it.
+
+The numbers are budgets, not targets: each is what the use case cost when it was last
+measured, and a change that makes one cost more fails here and says which. Counted on the
+database the suite runs on.
+`python -m pytest kassa/tests/test_statement_budget.py -s` prints every count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from conftest import Tenant, run_tasks
+from kassa.gateways.models import SandboxRefund
+from kassa.gateways.sandbox import SandboxGateway
+from kassa.refunds.gateway_calls import poll_refund
+from kassa.refunds.models import Refund
+
+# use case → statements, the same on SQLite and PostgreSQL (a row lock is a `FOR UPDATE` on
+# the read either way): measured before the refund code was restructured; only ever lowered.
+BUDGET: dict[str, int] = {
+    "issue invoice (service)": 19,
+    "issue invoice (package)": 25,
+    "offline payment": 19,
+    "offline payment into a package": 22,
+    "online payment": 23,
+    "offline payment refund": 29,
+    "offline payment refund, with Idempotency-Key": 33,
+    "offline payment refund, decrease balance owed": 33,
+    "offline refund of a payment into a package": 32,
+    "online payment refund": 30,
+    "online refund settles": 18,
+    "online refund fails": 33,
+    "offline package refund": 26,
+    "offline package refund, closing it": 35,
+    "online package refund": 31,
+    "redemption": 17,
+}
+
+MEASURED: dict[str, int] = {}
+
+
+def count(name: str, action: Callable[[], Any]) -> Any:
+    with CaptureQueriesContext(connection) as captured:
+        result = action()
+    n = len(captured.captured_queries)
+    MEASURED[name] = n
+    budget = BUDGET[name]
+    print(f"{name}: {n} statements (budget {budget})")
+    assert n <= budget, f"{name} runs {n} SQL statements, over its budget of {budget}"
+    return result
+
+
+def ok(response: Any, status: int = 201) -> dict[str, Any]:
+    assert response.status_code == status, response.content
+    return response.json()
+
+
+def package_template(tenant: Tenant) -> dict[str, Any]:
+    return ok(tenant.api.post("/package-templates", {
+        "name": "Five facials", "price": "500.00", "tax_rate": "8.875",
+        "benefits": [{"name": "Facial", "quantity": 5, "unit_value": "100.00"}]}))
+
+
+def service_invoice(tenant: Tenant, customer: str) -> dict[str, Any]:
+    return ok(tenant.api.post("/invoices", {
+        "customer": customer, "center": tenant.center_id,
+        "lines": [{"kind": "service", "description": "Facial", "unit_price": "100.00",
+                   "tax_rate": "8.875"}]}))
+
+
+def package_invoice(tenant: Tenant, customer: str, tpl: dict[str, Any]) -> dict[str, Any]:
+    return ok(tenant.api.post("/invoices", {
+        "customer": customer, "center": tenant.center_id,
+        "lines": [{"kind": "package", "description": "Five facials",
+                   "package_template": tpl["id"]},
+                  {"kind": "product", "description": "Serum", "unit_price": "40.00"}]}))
+
+
+def pay(tenant: Tenant, invoice: dict[str, Any], amount: str, **how: Any) -> dict[str, Any]:
+    body = {"amount": amount, "method": "cash", "online": False, **how}
+    return ok(tenant.api.post(f"/invoices/{invoice['id']}/payments", body))
+
+
+def refund(tenant: Tenant, payment: dict[str, Any], amount: str, *, key: str | None = None,
+           **how: Any) -> dict[str, Any]:
+    body = {"type": "offline", "method": "cash", "amount": amount, "reason": "Asked for it",
+            **how}
+    return ok(tenant.api.post(f"/payments/{payment['id']}/refunds", body, key=key))
+
+
+def warm(tenant: Tenant) -> None:
+    """One of everything first, so that no count pays for a cache filled once per process
+    (content types, the chart of accounts)."""
+    customer = tenant.customer()
+    inv = service_invoice(tenant, customer)
+    pay(tenant, inv, "10.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_money_use_case_stays_within_its_statement_budget(tenant: Tenant) -> None:
+    warm(tenant)
+    customer = tenant.customer()
+    tpl = package_template(tenant)
+
+    inv = count("issue invoice (service)", lambda: service_invoice(tenant, customer))
+    cash = count("offline payment", lambda: pay(tenant, inv, "50.00"))
+    count("offline payment refund", lambda: refund(tenant, cash, "5.00"))
+    count("offline payment refund, with Idempotency-Key",
+          lambda: refund(tenant, cash, "5.00", key="budget-1"))
+    count("offline payment refund, decrease balance owed",
+          lambda: refund(tenant, cash, "5.00", decrease_balance_owed=True))
+    card = count("online payment",
+                 lambda: pay(tenant, inv, "40.00", method="card", online=True))
+    count("online payment refund",
+          lambda: refund(tenant, card, "10.00", type="online", method=None))
+    run_tasks()  # the gateway call: the sandbox refund is pending at the gateway
+    settled = Refund.objects.get(payment_id=card["id"])
+    for row in SandboxRefund.objects.filter(reference=settled.gateway_reference):
+        SandboxGateway().settle(row)
+    count("online refund settles", lambda: poll_refund(settled.pk, force=True))
+
+    failing = pay(tenant, service_invoice(tenant, customer), "100.00", method="card",
+                  online=True, source="sandbox_refund_fails")
+    refund(tenant, failing, "10.00", type="online", method=None)
+    run_tasks()
+    doomed = Refund.objects.get(payment_id=failing["id"])
+    for row in SandboxRefund.objects.filter(reference=doomed.gateway_reference):
+        SandboxGateway().settle(row)
+    count("online refund fails", lambda: poll_refund(doomed.pk, force=True))
+
+    sold = count("issue invoice (package)", lambda: package_invoice(tenant, customer, tpl))
+    into_package = count("offline payment into a package", lambda: pay(tenant, sold, "300.00"))
+    count("offline refund of a payment into a package",
+          lambda: refund(tenant, into_package, "20.00"))
+    card_in = pay(tenant, sold, "200.00", method="card", online=True)
+    pkg = sold["packages"][0]
+    count("redemption", lambda: ok(tenant.api.post(
+        f"/packages/{pkg['id']}/redemptions",
+        {"benefit": pkg["benefits"][0]["id"], "quantity": 1})))
+    body = {"amount": "20.00", "reason": "Moving away", "close_package": False,
+            "refund_to": {"method": "cash"}}
+    count("offline package refund",
+          lambda: ok(tenant.api.post(f"/packages/{pkg['id']}/refunds", body)))
+    count("online package refund", lambda: ok(tenant.api.post(
+        f"/packages/{pkg['id']}/refunds", {**body, "refund_to": {"payment": card_in["id"]}})))
+    run_tasks()
+    other = package_invoice(tenant, customer, tpl)
+    pay(tenant, other, "100.00")
+    opkg = other["packages"][0]
+    count("offline package refund, closing it", lambda: ok(tenant.api.post(
+        f"/packages/{opkg['id']}/refunds", {**body, "close_package": True})))
+    assert set(MEASURED) == set(BUDGET), "every use case is measured"
