@@ -21,23 +21,15 @@ from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from kassa.core.errors import DomainError, InvalidAmount
+from kassa.problems import PROBLEM, problem
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import membership_for_token
-
-PROBLEM = "application/problem+json"
 
 
 class BearerToken(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Membership | None:
         membership = getattr(request, "kassa_membership", None) or membership_for_token(token)
         return membership
-
-
-def problem(status: int, code: str, title: str, detail: str,
-            errors: list[dict[str, str]] | None = None) -> HttpResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "code": code, "errors": errors or []}
-    return HttpResponse(json.dumps(body), status=status, content_type=PROBLEM)
 
 
 class BodyNotAnObject(ValueError):

@@ -53,7 +53,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "kassa.core.idempotency.IdempotencyMiddleware",
+    "kassa.idempotency.IdempotencyMiddleware",
 ]
 
 ROOT_URLCONF = "kassa.urls"

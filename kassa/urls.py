@@ -4,7 +4,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
 
-from kassa.api import api, problem
+from kassa.api import api
+from kassa.problems import problem
 
 
 def api_path_not_found(request: HttpRequest, rest: str) -> HttpResponse:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa import idempotency
 from kassa.billing.models import Customer
-from kassa.core import idempotency
 
 
 def test_a_key_released_meanwhile_is_claimed_again(tenant: Any, monkeypatch: Any) -> None:

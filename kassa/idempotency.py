@@ -16,6 +16,8 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
 from kassa.core.models import IdempotentRequest
+from kassa.problems import problem
+from kassa.tenancy.selectors import membership_for_token
 
 API_PREFIX = "/api/v1/"
 MAX_KEY_LENGTH = 255
@@ -32,8 +34,6 @@ def _claim(organization_id: int, key: str, fingerprint: str) -> IdempotentReques
 
 
 def _conflict(detail: str) -> HttpResponse:
-    from kassa.api import problem
-
     return problem(409, "idempotency_conflict",
                    "The Idempotency-Key was used with another request", detail)
 
@@ -57,8 +57,6 @@ class IdempotencyMiddleware:
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or not key or not request.path.startswith(API_PREFIX):
             return self.get_response(request)
-        from kassa.tenancy.selectors import membership_for_token
-
         auth = request.headers.get("Authorization", "")
         membership = (membership_for_token(auth[7:].strip())
                       if auth.lower().startswith("bearer ") else None)
@@ -66,8 +64,6 @@ class IdempotencyMiddleware:
             return self.get_response(request)  # the API answers 401
         request.kassa_membership = membership  # type: ignore[attr-defined]
         if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            from kassa.api import problem
-
             return problem(422, "validation_error", "The request is not valid",
                            "Idempotency-Key: at most 255 printable characters",
                            [{"field": "Idempotency-Key",
