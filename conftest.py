@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from kassa.tenancy.models import Membership, Organization
@@ -121,6 +123,17 @@ def other_tenant(db: None) -> Tenant:
 @pytest.fixture
 def anonymous() -> Api:
     return Api(None, Client())
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """A savepoint that a test rolls back at the end (one per Hypothesis example). Marked as
+    the test's own, as Django marks a test case's, so that code which asserts it runs outside
+    any transaction (an outbound call) does not count it."""
+    with transaction.atomic():
+        transaction.get_connection().atomic_blocks[-1]._from_testcase = True
+        yield
+        transaction.set_rollback(True)
 
 
 def is_postgres() -> bool:

@@ -34,7 +34,7 @@ from typing import Any
 
 from bench import bulk_load
 
-VERSION = 1  # bump when what is generated changes: a cached data set of another version is rebuilt
+VERSION = 2  # bump when what is generated changes: a cached data set of another version is rebuilt
 CENTERS = 10
 START = dt.date(2023, 1, 1)
 DAYS = 1096  # 2023-01-01 … 2025-12-31
@@ -47,7 +47,7 @@ LOADED_TABLES = [
     "billing_customer", "billing_invoice", "billing_invoiceline", "billing_payment",
     "billing_paymentallocation", "packages_packagetemplate", "packages_templatebenefit",
     "packages_package", "packages_benefit", "packages_redemption", "refunds_refund",
-    "refunds_refundcredit", "ledger_journalentry", "ledger_posting", "ledger_dailytotal",
+    "billing_linecredit", "ledger_journalentry", "ledger_posting", "ledger_dailytotal",
 ]
 
 
@@ -271,13 +271,12 @@ FROM fig f ORDER BY f.inv
 """),
     ("packages_package", """
 INSERT INTO packages_package (id, organization_id, center_id, customer_id, invoice_id, line_id,
-    template_id, name, status, price_minor, tax_rate, paid_minor, redeemed_minor, refunded_minor,
-    forfeited_minor, tax_paid_minor, tax_refunded_minor, created_at, closed_at)
+    template_id, name, status, price_minor, tax_rate, redeemed_minor, forfeited_minor,
+    created_at, closed_at)
 SELECT f.pkg, %(org)s, (%(cids)s::bigint[])[f.ci + 1], (f.pkg + 1) / 2, f.inv, f.inv, f.net / 10000,
        'Ten sessions, $' || (f.net / 100),
        CASE WHEN f.closed_at IS NULL THEN 'active' ELSE 'closed' END,
-       f.net, 8, f.paid_net, f.redeemed, f.refunded_net, f.forfeited, f.paid_tax,
-       f.refunded_tax, f.issued_at, f.closed_at
+       f.net, 8, f.redeemed, f.forfeited, f.issued_at, f.closed_at
 FROM fig f WHERE f.pkg IS NOT NULL ORDER BY f.pkg
 """),
     ("packages_benefit", """
@@ -317,9 +316,9 @@ SELECT e.ref, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, NULL, e.pkg, false
        NULL, '', '', '', '', 0, NULL, '', e.id, NULL
 FROM ent e WHERE e.kind = 'package_refund'
 """),
-    ("refunds_refundcredit", """
-INSERT INTO refunds_refundcredit (refund_id, line_id, net_minor, tax_minor)
-SELECT e.ref, e.inv, e.b, e.c FROM ent e WHERE e.kind = 'package_refund'
+    ("billing_linecredit", """
+INSERT INTO billing_linecredit (refund_id, line_id, net_minor, tax_minor, gives_back)
+SELECT e.ref, e.inv, e.b, e.c, true FROM ent e WHERE e.kind = 'package_refund'
 """),
     ("ledger_journalentry", """
 INSERT INTO ledger_journalentry (id, organization_id, center_id, kind, memo, business_date,
@@ -369,10 +368,11 @@ CHECKS_SQL = {
                               HAVING sum(amount_minor) <> 0) AS x""",
     "packages whose figures differ from their postings": """
         SELECT count(*) FROM packages_package p
+        JOIN billing_invoiceline li ON li.id = p.line_id
         LEFT JOIN (SELECT package_id, sum(amount_minor) AS s FROM ledger_posting
                    WHERE code = 'package_liability' GROUP BY package_id) l
                ON l.package_id = p.id
-        WHERE p.paid_minor - p.redeemed_minor - p.refunded_minor - p.forfeited_minor
+        WHERE li.paid_net_minor - p.redeemed_minor - li.refunded_net_minor - p.forfeited_minor
               <> -coalesce(l.s, 0)""",
 }
 

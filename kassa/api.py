@@ -152,7 +152,7 @@ def _register_routers() -> None:
     api.add_router("/", refunds_router)
     api.add_router("/", "kassa.packages.api.router")
     api.add_router("/", "kassa.reports.api.router")
-    api.add_router("/", "kassa.gateways.webhooks.router")
+    api.add_router("/", "kassa.refunds.webhooks.router")
 
 
 _register_routers()

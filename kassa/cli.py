@@ -121,7 +121,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_settle(args: argparse.Namespace) -> int:
-    from kassa.gateways.sandbox_cli import settle
+    from kassa.refunds.sandbox import settle
 
     _print(settle(refund_ids=args.refund_ids, everything=args.all))
     return 0

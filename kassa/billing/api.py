@@ -182,7 +182,7 @@ def invoice_json(inv: Invoice) -> dict[str, Any]:
         "payments": [payment_json(p, currency) for p in inv.payments.order_by("id")],
         "refunds": [refund_json(r) for r in inv.refunds.select_related(
             "created_by", "organization").order_by("created_at", "id")],
-        "packages": [package_json(p) for p in inv.packages.select_related("organization")
+        "packages": [package_json(p) for p in inv.packages.select_related("organization", "line")
                      .prefetch_related("benefits").order_by("id")],
     }
 

@@ -6,4 +6,4 @@ class BillingConfig(AppConfig):
     label = "billing"
 
     def ready(self) -> None:
-        from kassa.billing import checks  # noqa: F401  (registers the verify checks)
+        from kassa.billing import checks, tasks  # noqa: F401  (verify checks, named tasks)

@@ -1,4 +1,5 @@
-"""`kassa verify` checks of invoices and payments against their sub-ledgers."""
+"""`kassa verify` checks of invoices, their lines and payments against their rows and
+sub-ledgers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable
 
 from django.db.models import Sum
 
-from kassa.billing.models import Invoice, InvoiceLine, PaymentAllocation
+from kassa.billing.models import Invoice, InvoiceLine, LineCredit, Payment, PaymentAllocation
 from kassa.ledger.selectors import balances_by
 from kassa.ledger.verify import check
 from kassa.tenancy.models import Organization
@@ -37,8 +38,6 @@ def invoices_agree_with_ledger(org: Organization) -> Iterable[str]:
 
 @check
 def payments_agree_with_ledger(org: Organization) -> Iterable[str]:
-    from kassa.billing.models import Payment
-
     taken = balances_by("payment_id", "receivable", organization=org, entry__kind="payment")
     for payment in Payment.objects.filter(organization=org).iterator():
         if payment.amount_minor != -taken.get(payment.pk, 0):
@@ -59,3 +58,39 @@ def allocations_agree_with_lines(org: Organization) -> Iterable[str]:
         if (line.paid_net_minor, line.paid_tax_minor) != (net or 0, tax or 0):
             yield (f"invoice line {line.pk}: paid {line.paid_net_minor}+{line.paid_tax_minor}, "
                    f"its allocations {net}+{tax}")
+
+
+@check
+def line_credits_agree(org: Organization) -> Iterable[str]:
+    """A line's credited figures are its LineCredit rows; its refunded figures those that
+    give the paid money back (package refunds)."""
+    credited: dict[int, tuple[int, int]] = {}
+    given_back: dict[int, tuple[int, int]] = {}
+    rows = (LineCredit.objects.filter(line__invoice__organization=org)
+            .values("line_id", "gives_back").annotate(n=Sum("net_minor"), t=Sum("tax_minor")))
+    for row in rows:
+        n, t = int(row["n"] or 0), int(row["t"] or 0)
+        old = credited.get(row["line_id"], (0, 0))
+        credited[row["line_id"]] = (old[0] + n, old[1] + t)
+        if row["gives_back"]:
+            given_back[row["line_id"]] = (n, t)
+    for line in InvoiceLine.objects.filter(invoice__organization=org).iterator():
+        if (line.credited_net_minor, line.credited_tax_minor) != credited.get(line.pk, (0, 0)):
+            yield (f"invoice line {line.pk}: credited {line.credited_net_minor}+"
+                   f"{line.credited_tax_minor}, its credits {credited.get(line.pk, (0, 0))}")
+        if (line.refunded_net_minor, line.refunded_tax_minor) != given_back.get(line.pk, (0, 0)):
+            yield (f"invoice line {line.pk}: refunded {line.refunded_net_minor}+"
+                   f"{line.refunded_tax_minor}, its credits that gave money back "
+                   f"{given_back.get(line.pk, (0, 0))}")
+
+
+@check
+def invoices_agree_with_lines(org: Organization) -> Iterable[str]:
+    """An invoice's credits are its lines' credits."""
+    credits = dict(InvoiceLine.objects.filter(invoice__organization=org).values("invoice_id")
+                   .annotate(s=Sum("credited_net_minor") + Sum("credited_tax_minor"))
+                   .values_list("invoice_id", "s"))
+    for inv in Invoice.objects.filter(organization=org).iterator():
+        if inv.credits_minor != (credits.get(inv.pk) or 0):
+            yield (f"invoice {inv.number}: credits is {inv.credits_minor}, its lines' credits "
+                   f"add up to {credits.get(inv.pk) or 0}")

@@ -1,9 +1,11 @@
 """Customers, cases, invoices with their lines, and payments.
 
-The figures stored here (an invoice's paid, credits, refunded and balance due; a payment's
-refunded) are kept by the services in the same transaction as the ledger entry that explains
-them, and `kassa verify` holds each against its sub-ledger. Money is integer minor units in the
-organization's currency.
+The figures of an invoice and its lines (paid, credited, refunded, balance due) are derived by
+`kassa.billing.allocation` alone, from the rows that explain them: PaymentAllocation (money of
+a payment reaching a line, or taken back from it) and LineCredit (the sale reduced). A
+payment's `refunded` is its refunds' sum, derived by the refunds app. Each is written in the
+same transaction as the ledger entry that explains it, and `kassa verify` holds each against
+its rows and its sub-ledger. Money is integer minor units in the organization's currency.
 """
 
 from __future__ import annotations
@@ -92,9 +94,10 @@ class LineKind(models.TextChoices):
 class InvoiceLine(models.Model):
     """A line's net and tax, and what of each has been paid, credited and given back.
 
-    `paid_*` is what payments allocated to the line, less what payment refunds took back;
-    `credited_*` what was taken off the sale (decrease balance owed, package refunds, a closed
-    package's unpaid remainder); `refunded_*` what package refunds gave back of the paid money.
+    `paid_*` is what payments allocated to the line, less what payment refunds took back (its
+    PaymentAllocation rows); `credited_*` what was taken off the sale (decrease balance owed,
+    package refunds, a closed package's unpaid remainder: its LineCredit rows); `refunded_*`
+    what package refunds gave back of the paid money (the LineCredit rows that give back).
     What the line still owes is `net − credited − paid + refunded` (and the same for tax).
     """
 
@@ -125,6 +128,9 @@ class InvoiceLine(models.Model):
                     + F("refunded_tax_minor")),
                 name="line_paid_within_owed",
             ),
+            # A package's refunds never give back more tax than came in with its payments.
+            models.CheckConstraint(condition=Q(refunded_tax_minor__lte=F("paid_tax_minor")),
+                                   name="line_tax_back_within_tax_in"),
         ]
 
     @property
@@ -221,3 +227,18 @@ class PaymentEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+
+class LineCredit(models.Model):
+    """What was taken off one line's sale: by a refund that decreased the balance owed or
+    refunded a package (`refund`), or by closing a package with its price not paid in full
+    (`refund` null). A package refund's credit also gives the paid money back (`gives_back`):
+    the line's `refunded_*`. A failed refund appends the opposite rows, so the sums per line
+    are what stands."""
+
+    line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="credits")
+    refund = models.ForeignKey("refunds.Refund", null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    net_minor = models.BigIntegerField()
+    tax_minor = models.BigIntegerField()
+    gives_back = models.BooleanField(default=False)

@@ -4,20 +4,22 @@
 *before* its transaction, because a charge is a remote call that must never hold a row lock,
 then records the payment under the invoice's lock, re-checking the balance due. Should the
 invoice have been paid meanwhile, the charge is given back and the payment refused.
+
+What lines of a kind of their own do (a package line opens a package; money reaching it is paid
+into the package) is the business of the app that registered the kind (`line_kinds`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
 from django.utils import timezone
 
-from kassa.billing.allocation import split_pro_rata
-from kassa.billing.locks import lock_invoice, lock_organization
+from kassa.billing import allocation
+from kassa.billing.inputs import LineInput
+from kassa.billing.line_kinds import handler_for
 from kassa.billing.models import (
     ONLINE_METHODS,
     Case,
@@ -28,7 +30,6 @@ from kassa.billing.models import (
     LineKind,
     Method,
     Payment,
-    PaymentAllocation,
     PaymentEvent,
 )
 from kassa.core.errors import (
@@ -37,6 +38,7 @@ from kassa.core.errors import (
     PaymentExceedsBalance,
     ValidationFailed,
 )
+from kassa.core.locks import lock_invoice, lock_organization, money_transaction
 from kassa.core.lookup import get_scoped
 from kassa.core.money import (
     AMOUNT_GRAMMAR,
@@ -45,9 +47,10 @@ from kassa.core.money import (
     parse_amount,
     round_half_up_minor,
 )
+from kassa.core.outbox import enqueue
 from kassa.gateways.base import GatewayError
 from kassa.gateways.registry import current_gateway
-from kassa.ledger.services import credit, debit, post
+from kassa.ledger.services import Line, credit, debit, post
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import get_center
 from kassa.tenancy.services import require_writer
@@ -56,15 +59,8 @@ MAX_LINES = 100
 MAX_QUANTITY = 10_000
 DESCRIPTION_MAX = InvoiceLine._meta.get_field("description").max_length or 200
 
-
-@dataclass(frozen=True)
-class LineInput:
-    kind: str
-    description: str
-    quantity: int
-    unit_price: str | None = None  # a package line defaults to its template's price
-    tax_rate: str | None = None  # and tax rate; other lines default to no tax
-    package_template: str | None = None
+__all__ = ["LineInput", "create_case", "create_customer", "issue_invoice", "parse_tax_rate",
+           "take_payment", "tax_on"]
 
 
 def create_customer(*, actor: Membership, name: str, email: str) -> Customer:
@@ -101,7 +97,7 @@ def tax_on(net_minor: int, rate: Decimal) -> int:
     return round_half_up_minor(Decimal(net_minor) * rate / 100)
 
 
-@transaction.atomic
+@money_transaction()
 def issue_invoice(
     *, actor: Membership, customer: str, center: str, lines: list[LineInput],
     case: str | None = None,
@@ -123,7 +119,7 @@ def issue_invoice(
         raise ValidationFailed("lines", f"at most {MAX_LINES} lines")
 
     built: list[InvoiceLine] = []
-    templates: dict[int, object] = {}
+    prepared: dict[int, object] = {}
     for i, line in enumerate(lines):
         where_field = f"lines[{i}]"
         if line.kind not in (LineKind.SERVICE, LineKind.PRODUCT, LineKind.PACKAGE):
@@ -133,32 +129,26 @@ def issue_invoice(
                                    f"at most {DESCRIPTION_MAX} characters")
         if not 1 <= line.quantity <= MAX_QUANTITY:
             raise ValidationFailed(f"{where_field}.quantity", f"must be 1 to {MAX_QUANTITY}")
-        template = None
-        if line.kind == LineKind.PACKAGE:
-            from kassa.packages.services import template_for_line
-
-            if not line.package_template:
-                raise ValidationFailed(f"{where_field}.package_template",
-                                       "a package line names its package template")
-            template = template_for_line(organization.pk, line.package_template,
-                                         field=f"{where_field}.package_template")
-            if line.quantity != 1:
-                raise ValidationFailed(f"{where_field}.quantity",
-                                       "a package line sells one package: use one line each")
+        handler = handler_for(line.kind)
+        default_unit: int | None = None
+        default_rate = Decimal(0)
+        if handler is not None:
+            prepared[i] = handler.prepare(organization_id=organization.pk, line=line,
+                                          where=where_field)
+            default_unit, default_rate = handler.defaults(prepared[i])
         elif line.package_template:
             raise ValidationFailed(f"{where_field}.package_template",
                                    "only a package line has a package template")
         if line.unit_price is not None:
             unit = parse_amount(line.unit_price, currency, field=f"{where_field}.unit_price")
-        elif template is not None:
-            unit = template.price_minor
+        elif default_unit is not None:
+            unit = default_unit
         else:
             raise ValidationFailed(f"{where_field}.unit_price", "is required")
         if line.tax_rate is not None:
             rate = parse_tax_rate(line.tax_rate, field=f"{where_field}.tax_rate")
         else:
-            rate = template.tax_rate if template is not None else Decimal(0)
-        templates[i] = template
+            rate = default_rate
         net = unit * line.quantity
         if net > MAX_MINOR:  # each figure must stay far inside a BIGINT, whatever the sum
             raise InvalidAmount(f"{where_field}.unit_price", "times the quantity is too large")
@@ -189,18 +179,14 @@ def issue_invoice(
         row.invoice = invoice
     InvoiceLine.objects.bulk_create(built)
 
-    # A package line's net is not revenue yet: it is a package sold, unpaid, until payments
-    # turn it into liability and redemptions into revenue.
+    # A line of a kind of its own posts its net sale where its handler says (a package's is a
+    # package sold, unpaid, until payments turn it into liability and redemptions into revenue).
     revenue = {LineKind.SERVICE: "revenue_service", LineKind.PRODUCT: "revenue_product"}
     entry_lines = [debit("receivable", invoice.total_minor, invoice=invoice)]
     for i, row in enumerate(built):
-        if row.kind == LineKind.PACKAGE:
-            from kassa.packages.services import open_package
-
-            package = open_package(invoice=invoice, line=row,
-                                   template=templates[i])  # type: ignore[arg-type]
-            entry_lines.append(credit("package_sold_unpaid", row.net_minor, invoice=invoice,
-                                      package=package))
+        handler = handler_for(row.kind)
+        if handler is not None:
+            entry_lines += handler.opened(invoice=invoice, line=row, prepared=prepared[i])
         else:
             entry_lines.append(credit(revenue[LineKind(row.kind)], row.net_minor,
                                       invoice=invoice))
@@ -232,11 +218,15 @@ def take_payment(
     _validate_method(method, online)
     if not online and source:
         raise ValidationFailed("source", "only an online payment has a source")
-    payable = payable_minor(target, owed_by_bucket(target))
-    if amount_minor > payable:
-        raise PaymentExceedsBalance(
-            f"At most {display(payable, organization.currency, organization.locale)} can be paid",
-            field="amount")
+    if online:
+        # Before the card is charged: a charge the payment cannot record would have to be
+        # given back. (An offline payment is checked under the invoice's lock alone.)
+        payable = allocation.payable_minor(allocation.owed_by_bucket(target,
+                                                                     target.lines.all()))
+        if amount_minor > payable:
+            raise PaymentExceedsBalance(
+                f"At most {display(payable, organization.currency, organization.locale)} can "
+                "be paid", field="amount")
 
     charge_reference = gateway_name = ""
     if online:
@@ -265,102 +255,56 @@ def take_payment(
 
 def _give_back(gateway_name: str, reference: str, amount_minor: int, key: str) -> None:
     """Give back a charge we could not record: now, or durably later if the gateway is down."""
-    from kassa.billing.tasks import give_back_charge
-
     try:
         current_gateway().cancel_charge(reference=reference, amount_minor=amount_minor,
                                         idempotency_key=key)
     except GatewayError:
-        give_back_charge.enqueue(gateway_name, reference, amount_minor, key)
+        enqueue("billing.give_back_charge", gateway_name, reference, amount_minor, key)
 
 
-@transaction.atomic
+@money_transaction()
 def _record_payment(
     *, actor: Membership, invoice_id: int, amount_minor: int, method: str, online: bool,
     source: str, gateway: str, reference: str,
 ) -> Payment:
     invoice = lock_invoice(invoice_id)
     lines = list(invoice.lines.all())
-    weights = owed_by_bucket(invoice, lines)
-    payable = payable_minor(invoice, weights)
+    weights = allocation.owed_by_bucket(invoice, lines)
+    payable = allocation.payable_minor(weights)
     if amount_minor > payable:
         org = actor.organization
         raise PaymentExceedsBalance(
             f"At most {display(payable, org.currency, org.locale)} can be paid", field="amount")
+    shares = allocation.plan_payment(amount_minor, weights)
     now = timezone.now()
     payment = Payment.objects.create(
         organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
         amount_minor=amount_minor, method=method, online=online, source=source,
         gateway=gateway, gateway_reference=reference, created_at=now, created_by=actor.user,
     )
-    shares = split_pro_rata(amount_minor, weights)
-    allocations = []
-    package_lines = []
-    for line in lines:
-        net, tax = shares[(line.pk, "net")], shares[(line.pk, "tax")]
-        if line.kind == LineKind.PACKAGE and (net or tax):
-            from kassa.packages.services import pay_in
-
-            package_lines += pay_in(line=line, net_minor=net, tax_minor=tax,
-                                    refs={"invoice": invoice, "payment": payment})
-        if net or tax:
-            line.paid_net_minor += net
-            line.paid_tax_minor += tax
-            line.save(update_fields=["paid_net_minor", "paid_tax_minor"])
-            allocations.append(PaymentAllocation(payment=payment, line=line, net_minor=net,
-                                                 tax_minor=tax, created_at=now))
-    PaymentAllocation.objects.bulk_create(allocations)
-
-    invoice.paid_minor += amount_minor
-    refresh_invoice_figures(invoice)
+    refs = {"invoice": invoice, "payment": payment}
+    entry_lines = [debit(method, amount_minor, **refs), credit("receivable", amount_minor, **refs)]
+    entry_lines += paid_into_kinds(lines, shares, refs)
+    allocation.allocate(payment=payment, shares=shares, now=now)
+    allocation.refresh(invoice)
     detail = f"{method} payment" + (f" via {gateway} ({reference})" if online else "")
     PaymentEvent.objects.create(payment=payment, at=now, kind="payment_taken",
                                 amount_minor=amount_minor, status="succeeded",
                                 by=actor.user, detail=detail)
     post(organization=actor.organization, center=invoice.center, kind="payment", at=now,
-         created_by=actor.user, memo=f"Payment on invoice {invoice.number}", lines=[
-             debit(method, amount_minor, invoice=invoice, payment=payment),
-             credit("receivable", amount_minor, invoice=invoice, payment=payment),
-             *package_lines,
-         ])
+         created_by=actor.user, memo=f"Payment on invoice {invoice.number}", lines=entry_lines)
     return payment
 
 
-def owed_by_bucket(
-    invoice: Invoice, lines: list[InvoiceLine] | None = None,
-) -> list[tuple[tuple[int, str], int]]:
-    """What each line still owes, net and tax apart, that a new payment may cover.
-
-    What a pending online refund re-opened is left out: that money is on its way back to the
-    customer, and should the refund fail it was never owed again. (Were it payable, a failed
-    refund would leave the invoice paid twice.)
-    """
-    from django.db.models import Sum
-
-    reopened = {
-        row["line_id"]: (-(row["net"] or 0), -(row["tax"] or 0))
-        for row in PaymentAllocation.objects.filter(
-            line__invoice=invoice, refund__status="pending",
-            refund__decrease_balance_owed=False,
-        ).values("line_id").annotate(net=Sum("net_minor"), tax=Sum("tax_minor"))
-    }
-    weights: list[tuple[tuple[int, str], int]] = []
-    for line in lines if lines is not None else invoice.lines.all():
-        net, tax = reopened.get(line.pk, (0, 0))
-        weights.append(((line.pk, "net"), line.owed_net_minor - net))
-        weights.append(((line.pk, "tax"), line.owed_tax_minor - tax))
-    return weights
-
-
-def payable_minor(invoice: Invoice, weights: list[tuple[tuple[int, str], int]]) -> int:
-    return sum(w for _, w in weights)
-
-
-def refresh_invoice_figures(invoice: Invoice) -> None:
-    """Recompute balance due and status from the stored parts, and save the invoice."""
-    invoice.balance_due_minor = (invoice.total_minor - invoice.credits_minor
-                                 - invoice.paid_minor + invoice.refunded_minor)
-    assert invoice.balance_due_minor >= 0, f"invoice {invoice.pk} balance due below zero"
-    invoice.status = InvoiceStatus.OPEN if invoice.balance_due_minor > 0 else InvoiceStatus.CLOSED
-    invoice.save(update_fields=["credits_minor", "paid_minor", "refunded_minor",
-                                "balance_due_minor", "status"])
+def paid_into_kinds(lines: list[InvoiceLine], shares: allocation.Shares,
+                    refs: dict[str, object]) -> list[Line]:
+    """What of a payment reaches lines of a kind of their own goes where their handler says."""
+    entry_lines: list[Line] = []
+    kinds = {line.kind for line in lines if handler_for(line.kind) is not None}
+    for kind in sorted(kinds):
+        reached = {line.pk: shares[line.pk] for line in lines
+                   if line.kind == kind and any(shares.get(line.pk, (0, 0)))}
+        handler = handler_for(kind)
+        if reached and handler is not None:
+            entry_lines += handler.paid_in(shares=reached, refs=refs)
+    return entry_lines

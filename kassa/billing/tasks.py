@@ -14,6 +14,7 @@ import logging
 from django.utils import timezone
 from django_tasks import task
 
+from kassa.core.outbox import task_named
 from kassa.gateways.base import GatewayError
 from kassa.gateways.registry import gateway_named
 
@@ -22,6 +23,7 @@ logger = logging.getLogger("kassa.billing")
 MAX_ATTEMPTS = 12
 
 
+@task_named("billing.give_back_charge")
 @task()
 def give_back_charge(gateway: str, reference: str, amount_minor: int, idempotency_key: str,
                      attempt: int = 1) -> None:

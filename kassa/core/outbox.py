@@ -4,12 +4,18 @@ django-tasks' database backend neither retries a task that raised nor recovers o
 died, so the domain rows are the outbox: each app registers a sweep that finds its overdue work
 (a receipt not sent, a gateway call not made, a pending refund not polled) and enqueues it again.
 Every task is idempotent, so a sweep that enqueues something already queued costs a no-op.
+
+Tasks are also found by name: a service enqueues `"refunds.call_gateway"` through `enqueue`,
+and the app that runs it registers it with `@task_named` when it is ready. So a service never
+imports the tasks module that imports it back.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger("kassa.outbox")
 
@@ -32,3 +38,23 @@ def run_sweeps() -> int:
             # One broken sweep must not stop the others, nor the worker.
             logger.exception("sweep %s failed", fn.__name__)
     return total
+
+
+TASKS: dict[str, Any] = {}
+
+
+def task_named(name: str) -> Callable[[Any], Any]:
+    """Register a django-tasks task under `name` (once: a second one is a mistake)."""
+
+    def register(task: Any) -> Any:
+        assert name not in TASKS, f"two tasks named {name}"
+        TASKS[name] = task
+        return task
+
+    return register
+
+
+def enqueue(name: str, *args: Any, run_after: dt.datetime | None = None) -> None:
+    """Enqueue the task registered as `name`; inside a transaction, with it (a plain INSERT)."""
+    task = TASKS[name]
+    (task.using(run_after=run_after) if run_after is not None else task).enqueue(*args)

@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kassa.core.errors import PaymentDeclined, ValidationFailed
+from kassa.core.locks import assert_outside_transaction
 from kassa.gateways.base import ChargeResult, Gateway, GatewayError, RefundResult, RefundState
 from kassa.gateways.models import SandboxCharge, SandboxRefund
 
@@ -33,6 +34,7 @@ class SandboxGateway(Gateway):
         self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
         description: str = "",
     ) -> ChargeResult:
+        assert_outside_transaction("a sandbox gateway call (charge)")
         source = source or "sandbox_ok"
         if source not in SOURCES:
             raise ValidationFailed("source", f"must be one of {', '.join(SOURCES)} in the sandbox")
@@ -52,11 +54,13 @@ class SandboxGateway(Gateway):
         return ChargeResult(charge.reference)
 
     def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
+        assert_outside_transaction("a sandbox gateway call (cancel_charge)")
         SandboxCharge.objects.filter(reference=reference).update(cancelled=True)
 
     def refund(
         self, *, charge_reference: str, amount_minor: int, currency: str, idempotency_key: str
     ) -> RefundResult:
+        assert_outside_transaction("a sandbox gateway call (refund)")
         existing = SandboxRefund.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
             return self._result(existing)
@@ -75,6 +79,7 @@ class SandboxGateway(Gateway):
         return self._result(refund)
 
     def refund_status(self, *, reference: str) -> RefundResult:
+        assert_outside_transaction("a sandbox gateway call (refund_status)")
         refund = SandboxRefund.objects.select_related("charge").filter(reference=reference).first()
         if refund is None:
             raise GatewayError(f"no such refund {reference}", permanent=True)

@@ -11,7 +11,7 @@ Stripe (API v1) keeps the first answer to a key *once the endpoint began executi
 included, so after a 500 or a lost answer the same key may never succeed, although the refund
 may well exist. A refund therefore carries its key in its metadata, and a failed `refund` call
 first looks among the PaymentIntent's refunds for one with that key before it reports the error;
-the webhook (kassa.gateways.webhooks) matches on the same metadata.
+the webhook (kassa.refunds.webhooks) matches on the same metadata.
 
 `STRIPE_API_BASE` points the SDK elsewhere (a local fake, stripe-mock); the SDK's own network
 retries are off, since the caller's task already retries with backoff.
@@ -25,6 +25,7 @@ import stripe
 from django.conf import settings
 
 from kassa.core.errors import PaymentDeclined, ValidationFailed
+from kassa.core.locks import assert_outside_transaction
 from kassa.gateways.base import ChargeResult, Gateway, GatewayError, RefundResult, RefundState
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class StripeGateway(Gateway):
         self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
         description: str = "",
     ) -> ChargeResult:
+        assert_outside_transaction("a Stripe gateway call (charge)")
         if not source.startswith("pm_"):
             raise ValidationFailed("source", "must be a Stripe PaymentMethod id (pm_…)")
         # The SDK's API version (endive) refuses `payment_method_types` with a 400
@@ -127,6 +129,7 @@ class StripeGateway(Gateway):
                               field="source")
 
     def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
+        assert_outside_transaction("a Stripe gateway call (cancel_charge)")
         try:
             self.client.v1.refunds.create(
                 params={"payment_intent": reference, "amount": amount_minor,
@@ -139,6 +142,7 @@ class StripeGateway(Gateway):
     def refund(
         self, *, charge_reference: str, amount_minor: int, currency: str, idempotency_key: str
     ) -> RefundResult:
+        assert_outside_transaction("a Stripe gateway call (refund)")
         try:
             refund = self.client.v1.refunds.create(
                 params={"payment_intent": charge_reference, "amount": amount_minor,
@@ -155,6 +159,7 @@ class StripeGateway(Gateway):
         return refund_result(refund.to_dict())
 
     def refund_status(self, *, reference: str) -> RefundResult:
+        assert_outside_transaction("a Stripe gateway call (refund_status)")
         try:
             refund = self.client.v1.refunds.retrieve(reference)
         except stripe.StripeError as exc:

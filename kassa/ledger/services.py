@@ -113,12 +113,17 @@ def _add_to_daily_totals(organization_id: int, center_id: int, day: dt.date, kin
 
 def reverse(
     entry: JournalEntry, *, kind: str | None = None, created_by: Any = None,
-    at: dt.datetime | None = None,
+    at: dt.datetime | None = None, organization: Organization | None = None,
+    center: Center | None = None,
 ) -> JournalEntry:
     """A new entry that undoes `entry` posting by posting, dated when the reversal happens.
 
     Its kind is the original's with `_reversed`, so that the reports count a reversal against
-    what it reverses (a failed refund's payout comes back to the tender it left)."""
+    what it reverses (a failed refund's payout comes back to the tender it left). A caller that
+    has the entry's organization and center at hand passes them, saving their reads."""
+    organization = organization or entry.organization
+    center = center or entry.center
+    assert (organization.pk, center.pk) == (entry.organization_id, entry.center_id)
     kind = kind or f"{entry.kind}_reversed"
     postings = list(entry.postings.all())
     ref_fields = [f.attname for f in Posting._meta.concrete_fields
@@ -131,6 +136,6 @@ def reverse(
         for p in postings
     ]
     return post(
-        organization=entry.organization, center=entry.center, kind=kind, lines=lines,
+        organization=organization, center=center, kind=kind, lines=lines,
         created_by=created_by, at=at, reverses=entry, memo=f"reverses #{entry.pk}",
     )

@@ -16,3 +16,4 @@ class PackageAdmin(ReadOnlyAdmin):
     list_display = ("id", "name", "customer", "status", "paid_minor", "redeemed_minor",
                     "refunded_minor", "forfeited_minor")
     list_filter = ("status",)
+    list_select_related = ("customer", "line")  # paid and refunded are the line's

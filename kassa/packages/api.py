@@ -1,4 +1,4 @@
-"""Package templates, packages, redemptions and package refunds over HTTP."""
+"""Package templates, packages and redemptions over HTTP (package refunds: `kassa.refunds.api`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from pydantic import Field
 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
-from kassa.core.text import Code, Flag, MoneyText, Name, Note, ObjectId, ShortText
+from kassa.core.text import Code, MoneyText, Name, ObjectId
 from kassa.packages import selectors, services
 from kassa.packages.models import Package, PackageTemplate
-from kassa.refunds.api import RefundOut, refund_json
-from kassa.refunds.selectors import get_refund
 from kassa.tenancy.auth import AuthedRequest
 
 router = Router(tags=["packages"])
@@ -75,19 +73,6 @@ class PackageOut(Schema):
 class RedemptionIn(Schema):
     benefit: Code
     quantity: int = Field(1, ge=1, le=10_000)
-
-
-class RefundTo(Schema):
-    payment: Code | None = None
-    method: Code | None = Field(None, description="cash | check | other")
-    note: Note | None = None
-
-
-class PackageRefundIn(Schema):
-    amount: MoneyText
-    reason: ShortText
-    close_package: Flag = False
-    refund_to: RefundTo
 
 
 class PackageFilters(Schema):
@@ -157,13 +142,3 @@ def redeem(request: AuthedRequest, package_id: str, payload: RedemptionIn) -> An
     pkg = services.redeem_benefit(actor=request.auth, package=package_id,
                                   benefit=payload.benefit, quantity=payload.quantity)
     return Status(201, package_json(selectors.get_package(request.auth.organization, pkg.pk)))
-
-
-@router.post("/packages/{package_id}/refunds", response={201: RefundOut, **WRITE_ERRORS})
-def refund(request: AuthedRequest, package_id: str, payload: PackageRefundIn) -> Any:
-    refund = services.refund_package(
-        actor=request.auth, package=package_id, amount=payload.amount, reason=payload.reason,
-        close_package=payload.close_package, refund_to_payment=payload.refund_to.payment,
-        method=payload.refund_to.method, note=payload.refund_to.note or "",
-    )
-    return Status(201, refund_json(get_refund(request.auth.organization, refund.pk)))

@@ -1,4 +1,6 @@
-"""`kassa verify` checks of packages against their sub-ledgers and their own rows."""
+"""`kassa verify` checks of packages against their sub-ledgers and their own rows. (Their paid
+and refunded figures are their lines', held by billing's checks; what refunds gave back, by the
+refunds' checks.)"""
 
 from __future__ import annotations
 
@@ -6,11 +8,10 @@ from collections.abc import Iterable
 
 from django.db.models import Q, Sum
 
-from kassa.billing.models import PaymentAllocation
+from kassa.billing.models import LineCredit
 from kassa.ledger.selectors import balances_by
 from kassa.ledger.verify import check
-from kassa.packages.models import Benefit, Package, PackageCancellation, PackageStatus, Redemption
-from kassa.refunds.models import Refund, RefundStatus
+from kassa.packages.models import Benefit, Package, PackageStatus, Redemption
 from kassa.tenancy.models import Organization
 
 
@@ -24,24 +25,16 @@ def _by(model: type, group: str, fields: tuple[str, ...], **scope: object) -> di
 def packages_agree(org: Organization) -> Iterable[str]:
     liability = balances_by("package_id", "package_liability", organization=org)
     unpaid = balances_by("package_id", "package_sold_unpaid", organization=org)
-    paid_in = _by(PaymentAllocation, "line_id", ("net_minor", "tax_minor"),
-                  payment__organization=org, line__kind="package")
     redeemed = _by(Redemption, "package_id", ("amount_minor",), package__organization=org)
-    refunded = _by(Refund, "package_id", ("amount_minor", "tax_minor"),
-                   organization=org, package__isnull=False,
-                   status__in=[RefundStatus.PENDING, RefundStatus.SUCCEEDED,
-                               RefundStatus.RECORDED])
-    cancelled = _by(PackageCancellation, "package_id", ("net_minor",), package__organization=org)
-    for p in Package.objects.filter(organization=org).iterator():
+    # A closed package's unpaid remainder is the line credit that no refund made.
+    cancelled = _by(LineCredit, "line_id", ("net_minor",), refund__isnull=True,
+                    line__invoice__organization=org, line__kind="package")
+    for p in Package.objects.filter(organization=org).select_related("line").iterator():
         name = f"package {p.pk} ({p.name})"
         figures = {
             "balance": (p.balance_minor, -liability.get(p.pk, 0)),
-            "paid": (p.paid_minor, paid_in.get(p.line_id, (0, 0))[0]),
-            "tax_paid": (p.tax_paid_minor, paid_in.get(p.line_id, (0, 0))[1]),
             "redeemed": (p.redeemed_minor, redeemed.get(p.pk, (0,))[0]),
-            "refunded": (p.refunded_minor, refunded.get(p.pk, (0, 0))[0]),
-            "tax_refunded": (p.tax_refunded_minor, refunded.get(p.pk, (0, 0))[1]),
-            "sold unpaid": (p.price_minor - p.paid_minor - cancelled.get(p.pk, (0,))[0],
+            "sold unpaid": (p.price_minor - p.paid_minor - cancelled.get(p.line_id, (0,))[0],
                             -unpaid.get(p.pk, 0)),
         }
         for figure, (stored, expected) in figures.items():

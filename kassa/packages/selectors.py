@@ -20,7 +20,7 @@ def get_template(organization: Organization, template_id: object) -> PackageTemp
 
 def packages(organization: Organization, *, customer: str | None = None) -> QuerySet[Package]:
     found = (Package.objects.filter(organization=organization)
-             .select_related("organization").prefetch_related("benefits").order_by("id"))
+             .select_related("organization", "line").prefetch_related("benefits").order_by("id"))
     if customer is not None:
         found = found.filter(customer_id=parse_id(customer) or -1)
     return found

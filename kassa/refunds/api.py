@@ -27,6 +27,19 @@ class PaymentRefundIn(Schema):
     decrease_balance_owed: Flag = False
 
 
+class RefundTo(Schema):
+    payment: Code | None = None
+    method: Code | None = Field(None, description="cash | check | other")
+    note: Note | None = None
+
+
+class PackageRefundIn(Schema):
+    amount: MoneyText
+    reason: ShortText
+    close_package: Flag = False
+    refund_to: RefundTo
+
+
 class RefundOut(Schema):
     id: str
     payment: str | None
@@ -96,3 +109,14 @@ def list_refunds(request: AuthedRequest, filters: Query[RefundFilters],
 @router.get("/refunds/{refund_id}", response={200: RefundOut, **READ_ERRORS})
 def get_refund(request: AuthedRequest, refund_id: str) -> Any:
     return refund_json(selectors.get_refund(request.auth.organization, refund_id))
+
+
+@router.post("/packages/{package_id}/refunds", response={201: RefundOut, **WRITE_ERRORS},
+             tags=["packages"])
+def refund_package(request: AuthedRequest, package_id: str, payload: PackageRefundIn) -> Any:
+    refund = services.refund_package(
+        actor=request.auth, package=package_id, amount=payload.amount, reason=payload.reason,
+        close_package=payload.close_package, refund_to_payment=payload.refund_to.payment,
+        method=payload.refund_to.method, note=payload.refund_to.note or "",
+    )
+    return Status(201, refund_json(selectors.get_refund(request.auth.organization, refund.pk)))

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 
 from django.db.models import Q, Sum
 
-from kassa.billing.models import Invoice, InvoiceLine, Payment
+from kassa.billing.models import Invoice, InvoiceLine, LineKind, Payment
 from kassa.ledger.models import TENDER_CODES
 from kassa.ledger.selectors import balances_by
 from kassa.ledger.verify import check
-from kassa.refunds.models import Refund, RefundCredit, RefundStatus
+from kassa.refunds.models import Refund, RefundStatus
 from kassa.tenancy.models import Organization
 
 LIVE = ~Q(status=RefundStatus.FAILED)
@@ -32,48 +32,48 @@ def payments_refunded_agree(org: Organization) -> Iterable[str]:
             yield f"payment {p.pk}: refund_pending is {p.refund_pending}, its refunds disagree"
 
 
-def _sums(group: str, org: Organization, *, apart: bool = False) -> dict:
-    """Credits per invoice or line: refunds' credits plus closed packages' cancelled remainders,
-    as a total or (apart) as (net, tax)."""
-    from kassa.packages.models import PackageCancellation
-
-    out: dict = {}
-    for model, scope in ((RefundCredit, {"refund__organization": org}),
-                         (PackageCancellation, {"package__organization": org})):
-        rows = model.objects.filter(**scope).values(group).annotate(
-            n=Sum("net_minor"), t=Sum("tax_minor"))
-        for row in rows:
-            n, t = row["n"] or 0, row["t"] or 0
-            if apart:
-                old = out.get(row[group], (0, 0))
-                out[row[group]] = (old[0] + n, old[1] + t)
-            else:
-                out[row[group]] = out.get(row[group], 0) + n + t
-    return out
-
-
 @check
-def invoices_refunded_and_credits_agree(org: Organization) -> Iterable[str]:
+def invoices_refunded_agree(org: Organization) -> Iterable[str]:
     refunded = dict(
         Refund.objects.filter(LIVE, organization=org).values("invoice_id")
         .annotate(s=Sum("amount_minor") + Sum("tax_minor")).values_list("invoice_id", "s"))
-    credits = _sums("line__invoice_id", org)
     for inv in Invoice.objects.filter(organization=org).iterator():
         if inv.refunded_minor != (refunded.get(inv.pk) or 0):
             yield (f"invoice {inv.number}: refunded is {inv.refunded_minor}, its refunds add up "
                    f"to {refunded.get(inv.pk) or 0}")
-        if inv.credits_minor != (credits.get(inv.pk) or 0):
-            yield (f"invoice {inv.number}: credits is {inv.credits_minor}, its line credits add "
-                   f"up to {credits.get(inv.pk) or 0}")
 
 
 @check
-def line_credits_agree(org: Organization) -> Iterable[str]:
-    sums = _sums("line_id", org, apart=True)
-    for line in InvoiceLine.objects.filter(invoice__organization=org).iterator():
-        if (line.credited_net_minor, line.credited_tax_minor) != sums.get(line.pk, (0, 0)):
-            yield (f"invoice line {line.pk}: credited {line.credited_net_minor}+"
-                   f"{line.credited_tax_minor}, its refund credits {sums.get(line.pk, (0, 0))}")
+def package_refunds_agree_with_lines(org: Organization) -> Iterable[str]:
+    """What package refunds that did not fail gave back is their package line's refunded."""
+    refunded = {
+        row["package__line_id"]: (int(row["n"] or 0), int(row["t"] or 0))
+        for row in Refund.objects.filter(LIVE, organization=org, package__isnull=False)
+        .values("package__line_id").annotate(n=Sum("amount_minor"), t=Sum("tax_minor"))}
+    lines = InvoiceLine.objects.filter(invoice__organization=org, kind=LineKind.PACKAGE)
+    for line in lines.iterator():
+        figure = (line.refunded_net_minor, line.refunded_tax_minor)
+        if figure != refunded.get(line.pk, (0, 0)):
+            yield (f"invoice line {line.pk}: refunded {figure[0]}+{figure[1]}, the refunds of "
+                   f"its package {refunded.get(line.pk, (0, 0))}")
+
+
+@check
+def refund_credits_agree_with_ledger(org: Organization) -> Iterable[str]:
+    """A payment refund's credit (decrease balance owed) is what its issuing entry posted to
+    sales credits and tax payable."""
+    posted: dict[int, dict[str, int]] = {}
+    for code in ("sales_credits", "tax_payable"):
+        for refund_id, total in balances_by(
+                "refund_id", code, organization=org,
+                entry__kind__in=["refund_issued", "refund_recorded"]).items():
+            posted.setdefault(refund_id, {})[code] = total
+    for refund in Refund.objects.filter(organization=org, package__isnull=True).iterator():
+        booked = posted.get(refund.pk, {})
+        expected = (booked.get("sales_credits", 0), booked.get("tax_payable", 0))
+        if (refund.credit_net_minor, refund.credit_tax_minor) != expected:
+            yield (f"refund {refund.pk}: credit {refund.credit_net_minor}+"
+                   f"{refund.credit_tax_minor}, its entry posted {expected[0]}+{expected[1]}")
 
 
 @check

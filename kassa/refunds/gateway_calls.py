@@ -18,10 +18,11 @@ import logging
 from django.db.models import F
 from django.utils import timezone
 
+from kassa.core.outbox import enqueue
 from kassa.gateways.base import GatewayError, RefundResult, RefundState
 from kassa.gateways.registry import gateway_named
+from kassa.refunds.lifecycle import apply_gateway_result, record_gateway_reference
 from kassa.refunds.models import GatewayState, Refund, RefundStatus
-from kassa.refunds.services import apply_gateway_result, record_gateway_reference
 
 logger = logging.getLogger("kassa.refunds")
 
@@ -96,9 +97,7 @@ def _call_failed(refund: Refund, exc: GatewayError, now: dt.datetime) -> None:
     retry_at = now + backoff(refund.attempts)
     Refund.objects.filter(pk=refund.pk, gateway_state=GatewayState.CALLING).update(
         gateway_state=GatewayState.TO_CALL, last_error=message, next_attempt_at=retry_at)
-    from kassa.refunds.tasks import call_gateway as task
-
-    task.using(run_after=retry_at).enqueue(refund.pk)
+    enqueue("refunds.call_gateway", refund.pk, run_after=retry_at)
 
 
 def poll_refund(refund_id: int, *, force: bool = False) -> None:
@@ -142,9 +141,7 @@ def _record(refund_id: int, result: RefundResult, *, gateway_name: str) -> None:
     poll_at = timezone.now() + poll_delay(gateway_name, polls)
     Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.CALLED).update(
         next_attempt_at=poll_at)
-    from kassa.refunds.tasks import poll_refund as task
-
-    task.using(run_after=poll_at).enqueue(refund_id)
+    enqueue("refunds.poll_refund", refund_id, run_after=poll_at)
 
 
 def sync_by_reference(reference: str) -> None:

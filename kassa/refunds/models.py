@@ -142,14 +142,3 @@ class Receipt(models.Model):
             models.UniqueConstraint(fields=["refund", "kind"], name="one_receipt_per_event")
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
-
-
-class RefundCredit(models.Model):
-    """What a refund credited (decreased the balance owed) on one invoice line; a failed refund
-    appends the opposite row, so the sum per line is what stands credited."""
-
-    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="credits")
-    line = models.ForeignKey("billing.InvoiceLine", on_delete=models.PROTECT,
-                             related_name="refund_credits")
-    net_minor = models.BigIntegerField()
-    tax_minor = models.BigIntegerField()

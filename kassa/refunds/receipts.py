@@ -18,8 +18,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from kassa.billing.models import PaymentEvent
+from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import display
-from kassa.refunds.models import Receipt, ReceiptKind, ReceiptStatus
+from kassa.core.outbox import enqueue
+from kassa.refunds.models import Receipt, ReceiptKind, ReceiptStatus, Refund
 
 logger = logging.getLogger("kassa.receipts")
 
@@ -29,6 +31,15 @@ CLAIM_SECONDS = 300
 
 def backoff(attempt: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(15 * 2 ** max(attempt - 1, 0), 3600))
+
+
+def queue(refund: Refund, kind: str, now: dt.datetime) -> Receipt:
+    """The e-mail about this refund event, to be sent by a task (in the caller's transaction:
+    a refund never exists without its receipt, nor a receipt without its refund)."""
+    receipt = Receipt.objects.create(refund=refund, kind=kind,
+                                     to_email=refund.invoice.customer.email, next_attempt_at=now)
+    enqueue("refunds.send_receipt", receipt.pk)
+    return receipt
 
 
 def build_message(receipt: Receipt) -> EmailMessage:
@@ -62,6 +73,7 @@ def send_receipt(receipt_id: int) -> None:
         return
     receipt = Receipt.objects.select_related(
         "refund__organization", "refund__invoice__customer", "refund__payment").get(pk=receipt_id)
+    assert_outside_transaction("sending a receipt")
     try:
         build_message(receipt).send(fail_silently=False)
     except (smtplib.SMTPException, OSError) as exc:
@@ -89,6 +101,4 @@ def _failed(receipt: Receipt, exc: Exception, now: dt.datetime) -> None:
                    retry_at.isoformat())
     Receipt.objects.filter(pk=receipt.pk, status=ReceiptStatus.SENDING).update(
         status=ReceiptStatus.PENDING, next_attempt_at=retry_at, last_error=message)
-    from kassa.refunds.tasks import send_receipt as task
-
-    task.using(run_after=retry_at).enqueue(receipt.pk)
+    enqueue("refunds.send_receipt", receipt.pk, run_after=retry_at)

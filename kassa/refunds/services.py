@@ -1,67 +1,51 @@
-"""Refunds of payments: issue an online refund, record an offline one, and the online refund's
-life after that (settled, failed — even after it had succeeded).
+"""The refund use cases: a refund of a payment (online back to the card, or recorded offline)
+and a refund of a package's balance (paid out online to one of the invoice's payments, or
+offline). Both are one money transaction that locks, in the one order, the invoice, then the
+payment, then the package; checks every rule before writing anything; then opens the refund,
+books it and starts its payout through `kassa.refunds.lifecycle`, which every refund shares.
 
-Every function that changes money runs in one transaction that locks, in order, the invoice,
-then the payment, then the refund; writes the business rows, one balanced journal entry and the
-outbox rows (receipt, gateway call) together. The gateway is never called here: an online
-refund is recorded as pending with its call due, and `kassa.refunds.gateway_calls` makes the
-call from a task, outside any lock.
+The gateway is never called here: an online refund is recorded as pending with its call due,
+and `kassa.refunds.gateway_calls` makes the call from a task, outside any lock.
+
+A refund's amount goes, in a straight line: the API or the form → `refund_payment` (parse and
+check the input) → `_create_payment_refund` (the rules under the locks; what it takes back from
+each line, planned by billing's allocation) → the journal entry, the allocation rows and the
+payment's figures, all written there, in that one transaction.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import logging
-
-from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from kassa.billing.locks import lock_invoice, lock_payment
-from kassa.billing.models import Payment, PaymentEvent
-from kassa.billing.services import refresh_invoice_figures
+from kassa.billing import allocation
+from kassa.billing.models import LineKind, Payment
 from kassa.core.errors import (
     NoteRequired,
     OnlineRefundNotAllowed,
+    PackageAlreadyRefunded,
     RefundExceedsRefundable,
-    RefundNotPermitted,
     RefundPending,
     ValidationFailed,
 )
+from kassa.core.locks import lock_invoice, lock_package, lock_payment, money_transaction
 from kassa.core.lookup import get_scoped
 from kassa.core.money import display, parse_amount
-from kassa.gateways.base import RefundState
-from kassa.ledger.services import credit, debit, post, reverse
-from kassa.refunds import allocation
-from kassa.refunds.models import (
-    GatewayState,
-    OfflineMethod,
-    Receipt,
-    ReceiptKind,
-    Refund,
-    RefundStatus,
-    RefundType,
-)
-from kassa.tenancy.models import Membership, Role
-
-logger = logging.getLogger("kassa.refunds")
+from kassa.ledger.services import credit, debit
+from kassa.packages import services as packages
+from kassa.packages.models import Package
+from kassa.refunds import lifecycle
+from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.tenancy.models import Membership, Organization
+from kassa.tenancy.services import require_refund_permission
 
 MAX_REASON = 500
 MAX_NOTE = 2000
+PACKAGE_REFUND_METHODS = (OfflineMethod.CASH, OfflineMethod.CHECK, OfflineMethod.OTHER)
 
 
-def require_refund_permission(actor: Membership) -> None:
-    """By default only an admin refunds; `refund_roles` widens that. An accountant never may."""
-    roles = actor.organization.refund_roles
-    if actor.role == Role.ACCOUNTANT or actor.role not in roles:
-        raise RefundNotPermitted(f"The {actor.role} role may not refund in this organization")
-
-
-def may_refund(actor: Membership) -> bool:
-    try:
-        require_refund_permission(actor)
-    except RefundNotPermitted:
-        return False
-    return True
+def _money(minor: int, organization: Organization) -> str:
+    return display(minor, organization.currency, organization.locale)
 
 
 def _clean(value: str | None, field: str, limit: int, *, required: bool = False) -> str:
@@ -139,196 +123,154 @@ def _refund_payment(
             raise NoteRequired("A note is required when the refund method is other", field="note")
     assert method is not None
     return _create_payment_refund(
-        actor=actor, payment_id=target.pk, amount_minor=amount_minor, reason=reason,
+        actor=actor, payment_id=target.pk, invoice_id=target.invoice_id,
+        amount_minor=amount_minor, reason=reason,
         internal_note=internal_note, note=note, method=method, online=online,
         decrease_balance_owed=decrease_balance_owed,
     )
 
 
-@transaction.atomic
+@money_transaction()
 def _create_payment_refund(
-    *, actor: Membership, payment_id: int, amount_minor: int, reason: str, internal_note: str,
-    note: str, method: str, online: bool, decrease_balance_owed: bool,
+    *, actor: Membership, payment_id: int, invoice_id: int, amount_minor: int, reason: str,
+    internal_note: str, note: str, method: str, online: bool, decrease_balance_owed: bool,
 ) -> Refund:
-    unlocked = Payment.objects.only("invoice_id").get(pk=payment_id)
-    invoice = lock_invoice(unlocked.invoice_id)
+    organization = actor.organization
+    invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id)
     if payment.refund_pending:
         raise RefundPending("An online refund of this payment is pending; wait until it settles")
     if amount_minor > payment.refundable_minor:
-        org = actor.organization
         raise RefundExceedsRefundable(
-            f"At most {display(payment.refundable_minor, org.currency, org.locale)} of this "
-            "payment can be refunded.",
-            field="amount")
-    now = timezone.now()
-    refund = Refund.objects.create(
-        organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
-        payment=payment, type=RefundType.ONLINE if online else RefundType.OFFLINE,
-        status=RefundStatus.PENDING if online else RefundStatus.RECORDED,
-        amount_minor=amount_minor, method=method, reason=reason, internal_note=internal_note,
-        note=note, decrease_balance_owed=decrease_balance_owed, created_by=actor.user,
-        created_at=now, gateway=payment.gateway if online else "",
-        gateway_state=GatewayState.TO_CALL if online else GatewayState.NONE,
-        next_attempt_at=now if online else None,
-    )
-    tax_part = (allocation.credit_split(payment, invoice, amount_minor)
+            f"At most {_money(payment.refundable_minor, organization)} of this payment can be "
+            "refunded.", field="amount")
+    # Like a negative payment: out of what the payment paid into each line, pro rata; with
+    # *decrease balance owed* the same shares are credited off the sale.
+    held = allocation.held_by(payment)
+    tax_part = (allocation.credit_split(held, invoice, amount_minor)
                 if decrease_balance_owed else None)
-    shares = allocation.take_back_from_lines(payment, refund, amount_minor, tax_part=tax_part)
+    shares = allocation.plan_take_back(held, amount_minor, tax_part=tax_part)
+    # What it takes back from package lines leaves those packages: refused now, before anything
+    # is written, if that would leave one below zero.
+    out_of_packages = packages.pay_in(shares={
+        line_id: (-net, -tax) for line_id, (net, tax) in shares.items()
+        if held.kinds[line_id] == LineKind.PACKAGE and (net or tax)})
+    credited = ((sum(n for n, _ in shares.values()), sum(t for _, t in shares.values()))
+                if decrease_balance_owed else (0, 0))
+
+    now = timezone.now()
+    refund = lifecycle.open_refund(
+        actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
+        method=method, reason=reason, internal_note=internal_note, note=note, now=now,
+        decrease_balance_owed=decrease_balance_owed, credit=credited)
     refs = {"invoice": invoice, "payment": payment, "refund": refund}
     lines = [debit("receivable", amount_minor, **refs),
-             credit("refunds_in_transit" if online else method, amount_minor, **refs)]
-    # What the refund takes back from package lines comes out of those packages.
-    lines += allocation.take_back_from_packages(shares, refs)
+             credit("refunds_in_transit" if online else method, amount_minor, **refs),
+             *out_of_packages.ledger_lines(**refs)]
+    allocation.take_back(payment=payment, refund_id=refund.pk, shares=shares, now=now)
     if decrease_balance_owed:
-        net, tax = allocation.credit_lines(refund, shares)
-        refund.credit_net_minor, refund.credit_tax_minor = net, tax
-        lines += [debit("sales_credits", net, **refs), debit("tax_payable", tax, **refs),
+        allocation.credit(shares=shares, refund_id=refund.pk)
+        lines += [debit("sales_credits", credited[0], **refs),
+                  debit("tax_payable", credited[1], **refs),
                   credit("receivable", amount_minor, **refs)]
-        invoice.credits_minor += amount_minor
-    refund.issue_entry = post(
-        organization=actor.organization, center=invoice.center, at=now, created_by=actor.user,
-        kind="refund_issued" if online else "refund_recorded", lines=lines,
-        memo=f"Refund of payment {payment.pk}: {reason}",
-    )
-    refund.save(update_fields=["issue_entry", "credit_net_minor", "credit_tax_minor"])
-
-    invoice.refunded_minor += amount_minor
-    refresh_invoice_figures(invoice)
-    payment.refunded_minor += amount_minor
-    payment.refund_pending = online
-    payment.save(update_fields=["refunded_minor", "refund_pending"])
-
+    lifecycle.book(refund, actor=actor, kind="refund_issued" if online else "refund_recorded",
+                   lines=lines, memo=f"Refund of payment {payment.pk}: {reason}", now=now)
+    allocation.refresh(invoice)
     how = "online, back to the card" if online else f"offline by {method}"
-    PaymentEvent.objects.create(
-        payment=payment, at=now, kind="refund_issued" if online else "refund_recorded",
-        amount_minor=amount_minor, status=refund.status, by=actor.user,
+    lifecycle.start_payout(
+        refund, payment=payment, actor=actor, now=now,
         detail=f"Refund {refund.pk} {how}: {reason}"
-        + (" (balance owed decreased)" if decrease_balance_owed else ""),
-    )
-    _queue_receipt(refund, ReceiptKind.RECEIPT, now)
-    if online:
-        from kassa.refunds.tasks import call_gateway
-
-        call_gateway.enqueue(refund.pk)
+        + (" (balance owed decreased)" if decrease_balance_owed else ""))
     return refund
 
 
-def _queue_receipt(refund: Refund, kind: str, now: dt.datetime) -> None:
-    receipt, created = Receipt.objects.get_or_create(
-        refund=refund, kind=kind,
-        defaults={"to_email": refund.invoice.customer.email, "next_attempt_at": now},
-    )
-    if created:
-        from kassa.refunds.tasks import send_receipt
-
-        send_receipt.enqueue(receipt.pk)
-
-
-def record_gateway_reference(*, refund_id: int, reference: str) -> bool:
-    """Keep the gateway's id of a refund, once: the first one recorded stands."""
-    return bool(Refund.objects.filter(pk=refund_id, gateway_reference="").update(
-        gateway_reference=reference[:200]))
-
-
-def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = "") -> bool:
-    """Record what the gateway says of an online refund. Safe to call again and out of order:
-    a refund moves pending → succeeded → failed only forwards, and each step happens once.
-    Returns whether anything changed."""
-    if state == RefundState.PENDING:
-        return False
-    with transaction.atomic():
-        unlocked = Refund.objects.only("invoice_id", "payment_id").get(pk=refund_id)
-        invoice = lock_invoice(unlocked.invoice_id)
-        payment = lock_payment(unlocked.payment_id) if unlocked.payment_id else None
-        refund = Refund.objects.select_for_update().get(pk=refund_id)
-        now = timezone.now()
-        if state == RefundState.SUCCEEDED and refund.status == RefundStatus.PENDING:
-            _settle(refund, payment, now)
-        elif state == RefundState.FAILED and refund.status in (
-                RefundStatus.PENDING, RefundStatus.SUCCEEDED):
-            reason = failure_reason or "the gateway refused it"
-            if refund.status == RefundStatus.SUCCEEDED and not allocation.fits_back(refund,
-                                                                                  invoice):
-                return _hold_late_failure(refund, payment, now, reason)
-            _fail(refund, invoice, payment, now, reason)
-        else:
-            return False
-        refund.gateway_state = GatewayState.DONE
-        refund.save()
-        return True
-
-
-def _settle(refund: Refund, payment: Payment | None, now: dt.datetime) -> None:
-    refs = {"invoice_id": refund.invoice_id, "payment_id": refund.payment_id, "refund": refund}
-    refund.settle_entry = post(
-        organization=refund.organization, center=refund.center, at=now, kind="refund_settled",
-        lines=[debit("refunds_in_transit", refund.total_minor, **refs),
-               credit(refund.method, refund.total_minor, **refs)],
-        memo=f"Refund {refund.pk} settled by the gateway",
-    )
-    refund.status = RefundStatus.SUCCEEDED
-    refund.settled_at = now
-    if payment is not None:
-        payment.refund_pending = False
-        payment.save(update_fields=["refund_pending"])
-        PaymentEvent.objects.create(payment=payment, at=now, kind="refund_succeeded",
-                                    amount_minor=refund.total_minor, status=refund.status,
-                                    detail=f"Refund {refund.pk} settled by the gateway")
-
-
-def _hold_late_failure(refund: Refund, payment: Payment | None, now: dt.datetime,
-                       reason: str) -> bool:
-    """The gateway failed a refund after it had succeeded, and the balance that refund re-opened
-    has been paid again since: its money cannot go back onto the invoice without paying it twice
-    (Kassa keeps no overpayment, an invoice's balance due is never below zero). Record nothing
-    in the books, flag the refund for a person and say so in the payment's history; never
-    crash, so the gateway's news is not retried for ever nor lost."""
-    if refund.gateway_state == GatewayState.STUCK:
-        return False  # held already
-    logger.error("refund %s failed after it succeeded, and the balance it re-opened was paid "
-                 "since: flagged for a person", refund.pk)
-    refund.gateway_state = GatewayState.STUCK
-    refund.last_error = (f"the gateway failed it after it succeeded ({reason}); the balance it "
-                         "re-opened was paid since: give the money back another way")[:500]
-    refund.save(update_fields=["gateway_state", "last_error"])
-    if payment is not None:
-        PaymentEvent.objects.create(payment=payment, at=now, kind="refund_needs_attention",
-                                    amount_minor=refund.total_minor, status=refund.status,
-                                    detail=f"Refund {refund.pk}: {refund.last_error}"[:500])
-    return True
-
-
-def _fail(refund: Refund, invoice: object, payment: Payment | None, now: dt.datetime,
-          reason: str) -> None:
-    from kassa.billing.models import Invoice
-
-    assert isinstance(invoice, Invoice)
-    was_pending = refund.status == RefundStatus.PENDING
-    if refund.settle_entry_id:
-        reverse(refund.settle_entry, at=now)  # type: ignore[arg-type]
-    assert refund.issue_entry is not None
-    reverse(refund.issue_entry, at=now)
-    invoice.refunded_minor -= refund.total_minor
-    if refund.package_id:
-        from kassa.packages.services import fail_package_refund
-
-        fail_package_refund(refund, now)
-        invoice.credits_minor -= refund.total_minor
+def refund_package(
+    *, actor: Membership, package: str | int, amount: str, reason: str,
+    close_package: bool = False, refund_to_payment: str | None = None,
+    method: str | None = None, note: str = "",
+) -> Refund:
+    """Refund some of a package's balance (package-refunds.txt), with the tax received on it,
+    paid out online to one of the invoice's online payments or offline; optionally closing the
+    package."""
+    organization = actor.organization
+    found = get_scoped(Package.objects.filter(organization=organization), package)
+    require_refund_permission(actor)
+    amount_minor = parse_amount(amount, organization.currency)
+    reason = _clean(reason, "reason", MAX_REASON, required=True)
+    note = _clean(note, "note", MAX_NOTE)
+    payment_id: int | None = None
+    if refund_to_payment is not None:
+        if method:
+            raise ValidationFailed("refund_to", "name a payment or a method, not both")
+        target = get_scoped(Payment.objects.filter(invoice_id=found.invoice_id),
+                            refund_to_payment, field="refund_to.payment")
+        if not target.online:
+            raise OnlineRefundNotAllowed(
+                "Refund online only to one of the invoice's online payments",
+                field="refund_to.payment")
+        payment_id = target.pk
     else:
-        allocation.put_back(refund)
-        if refund.decrease_balance_owed:
-            invoice.credits_minor -= refund.credit_net_minor + refund.credit_tax_minor
-    refresh_invoice_figures(invoice)
-    refund.status = RefundStatus.FAILED
-    refund.failure_reason = reason[:300]
-    refund.settled_at = now
+        if method not in PACKAGE_REFUND_METHODS:
+            raise ValidationFailed("refund_to.method", "must be cash, check or other, "
+                                   "or refund to one of the invoice's online payments")
+        if method == OfflineMethod.OTHER and not note:
+            raise NoteRequired("A note is required when the refund method is other",
+                               field="refund_to.note")
+    return _refund_package(actor=actor, package_id=found.pk, invoice_id=found.invoice_id,
+                           amount_minor=amount_minor, reason=reason, close=close_package,
+                           payment_id=payment_id, method=method or "", note=note)
+
+
+@money_transaction()
+def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amount_minor: int,
+                    reason: str, close: bool, payment_id: int | None, method: str,
+                    note: str) -> Refund:
+    organization = actor.organization
+    invoice = lock_invoice(invoice_id)
+    payment = lock_payment(payment_id) if payment_id else None
+    pkg = lock_package(package_id)
+    packages.check_open(pkg)
+    if close and Refund.objects.filter(invoice=invoice, status=RefundStatus.PENDING,
+                                       package__isnull=True).exists():
+        # Closing credits what the line still owes; part of that is only re-opened by a
+        # pending payment refund, which may yet fail and take it back. Close once it settles.
+        raise RefundPending("An online refund of a payment on this invoice is pending: close "
+                            "the package once it settles", field="close_package")
+    if not organization.allow_multiple_package_refunds and Refund.objects.filter(
+            ~Q(status=RefundStatus.FAILED), package=pkg).exists():
+        raise PackageAlreadyRefunded(
+            "This organization allows one refund per package, and this one has had it")
+    packages.check_within_balance(pkg, amount_minor, organization)
+    tax_minor = packages.refund_tax(pkg, amount_minor)
+    total = amount_minor + tax_minor
+    online = payment is not None
     if payment is not None:
-        payment.refunded_minor -= refund.total_minor
-        if was_pending:  # a refund failed after it succeeded was not the pending one, if any
-            payment.refund_pending = False
-        payment.save(update_fields=["refunded_minor", "refund_pending"])
-        PaymentEvent.objects.create(payment=payment, at=now, kind="refund_failed",
-                                    amount_minor=refund.total_minor, status=RefundStatus.FAILED,
-                                    detail=f"Refund {refund.pk} failed: {reason}")
-    _queue_receipt(refund, ReceiptKind.FAILURE_NOTICE, now)
+        if payment.refund_pending:
+            raise RefundPending("An online refund of this payment is pending",
+                                field="refund_to.payment")
+        if total > payment.refundable_minor:
+            raise RefundExceedsRefundable(
+                f"The payment has {_money(payment.refundable_minor, organization)} left to "
+                "refund", field="refund_to.payment")
+
+    now = timezone.now()
+    refund = lifecycle.open_refund(
+        actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
+        tax_minor=tax_minor, method=payment.method if payment is not None else method,
+        reason=reason, note=note, now=now, package_id=pkg.pk, close_package=close)
+    refs = {"invoice": invoice, "package": pkg, "refund": refund, "payment": payment}
+    lifecycle.book(refund, actor=actor, kind="package_refund",
+                   memo=f"Refund of package {pkg.pk}: {reason}", now=now, lines=[
+                       debit("package_liability", amount_minor, **refs),
+                       debit("tax_payable", tax_minor, **refs),
+                       credit("refunds_in_transit" if online else method, total, **refs)])
+    if close:
+        packages.close(pkg, invoice=invoice, refunding_minor=amount_minor, actor=actor, now=now)
+    # The sale goes down by what was refunded, and the paid money goes back: so the balance
+    # due does not move.
+    allocation.credit(shares={pkg.line_id: (amount_minor, tax_minor)}, refund_id=refund.pk,
+                      gives_back=True)
+    allocation.refresh(invoice)
+    lifecycle.start_payout(refund, payment=payment, actor=actor, now=now,
+                           detail=f"Refund {refund.pk} of package {pkg.name}, online: {reason}")
+    return refund

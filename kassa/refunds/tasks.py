@@ -12,7 +12,7 @@ import logging
 from django.utils import timezone
 from django_tasks import task
 
-from kassa.core.outbox import sweep
+from kassa.core.outbox import sweep, task_named
 from kassa.refunds import gateway_calls, receipts
 from kassa.refunds.models import GatewayState, Receipt, ReceiptStatus, Refund, RefundStatus
 
@@ -22,17 +22,20 @@ GRACE = dt.timedelta(seconds=30)  # what is this overdue was lost, not merely qu
 SWEEP_BATCH = 500
 
 
+@task_named("refunds.call_gateway")
 @task()
 def call_gateway(refund_id: int) -> None:
     gateway_calls.call_gateway(refund_id)
 
 
+@task_named("refunds.poll_refund")
 @task()
 def poll_refund(refund_id: int, polls: int = 0) -> None:
     # `polls` is no longer used (the row counts them); kept so queued tasks still run.
     gateway_calls.poll_refund(refund_id)
 
 
+@task_named("refunds.send_receipt")
 @task()
 def send_receipt(receipt_id: int) -> None:
     receipts.send_receipt(receipt_id)

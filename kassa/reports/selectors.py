@@ -188,18 +188,19 @@ def _liability_rows(scope: Scope, *, limit: int, offset: int) -> list[dict[str, 
             GROUP BY package_id
         )
         SELECT p.id, c.name, p.name,
-               p.paid_minor - p.redeemed_minor - p.refunded_minor - p.forfeited_minor
+               l.paid_net_minor - p.redeemed_minor - l.refunded_net_minor - p.forfeited_minor
                    + COALESCE(later.moved, 0) AS closing,
                COALESCE(-moves.paid, 0), COALESCE(moves.redeemed, 0),
                COALESCE(moves.refunded, 0), COALESCE(moves.forfeited, 0)
         FROM packages_package p
         JOIN billing_customer c ON c.id = p.customer_id
+        JOIN billing_invoiceline l ON l.id = p.line_id
         LEFT JOIN moves ON moves.package_id = p.id
         LEFT JOIN later ON later.package_id = p.id
         WHERE p.organization_id = %s {center_sql.replace("center_id", "p.center_id")}
           AND (moves.package_id IS NOT NULL
-               OR p.paid_minor - p.redeemed_minor - p.refunded_minor - p.forfeited_minor
-                  + COALESCE(later.moved, 0) <> 0)
+               OR l.paid_net_minor - p.redeemed_minor - l.refunded_net_minor
+                  - p.forfeited_minor + COALESCE(later.moved, 0) <> 0)
         ORDER BY p.id
         LIMIT %s OFFSET %s
     """  # noqa: S608

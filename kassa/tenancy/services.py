@@ -12,9 +12,9 @@ from babel.numbers import get_currency_name
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from kassa.core.errors import DomainError, PermissionDenied, ValidationFailed
+from kassa.core.errors import DomainError, PermissionDenied, RefundNotPermitted, ValidationFailed
+from kassa.core.locks import lock_organization
 from kassa.core.text import clean_email, clean_line
-from kassa.ledger.services import open_accounts
 from kassa.tenancy.models import ApiToken, Center, Membership, Organization, Role
 
 User = get_user_model()
@@ -54,6 +54,21 @@ def require_writer(actor: Membership) -> None:
     """Accountants read money and reports; they change nothing."""
     if actor.role == Role.ACCOUNTANT:
         raise PermissionDenied("An accountant has read-only access")
+
+
+def require_refund_permission(actor: Membership) -> None:
+    """By default only an admin refunds; `refund_roles` widens that. An accountant never may."""
+    roles = actor.organization.refund_roles
+    if actor.role == Role.ACCOUNTANT or actor.role not in roles:
+        raise RefundNotPermitted(f"The {actor.role} role may not refund in this organization")
+
+
+def may_refund(actor: Membership) -> bool:
+    try:
+        require_refund_permission(actor)
+    except RefundNotPermitted:
+        return False
+    return True
 
 
 # ISO 4217 codes that are not money a business takes: precious metals, bond-market units, SDR,
@@ -151,9 +166,9 @@ def create_center(*, organization: Organization, name: str) -> Center:
     name = validate_name(name)
     if Center.objects.filter(organization=organization, name=name).exists():
         raise CenterNameTaken(f"{name!r} exists already", field="name")
-    center = Center.objects.create(organization=organization, name=name)
-    open_accounts(center)
-    return center
+    # The ledger opens the new center's chart of accounts as the row is saved (its
+    # post_save receiver), in this transaction: tenancy sits below the ledger.
+    return Center.objects.create(organization=organization, name=name)
 
 
 def add_center(*, actor: Membership, name: str) -> Center:
@@ -185,7 +200,7 @@ def create_organization(
 @transaction.atomic
 def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organization:
     require_admin(actor)
-    organization = Organization.objects.select_for_update().get(pk=actor.organization_id)
+    organization = lock_organization(actor.organization_id)
     if "currency" in changes:
         currency = validate_currency(changes["currency"])
         # Amounts are stored in minor units of the currency: changing it under existing

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from django.db import transaction
 from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import rolled_back
 from kassa.billing.models import Invoice, InvoiceLine, Payment
 from kassa.billing.services import LineInput, create_customer, issue_invoice, take_payment
 from kassa.core.errors import PaymentExceedsBalance
@@ -83,7 +83,7 @@ def test_any_sequence_of_invoices_and_payments_keeps_the_books_right(data):
     currency = data.draw(st.sampled_from(["USD", "JPY", "KWD"]), label="currency")
     # Each example in a savepoint that is rolled back: the next one starts from an empty
     # database, however many examples run.
-    with transaction.atomic():
+    with rolled_back():
         org, admin, _ = create_organization(name="Property Spa", currency=currency,
                                             admin_email="admin@property.example")
         center = str(org.centers.get().pk)
@@ -123,4 +123,3 @@ def test_any_sequence_of_invoices_and_payments_keeps_the_books_right(data):
         # every check of every app, once the sequence is done (the step checks are the fast
         # subset that concerns invoices and payments)
         assert verify(org) == []
-        transaction.set_rollback(True)

@@ -11,8 +11,9 @@ from conftest import outcome, race
 from kassa.ledger.models import Posting
 from kassa.ledger.verify import verify
 from kassa.packages.models import Package
-from kassa.packages.services import redeem_benefit, refund_package
+from kassa.packages.services import redeem_benefit
 from kassa.refunds.models import Refund
+from kassa.refunds.services import refund_package
 from kassa.tenancy.models import Membership
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_tasks
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.models import JournalEntry
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
 from kassa.packages.models import Package
 from kassa.refunds.models import Refund
+from kassa.refunds.sandbox import settle
 
 
 def template(tenant, price="1000.00", tax_rate="0", benefits=None):
@@ -49,7 +49,8 @@ def get(tenant, pkg):
 
 def state():
     return (Refund.objects.count(), JournalEntry.objects.count(),
-            list(Package.objects.values_list("refunded_minor", "forfeited_minor", "status")))
+            list(Package.objects.values_list("line__refunded_net_minor", "forfeited_minor",
+                                             "status")))
 
 
 def test_worked_example_closed_invoice_1000_paid_200_redeemed_refund_150(tenant):
@@ -313,7 +314,7 @@ def test_a_package_is_not_closed_while_a_payment_refund_on_its_invoice_is_pendin
 
 
 def test_money_a_failed_refund_brings_back_to_a_closed_package_is_forfeited(tenant):
-    from kassa.refunds.services import apply_gateway_result
+    from kassa.refunds.lifecycle import apply_gateway_result
 
     tpl = template(tenant)
     inv, pkg = sell(tenant, tpl)

@@ -7,11 +7,11 @@ from django.core import mail
 
 from conftest import make_all_tasks_due, run_tasks
 from kassa.billing.models import Invoice, Payment
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.models import JournalEntry, Posting
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
 from kassa.refunds.models import Receipt, Refund
+from kassa.refunds.sandbox import settle
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_failed_online_refund_gives_the_amount_back_and_tells_the_customer(tenan
 
 
 def test_refund_that_fails_after_it_succeeded_is_reversed_too(tenant, paid):
-    from kassa.refunds.services import apply_gateway_result
+    from kassa.refunds.lifecycle import apply_gateway_result
 
     inv, payment = paid
     body = refund(tenant, payment["id"], type="online", amount="20.00").json()

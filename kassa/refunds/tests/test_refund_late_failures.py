@@ -7,12 +7,12 @@ from typing import Any
 
 from conftest import run_tasks
 from kassa.billing.models import Invoice, Payment
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.models import JournalEntry
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
+from kassa.refunds.lifecycle import apply_gateway_result
 from kassa.refunds.models import Refund
-from kassa.refunds.services import apply_gateway_result
+from kassa.refunds.sandbox import settle
 
 
 def succeeded_refund(tenant: Any, payment: dict[str, Any], amount: str) -> Refund:

@@ -18,9 +18,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import make_all_tasks_due, run_tasks
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.verify import verify
 from kassa.refunds.models import Receipt
+from kassa.refunds.sandbox import settle
 
 
 def free_port() -> int:

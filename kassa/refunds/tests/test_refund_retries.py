@@ -15,12 +15,12 @@ from kassa.billing.models import Payment
 from kassa.gateways.base import GatewayError
 from kassa.gateways.models import SandboxRefund
 from kassa.gateways.sandbox import SandboxGateway
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.models import JournalEntry
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
 from kassa.refunds import gateway_calls
 from kassa.refunds.models import Receipt, Refund
+from kassa.refunds.sandbox import settle
 from kassa.refunds.tasks import sweep_refunds
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
-from django.db import transaction
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -30,8 +29,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conftest import make_all_tasks_due, run_tasks
-from kassa.billing.models import Invoice, InvoiceLine, Payment, PaymentAllocation
+from conftest import make_all_tasks_due, rolled_back, run_tasks
+from kassa.billing.models import Invoice, InvoiceLine, LineCredit, Payment, PaymentAllocation
 from kassa.billing.services import LineInput, issue_invoice, take_payment
 from kassa.core.errors import (
     DomainError,
@@ -42,12 +41,13 @@ from kassa.core.errors import (
     RefundPending,
     ValidationFailed,
 )
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.models import JournalEntry, Posting
 from kassa.ledger.selectors import balances_by
 from kassa.ledger.verify import verify
-from kassa.refunds.models import Receipt, Refund, RefundCredit
-from kassa.refunds.services import apply_gateway_result, refund_payment
+from kassa.refunds.lifecycle import apply_gateway_result
+from kassa.refunds.models import Receipt, Refund
+from kassa.refunds.sandbox import settle
+from kassa.refunds.services import refund_payment
 
 
 @dataclass
@@ -99,7 +99,7 @@ def snapshot() -> tuple[Any, ...]:
     """Everything a refused step must leave as it was."""
     return (
         Refund.objects.count(), JournalEntry.objects.count(), Posting.objects.count(),
-        Receipt.objects.count(), PaymentAllocation.objects.count(), RefundCredit.objects.count(),
+        Receipt.objects.count(), PaymentAllocation.objects.count(), LineCredit.objects.count(),
         Payment.objects.count(),
         sorted(Payment.objects.values_list("id", "refunded_minor", "refund_pending")),
         sorted(Invoice.objects.values_list("id", "balance_due_minor", "paid_minor",
@@ -136,11 +136,10 @@ class RefundMachine(RuleBasedStateMachine):
         self.actor = self.tenant.admin
         self.org = self.tenant.organization
         self.customer = self.tenant.customer_id
-        self._savepoint = transaction.atomic()
+        self._savepoint = rolled_back()
         self._savepoint.__enter__()
 
     def teardown(self) -> None:
-        transaction.set_rollback(True)
         self._savepoint.__exit__(None, None, None)
 
     # Helpers ---------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from kassa.billing.models import Payment
 from kassa.gateways.models import SandboxRefund
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.verify import verify
 from kassa.refunds import gateway_calls
 from kassa.refunds.models import Refund
+from kassa.refunds.sandbox import settle
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -12,8 +12,8 @@ import pytest
 import time_machine
 
 from conftest import make_tenant, run_tasks
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.verify import verify
+from kassa.refunds.sandbox import settle
 
 NY = ZoneInfo("America/New_York")
 

@@ -12,9 +12,9 @@ from playwright.sync_api import expect
 
 from conftest import run_tasks
 from kassa.billing.models import Invoice, Payment, PaymentEvent
-from kassa.gateways.sandbox_cli import settle
 from kassa.ledger.models import JournalEntry
 from kassa.refunds.models import Refund
+from kassa.refunds.sandbox import settle
 from kassa.web.tests.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -30,6 +30,7 @@ from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.tenancy.services import may_refund, require_refund_permission
 from kassa.web.access import page
 from kassa.web.forms import show_error
 
@@ -107,7 +108,7 @@ def invoice_detail(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
         # Refunds of a package's balance paid out offline belong to no payment.
         "other_refunds": [r for r in found if r.payment_id is None],
         "packages": list(packages.packages(organization).filter(invoice=invoice)),
-        "may_refund": refund_services.may_refund(membership),
+        "may_refund": may_refund(membership),
     })
 
 
@@ -134,7 +135,7 @@ def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpRe
         })
     return render(request, "web/case_payments.html", {
         "case": case, "organization": organization, "rows": rows,
-        "may_refund": refund_services.may_refund(membership),
+        "may_refund": may_refund(membership),
     })
 
 
@@ -155,7 +156,7 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
     return render(request, "web/payment.html", {
         "payment": payment, "organization": organization, "events": events, "refunds": found,
         "pending": [r for r in found if r.status == RefundStatus.PENDING],
-        "may_refund": refund_services.may_refund(membership),
+        "may_refund": may_refund(membership),
         "online_url": _refund_url(payment, RefundType.ONLINE),
         "offline_url": _refund_url(payment, RefundType.OFFLINE),
         "form": form, "refused": refused,
@@ -182,7 +183,7 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
     payment = billing.get_payment(organization, payment_id)
     if request.method == "GET":
         try:
-            refund_services.require_refund_permission(membership)
+            require_refund_permission(membership)
         except PermissionDenied as exc:
             return _refused(request, membership, payment, exc)
         form = PaymentRefundForm(kind=kind, initial={

@@ -33,15 +33,10 @@ from kassa.core.errors import DomainError, NotFound, PermissionDenied
 from kassa.core.money import display, parse_amount
 from kassa.packages import selectors
 from kassa.packages.models import Package, PackageStatus
-from kassa.packages.services import (
-    PACKAGE_REFUND_METHODS,
-    redeem_benefit,
-    refund_package,
-    refund_tax,
-)
+from kassa.packages.services import redeem_benefit, refund_tax
 from kassa.refunds.selectors import get_refund
-from kassa.refunds.services import may_refund, require_refund_permission
-from kassa.tenancy.services import require_writer
+from kassa.refunds.services import PACKAGE_REFUND_METHODS, refund_package
+from kassa.tenancy.services import may_refund, require_refund_permission, require_writer
 from kassa.web.access import page
 from kassa.web.forms import show_error
 

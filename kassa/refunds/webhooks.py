@@ -29,8 +29,11 @@ from ninja import Router, Schema
 from kassa.core.errors import DomainError, NotFound, ValidationFailed
 from kassa.core.schemas import Problem
 from kassa.gateways.stripe import KEY_METADATA, refund_result
+from kassa.refunds.gateway_calls import idempotency_key
+from kassa.refunds.lifecycle import apply_gateway_result, record_gateway_reference
+from kassa.refunds.models import Refund
 
-logger = logging.getLogger("kassa.gateways")
+logger = logging.getLogger("kassa.refunds")
 
 router = Router(tags=["webhooks"])
 
@@ -74,8 +77,6 @@ def receive(request: HttpRequest, gateway: str) -> Any:
 
 def handle_stripe_event(event: dict[str, Any]) -> str:
     """Apply one verified Stripe event; say what was done (for logs and tests)."""
-    from kassa.refunds.services import apply_gateway_result
-
     kind = event.get("type")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
@@ -94,9 +95,6 @@ def handle_stripe_event(event: dict[str, Any]) -> str:
 def _find_refund(obj: dict[str, Any]) -> int | None:
     """Our refund of this Stripe refund: by the reference its gateway call recorded, or else by
     the key in its metadata (recording the reference then, which a lost answer never gave)."""
-    from kassa.refunds.gateway_calls import idempotency_key
-    from kassa.refunds.models import Refund
-
     reference = obj.get("id")
     if not isinstance(reference, str) or not _STRIPE_ID.fullmatch(reference):
         return None
@@ -115,7 +113,5 @@ def _find_refund(obj: dict[str, Any]) -> int | None:
             or refund.payment.gateway_reference != obj.get("payment_intent")
             or refund.gateway_reference not in ("", reference)):
         return None
-    from kassa.refunds.services import record_gateway_reference
-
     record_gateway_reference(refund_id=refund.pk, reference=reference)
     return refund.pk

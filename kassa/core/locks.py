@@ -1,0 +1,129 @@
+"""Every row lock Kassa takes, taken here and only here, always in one order:
+
+    organization → customer → invoice → payment → refund → package → benefit
+
+A money transaction locks what it changes before it reads the figures it checks, walking down
+this list and never back up, so two transactions never wait on each other in a circle (no
+deadlock) and every rule is checked against rows no one else can change until commit. Several
+rows of one kind (the packages of an invoice) are taken in id order.
+
+On PostgreSQL a lock is `SELECT … FOR UPDATE`. On SQLite the transaction holds the database's
+write lock from `BEGIN IMMEDIATE`, so these are plain reads there, and the order still holds.
+
+The order is also asserted: inside a `money_transaction`, a helper that would lock a kind
+above one already locked fails loudly, so a new use case that breaks the order cannot ship.
+The models are named by their labels because this module sits below the apps that define them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.apps import apps
+from django.db import transaction
+
+from kassa.core.lookup import get_scoped
+
+ORDER = ("organization", "customer", "invoice", "payment", "refund", "package", "benefit")
+_MODELS = {"organization": "tenancy.Organization", "customer": "billing.Customer",
+           "invoice": "billing.Invoice", "payment": "billing.Payment",
+           "refund": "refunds.Refund", "package": "packages.Package",
+           "benefit": "packages.Benefit"}
+
+
+@contextmanager
+def money_transaction() -> Iterator[None]:
+    """`transaction.atomic()` for a money use case, keeping count of the locks it takes (the
+    count lives on the connection, so one per thread, and only as long as the outermost money
+    transaction). Usable as a decorator, like `atomic`."""
+    connection = transaction.get_connection()
+    outermost = getattr(connection, "kassa_lock_rank", None) is None
+    if outermost:
+        connection.kassa_lock_rank = -1
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        if outermost:
+            connection.kassa_lock_rank = None
+
+
+def _taken(kind: str) -> None:
+    """Remember the deepest kind locked in this money transaction; refuse to climb back up."""
+    connection = transaction.get_connection()
+    assert connection.in_atomic_block, f"a {kind} lock belongs inside a money transaction"
+    deepest = getattr(connection, "kassa_lock_rank", None)
+    if deepest is None:
+        return  # a plain atomic block (a test's, say): locks, but keeps no count
+    rank = ORDER.index(kind)
+    assert rank >= deepest, (f"lock order broken: a {kind} after a {ORDER[deepest]} "
+                             f"(the order is {' → '.join(ORDER)})")
+    connection.kassa_lock_rank = rank
+
+
+def _lock(kind: str, **lookup: Any) -> Any:
+    _taken(kind)
+    model = apps.get_model(_MODELS[kind])
+    return model.objects.select_for_update().get(**lookup)
+
+
+def lock_organization(organization_id: int) -> Any:
+    return _lock("organization", pk=organization_id)
+
+
+def lock_invoice(invoice_id: int) -> Any:
+    """The invoice, with its center and organization read along (every money entry is posted
+    to them); only the invoice row is locked."""
+    _taken("invoice")
+    model = apps.get_model(_MODELS["invoice"])
+    return (model.objects.select_related("center", "organization")
+            .select_for_update(of=("self",)).get(pk=invoice_id))
+
+
+def lock_payment(payment_id: int) -> Any:
+    return _lock("payment", pk=payment_id)
+
+
+def lock_refund(refund_id: int) -> Any:
+    return _lock("refund", pk=refund_id)
+
+
+def _packages() -> Any:
+    """Packages with their invoice line, whose figures they read; only the package is locked
+    (the line is written under the invoice's lock)."""
+    model = apps.get_model(_MODELS["package"])
+    return model.objects.select_related("line").select_for_update(of=("self",))
+
+
+def lock_package(package_id: int) -> Any:
+    _taken("package")
+    return _packages().get(pk=package_id)
+
+
+def lock_packages_of_lines(line_ids: list[int]) -> dict[int, Any]:
+    """The packages sold on these invoice lines, locked in id order: {line id: package}."""
+    if not line_ids:
+        return {}
+    _taken("package")
+    return {package.line_id: package
+            for package in _packages().filter(line_id__in=line_ids).order_by("pk")}
+
+
+def lock_benefit(package_id: int, benefit: object, *, field: str) -> Any:
+    """A benefit of the package, by the id a client gave (bad input names `field`)."""
+    _taken("benefit")
+    model = apps.get_model(_MODELS["benefit"])
+    return get_scoped(model.objects.select_for_update().filter(package_id=package_id), benefit,
+                      field=field)
+
+
+def assert_outside_transaction(what: str) -> None:
+    """An outbound call (the gateway, the mail server, a webhook) holds no transaction and so no
+    lock: record the intent, commit, call, record the outcome. The mirror of `post()`, which
+    asserts it runs inside one. (A test's own wrapping transaction does not count.)"""
+    connection = transaction.get_connection()
+    open_blocks = [block for block in connection.atomic_blocks
+                   if not getattr(block, "_from_testcase", False)]
+    assert not open_blocks, f"{what} inside a database transaction: commit before calling out"
