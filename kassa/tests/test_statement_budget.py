@@ -3,11 +3,13 @@
 The numbers are budgets, not targets: each is what the use case cost when it was last
 measured, and a change that makes one cost more fails here and says which. Counted on the
 database the suite runs on.
-`python -m pytest kassa/tests/test_statement_budget.py -s` prints every count.
+`python -m pytest kassa/tests/test_statement_budget.py -s` prints every count, and with
+`KASSA_SHOW_STATEMENTS="<use case>"` the statements of that one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,24 +24,25 @@ from kassa.refunds.gateway_calls import poll_refund
 from kassa.refunds.models import Refund
 
 # use case → statements, the same on SQLite and PostgreSQL (a row lock is a `FOR UPDATE` on
-# the read either way): measured before the refund code was restructured; only ever lowered.
+# the read either way); "was" is the count before the refund code was restructured (issue
+# 10). Lower a budget when a change saves statements; never raise one.
 BUDGET: dict[str, int] = {
-    "issue invoice (service)": 19,
-    "issue invoice (package)": 25,
-    "offline payment": 19,
-    "offline payment into a package": 22,
-    "online payment": 23,
-    "offline payment refund": 29,
-    "offline payment refund, with Idempotency-Key": 33,
-    "offline payment refund, decrease balance owed": 33,
-    "offline refund of a payment into a package": 32,
-    "online payment refund": 30,
-    "online refund settles": 18,
-    "online refund fails": 33,
-    "offline package refund": 26,
-    "offline package refund, closing it": 35,
-    "online package refund": 31,
-    "redemption": 17,
+    "issue invoice (service)": 19,  # was 19
+    "issue invoice (package)": 25,  # was 25
+    "offline payment": 17,  # was 19
+    "offline payment into a package": 18,  # was 22
+    "online payment": 23,  # was 23
+    "offline payment refund": 24,  # was 29
+    "offline payment refund, with Idempotency-Key": 28,  # was 33
+    "offline payment refund, decrease balance owed": 25,  # was 33
+    "offline refund of a payment into a package": 25,  # was 32
+    "online payment refund": 25,  # was 30
+    "online refund settles": 17,  # was 18
+    "online refund fails": 29,  # was 33
+    "offline package refund": 20,  # was 26
+    "offline package refund, closing it": 27,  # was 35
+    "online package refund": 26,  # was 31
+    "redemption": 17,  # was 17
 }
 
 MEASURED: dict[str, int] = {}
@@ -52,7 +55,8 @@ def count(name: str, action: Callable[[], Any]) -> Any:
     MEASURED[name] = n
     budget = BUDGET[name]
     print(f"{name}: {n} statements (budget {budget})")
-    assert n <= budget, f"{name} runs {n} SQL statements, over its budget of {budget}"
+    if os.environ.get("KASSA_SHOW_STATEMENTS") == name:
+        print("\n".join(q["sql"][:300] for q in captured.captured_queries))
     return result
 
 
@@ -156,3 +160,6 @@ def test_every_money_use_case_stays_within_its_statement_budget(tenant: Tenant) 
     count("offline package refund, closing it", lambda: ok(tenant.api.post(
         f"/packages/{opkg['id']}/refunds", {**body, "close_package": True})))
     assert set(MEASURED) == set(BUDGET), "every use case is measured"
+    over = {name: f"{n} statements, budget {BUDGET[name]}"
+            for name, n in MEASURED.items() if n > BUDGET[name]}
+    assert not over, f"over their statement budget: {over}"
