@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/kassa
+# Both cores: each pytest-xdist worker has its own test database. XDIST= runs serially.
+XDIST ?= -n 2
 
 .PHONY: install run test test-sqlite test-postgres bench lint lock browser clean
 
@@ -26,11 +28,11 @@ test: install browser
 	$(MAKE) --no-print-directory test-postgres
 
 test-sqlite: install
-	DATABASE_URL=sqlite:///var/test.sqlite3 $(BIN)/pytest -q $(PYTEST_ARGS)
+	DATABASE_URL=sqlite:///var/test.sqlite3 $(BIN)/pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-postgres: install
 	@if scripts/postgres-up "$(PG_URL)"; then \
-	  DATABASE_URL=$(PG_URL) $(BIN)/pytest -q $(PYTEST_ARGS); \
+	  DATABASE_URL=$(PG_URL) $(BIN)/pytest -q $(XDIST) $(PYTEST_ARGS); \
 	elif [ "$$CI" = "true" ]; then echo "PostgreSQL is required in CI" >&2; exit 1; \
 	else echo "PostgreSQL is not reachable: skipping the PostgreSQL run (CI never skips it)" >&2; fi
 
