@@ -141,15 +141,24 @@ def settle(refund: Refund, invoice: Invoice, payment: Payment | None, now: dt.da
                Line(refund.method, -refund.total_minor, refs)],
         memo=f"Refund {refund.pk} settled by the gateway",
     )
-    refund.status = RefundStatus.SUCCEEDED
+    _finished(refund, payment, RefundStatus.SUCCEEDED, now, event="refund_succeeded",
+              detail=f"Refund {refund.pk} settled by the gateway")
+
+
+def _finished(refund: Refund, payment: Payment | None, status: str, now: dt.datetime, *,
+              event: str, detail: str) -> None:
+    """The gateway's last word is recorded: the refund's status, then its payment's figures
+    (derived from the refunds, so after the status) and history."""
+    refund.status = status
     refund.settled_at = now
     refund.gateway_state = GatewayState.DONE
-    refund.save(update_fields=["settle_entry", "status", "settled_at", "gateway_state"])
+    refund.save(update_fields=["status", "failure_reason", "settled_at", "gateway_state",
+                               "settle_entry"])
     if payment is not None:
         refresh_payment(payment)
-        PaymentEvent.objects.create(payment=payment, at=now, kind="refund_succeeded",
-                                    amount_minor=refund.total_minor, status=refund.status,
-                                    detail=f"Refund {refund.pk} settled by the gateway")
+        PaymentEvent.objects.create(payment=payment, at=now, kind=event,
+                                    amount_minor=refund.total_minor, status=status,
+                                    detail=detail[:500])
 
 
 def _fits_back(refund: Refund, invoice: Invoice) -> bool:
@@ -204,14 +213,7 @@ def fail(refund: Refund, invoice: Invoice, payment: Payment | None, now: dt.date
         pkg.line = lines[pkg.line_id]
         packages.forfeit_if_closed(pkg, now=now,
                                    memo=f"Package {pkg.pk}: failed refund {refund.pk} forfeited")
-    refund.status = RefundStatus.FAILED
     refund.failure_reason = reason[:300]
-    refund.settled_at = now
-    refund.gateway_state = GatewayState.DONE
-    refund.save(update_fields=["status", "failure_reason", "settled_at", "gateway_state"])
-    if payment is not None:
-        refresh_payment(payment)
-        PaymentEvent.objects.create(payment=payment, at=now, kind="refund_failed",
-                                    amount_minor=refund.total_minor, status=RefundStatus.FAILED,
-                                    detail=f"Refund {refund.pk} failed: {reason}")
+    _finished(refund, payment, RefundStatus.FAILED, now, event="refund_failed",
+              detail=f"Refund {refund.pk} failed: {reason}")
     receipts.queue(refund, ReceiptKind.FAILURE_NOTICE, now)
