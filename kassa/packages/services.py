@@ -272,13 +272,16 @@ def close(pkg: Package, *, invoice: Invoice, refunding_minor: int, actor: Member
     pkg.save(update_fields=["forfeited_minor", "status", "closed_at"])
 
 
-def forfeit_if_closed(pkg: Package, *, now: dt.datetime, memo: str) -> None:
+def forfeit_if_closed(pkg: Package, *, invoice: Invoice, now: dt.datetime, memo: str) -> None:
     """Money that comes back into a package already closed (a refund failed) is forfeited like
-    the rest of its balance was: a closed package keeps no balance. `pkg.line` must be fresh."""
+    the rest of its balance was: a closed package keeps no balance. `pkg.line` must be fresh;
+    `invoice` is the package's, locked, with its organization and center."""
     if pkg.status != PackageStatus.CLOSED or pkg.balance_minor <= 0:
         return
+    assert pkg.invoice_id == invoice.pk
     left = pkg.balance_minor
-    post(organization=pkg.organization, center=pkg.center, at=now, kind="package_closed",
+    post(organization=invoice.organization, center=invoice.center, at=now,
+         kind="package_closed",
          memo=memo,
          lines=[debit("package_liability", left, package=pkg, invoice_id=pkg.invoice_id),
                 credit("revenue_forfeit", left, package=pkg, invoice_id=pkg.invoice_id)])

@@ -211,7 +211,7 @@ def fail(refund: Refund, invoice: Invoice, payment: Payment | None, now: dt.date
                    if lines[line_id].kind == LineKind.PACKAGE)).values())
     for pkg in back_to:
         pkg.line = lines[pkg.line_id]
-        packages.forfeit_if_closed(pkg, now=now,
+        packages.forfeit_if_closed(pkg, invoice=invoice, now=now,
                                    memo=f"Package {pkg.pk}: failed refund {refund.pk} forfeited")
     refund.failure_reason = reason[:300]
     _finished(refund, payment, RefundStatus.FAILED, now, event="refund_failed",

@@ -20,10 +20,15 @@ def line_credits_to_cancellations(apps, schema_editor):
     PackageCancellation = apps.get_model("packages", "PackageCancellation")
     Package = apps.get_model("packages", "Package")
     LineCredit = apps.get_model("billing", "LineCredit")
-    for credit in LineCredit.objects.filter(refund__isnull=True):
-        package = Package.objects.get(line_id=credit.line_id)
+    credits = list(LineCredit.objects.filter(refund__isnull=True))
+    packages = {p.line_id: p for p in Package.objects.filter(
+        line_id__in=[credit.line_id for credit in credits])}
+    for credit in credits:
+        package = packages[credit.line_id]
+        # By id: the historical Package of this state and the one the relation names differ.
+        # A line credit keeps no time; the package's closing is when its remainder was credited.
         PackageCancellation.objects.create(
-            package=package, line_id=credit.line_id, net_minor=credit.net_minor,
+            package_id=package.pk, line_id=credit.line_id, net_minor=credit.net_minor,
             tax_minor=credit.tax_minor, created_at=package.closed_at or package.created_at)
         credit.delete()
 
