@@ -58,3 +58,41 @@ def test_settle_with_ids_that_are_no_ids_settles_nothing(tmp_path):
     done = kassa("sandbox", "settle", "³", "1_0", "99999999999999999999", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"settled": []}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settle_right_after_an_online_refund_settles_it_without_a_worker(tenant, tmp_path):
+    inv = tenant.invoice()
+    payment = tenant.pay(inv["id"], "100.00", method="card", online=True)
+    refund = tenant.api.post(f"/payments/{payment['id']}/refunds", {
+        "type": "online", "amount": "25.00", "reason": "Family request"}).json()
+    assert Refund.objects.get(pk=refund["id"]).gateway_reference == ""  # no call made yet
+
+    settled = kassa("sandbox", "settle", "--all", tmp_path=tmp_path)
+    assert settled.returncode == 0, settled.stderr
+    row = Refund.objects.get(pk=refund["id"])
+    assert json.loads(settled.stdout) == {"settled": [row.gateway_reference]}
+    assert row.status == "succeeded"
+    assert tenant.api.get(f"/payments/{payment['id']}").json()["refund_pending"] is False
+    # The worker, coming later, finds the call made and calls nothing twice.
+    assert kassa("worker", "--once", tmp_path=tmp_path).returncode == 0
+    from kassa.gateways.models import SandboxRefund
+
+    assert SandboxRefund.objects.count() == 1
+    assert kassa("verify", tmp_path=tmp_path).returncode == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settle_by_id_makes_only_that_refunds_call(tenant, tmp_path):
+    inv = tenant.invoice()
+    payment = tenant.pay(inv["id"], "100.00", method="card", online=True)
+    other = tenant.pay(tenant.invoice()["id"], "100.00", method="card", online=True)
+    first = tenant.api.post(f"/payments/{payment['id']}/refunds", {
+        "type": "online", "amount": "25.00", "reason": "Family request"}).json()
+    second = tenant.api.post(f"/payments/{other['id']}/refunds", {
+        "type": "online", "amount": "5.00", "reason": "Family request"}).json()
+
+    assert kassa("sandbox", "settle", first["id"], tmp_path=tmp_path).returncode == 0
+    assert Refund.objects.get(pk=first["id"]).status == "succeeded"
+    untouched = Refund.objects.get(pk=second["id"])
+    assert (untouched.status, untouched.gateway_reference) == ("pending", "")
