@@ -127,6 +127,36 @@ def cmd_sandbox_settle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox_heal(args: argparse.Namespace) -> int:
+    from kassa.refunds.sandbox import heal
+
+    found = heal(payment_id=args.payment_id)
+    if found is None:
+        return _fail(f"no sandbox payment {args.payment_id}")
+    _print(found)
+    return 0
+
+
+def cmd_refunds_stuck(args: argparse.Namespace) -> int:
+    from kassa.core.money import format_decimal_string
+    from kassa.refunds.attention import stuck_refunds
+    from kassa.tenancy.models import Organization
+
+    organizations = list(Organization.objects.order_by("id"))
+    if args.org is not None:
+        chosen = _organization(args.org)
+        if chosen is None:
+            return _fail(f"no organization {args.org}")
+        organizations = [chosen]
+    _print({"refunds": [
+        {"id": str(r.pk), "organization": str(r.organization_id), "payment": str(r.payment_id),
+         "status": r.status, "total": format_decimal_string(r.total_minor, org.currency),
+         "attempts": r.attempts,
+         "last_error": r.last_error, "created_at": r.created_at.isoformat()}
+        for org in organizations for r in stuck_refunds(org)]})
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
 
@@ -220,6 +250,16 @@ def parser() -> argparse.ArgumentParser:
     settle.add_argument("refund_ids", nargs="*", metavar="REFUND_ID")
     settle.add_argument("--all", action="store_true")
     settle.set_defaults(fn=cmd_sandbox_settle)
+    heal = sandbox.add_parser("heal", help="make a payment's refunds reachable at the sandbox "
+                              "again (source sandbox_refund_unreachable)")
+    heal.add_argument("payment_id", metavar="PAYMENT_ID")
+    heal.set_defaults(fn=cmd_sandbox_heal)
+
+    refunds = sub.add_parser("refunds", help="refunds").add_subparsers(dest="sub", required=True)
+    stuck = refunds.add_parser("stuck", help="list the refunds that need a person (retry or "
+                               "resolve them in the API or on /attention/)")
+    stuck.add_argument("--org")
+    stuck.set_defaults(fn=cmd_refunds_stuck)
 
     verify = sub.add_parser("verify", help="check the books; exit 1 naming each discrepancy")
     verify.add_argument("--org")

@@ -139,6 +139,11 @@ DEFAULT_FROM_EMAIL = os.environ.get("KASSA_FROM_EMAIL", "receipts@kassa.localhos
 
 KASSA_GATEWAY = os.environ.get("KASSA_GATEWAY", "sandbox")
 KASSA_SANDBOX_SETTLE_SECONDS = int(os.environ.get("KASSA_SANDBOX_SETTLE_SECONDS", "30"))
+# How many times a refund's gateway call is made before the refund is flagged for a person,
+# and the first wait between two (doubling, capped at an hour).
+KASSA_GATEWAY_ATTEMPTS = max(1, int(os.environ.get("KASSA_GATEWAY_ATTEMPTS", "8")))
+KASSA_GATEWAY_BACKOFF_SECONDS = max(
+    1, int(os.environ.get("KASSA_GATEWAY_BACKOFF_SECONDS", "10")))
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")

@@ -121,3 +121,15 @@ class PackageClosed(DomainError):
 class BenefitExhausted(DomainError):
     code = "benefit_exhausted"
     title = "Not enough of this benefit is left"
+
+
+class RefundNotStuck(DomainError):
+    code = "refund_not_stuck"
+    status = 409
+    title = "The refund is not waiting for a person"
+
+
+class GatewayRefundExists(DomainError):
+    code = "gateway_refund_exists"
+    status = 409
+    title = "The gateway has this refund"

@@ -58,3 +58,8 @@ class Gateway(ABC):
 
     @abstractmethod
     def refund_status(self, *, reference: str) -> RefundResult: ...
+
+    @abstractmethod
+    def find_refund(self, *, charge_reference: str, idempotency_key: str) -> RefundResult | None:
+        """The refund of this charge made with this key, if the gateway has one (whatever we
+        recorded): how a person resolving a stuck refund learns what really happened."""

@@ -2,8 +2,11 @@
 
 An online payment's `source` chooses what happens, as test cards do: `sandbox_ok` (the default)
 charges; `sandbox_declined` is declined; `sandbox_refund_fails` charges, and its refunds fail
-when they settle. Refunds stay pending until `KASSA_SANDBOX_SETTLE_SECONDS` have passed (then
-the worker's poll settles them) or until `kassa sandbox settle`.
+when they settle; `sandbox_refund_unreachable` charges, and every call about its refunds fails
+as a timeout would (retryable), until `kassa sandbox heal PAYMENT_ID` makes the charge's
+refunds reachable (its source becomes `sandbox_ok`). Refunds stay pending until
+`KASSA_SANDBOX_SETTLE_SECONDS` have passed (then the worker's poll settles them) or until
+`kassa sandbox settle`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from kassa.core.locks import assert_outside_transaction
 from kassa.gateways.base import ChargeResult, Gateway, GatewayError, RefundResult, RefundState
 from kassa.gateways.models import SandboxCharge, SandboxRefund
 
-SOURCES = ("sandbox_ok", "sandbox_declined", "sandbox_refund_fails")
+SOURCES = ("sandbox_ok", "sandbox_declined", "sandbox_refund_fails", "sandbox_refund_unreachable")
+UNREACHABLE = "sandbox_refund_unreachable"
+
+
+def _reachable(charge: SandboxCharge) -> None:
+    if charge.source == UNREACHABLE:
+        raise GatewayError("the sandbox gateway timed out (sandbox_refund_unreachable)",
+                           permanent=False)
 
 
 def _reference(prefix: str) -> str:
@@ -67,6 +77,7 @@ class SandboxGateway(Gateway):
         charge = SandboxCharge.objects.filter(reference=charge_reference).first()
         if charge is None:
             raise GatewayError(f"no such charge {charge_reference}", permanent=True)
+        _reachable(charge)
         settle_after = timezone.now() + dt.timedelta(seconds=settings.KASSA_SANDBOX_SETTLE_SECONDS)
         try:
             with transaction.atomic():
@@ -83,10 +94,26 @@ class SandboxGateway(Gateway):
         refund = SandboxRefund.objects.select_related("charge").filter(reference=reference).first()
         if refund is None:
             raise GatewayError(f"no such refund {reference}", permanent=True)
+        _reachable(refund.charge)
         if refund.state == RefundState.PENDING and refund.settle_after <= timezone.now():
             self.settle(refund)
             refund.refresh_from_db()
         return self._result(refund)
+
+    def find_refund(self, *, charge_reference: str, idempotency_key: str) -> RefundResult | None:
+        assert_outside_transaction("a sandbox gateway call (find_refund)")
+        charge = SandboxCharge.objects.filter(reference=charge_reference).first()
+        if charge is None:
+            return None
+        _reachable(charge)
+        refund = SandboxRefund.objects.filter(charge=charge,
+                                              idempotency_key=idempotency_key).first()
+        return self._result(refund) if refund is not None else None
+
+    def heal(self, charge_reference: str) -> bool:
+        """Make a `sandbox_refund_unreachable` charge's refunds reachable again."""
+        return bool(SandboxCharge.objects.filter(reference=charge_reference, source=UNREACHABLE)
+                    .update(source="sandbox_ok"))
 
     def settle(self, refund: SandboxRefund) -> None:
         """Settle a pending refund now, as the processor would after 24–48 hours."""

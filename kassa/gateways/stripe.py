@@ -169,13 +169,24 @@ class StripeGateway(Gateway):
             raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
         return refund_result(refund.to_dict())
 
+    def find_refund(self, *, charge_reference: str, idempotency_key: str) -> RefundResult | None:
+        assert_outside_transaction("a Stripe gateway call (find_refund)")
+        try:
+            return self._listed_refund(charge_reference, idempotency_key)
+        except stripe.StripeError as exc:
+            # Not knowing is not "none": a person must not pay again what Stripe may have.
+            raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
+
     def _find_refund(self, charge_reference: str, idempotency_key: str) -> RefundResult | None:
         """The refund made with this key, if Stripe made it although the call failed."""
         try:
-            page = self.client.v1.refunds.list(
-                params={"payment_intent": charge_reference, "limit": MAX_LISTED_REFUNDS})
+            return self._listed_refund(charge_reference, idempotency_key)
         except stripe.StripeError:
             return None  # the caller reports the original failure and retries
+
+    def _listed_refund(self, charge_reference: str, idempotency_key: str) -> RefundResult | None:
+        page = self.client.v1.refunds.list(
+            params={"payment_intent": charge_reference, "limit": MAX_LISTED_REFUNDS})
         for refund in page.to_dict().get("data", []):
             if (refund.get("metadata") or {}).get(KEY_METADATA) == idempotency_key:
                 return refund_result(refund)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from kassa.core.money import format_decimal_string
-from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
+from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Flag, MoneyText, Note, ObjectId, ShortText
-from kassa.refunds import selectors, services
+from kassa.refunds import attention, selectors, services
 from kassa.refunds.models import GatewayState, Refund
 from kassa.tenancy.auth import AuthedRequest
 
@@ -66,6 +66,15 @@ class RefundFilters(Schema):
     payment: ObjectId | None = None
     invoice: ObjectId | None = None
     case: ObjectId | None = None
+    # A query string's words: "true" or "false", nothing else (as the JSON bodies' booleans).
+    needs_attention: Literal["true", "false"] | None = Field(
+        None, description="true: only the refunds the gateway machinery gave up on")
+
+
+class ResolveIn(Schema):
+    action: Code = Field(..., description="paid_another_way | accept_gateway")
+    method: Code | None = Field(None, description="paid_another_way: cash | check | other")
+    note: Note | None = Field(None, description="required when method is other")
 
 
 def refund_json(refund: Refund) -> dict[str, Any]:
@@ -102,7 +111,9 @@ def refund_payment(request: AuthedRequest, payment_id: str, payload: PaymentRefu
 def list_refunds(request: AuthedRequest, filters: Query[RefundFilters],
                  paging: Query[Paging]) -> Any:
     found = selectors.find_refunds(request.auth.organization, payment=filters.payment,
-                                   invoice=filters.invoice, case=filters.case)
+                                   invoice=filters.invoice, case=filters.case,
+                                   needs_attention=(None if filters.needs_attention is None
+                                                    else filters.needs_attention == "true"))
     return [refund_json(r) for r in found[paging.offset: paging.offset + paging.limit]]
 
 
@@ -120,3 +131,20 @@ def refund_package(request: AuthedRequest, package_id: str, payload: PackageRefu
         method=payload.refund_to.method, note=payload.refund_to.note or "",
     )
     return Status(201, refund_json(selectors.get_refund(request.auth.organization, refund.pk)))
+
+
+STUCK_ERRORS = {**WRITE_ERRORS, 503: Problem}
+
+
+@router.post("/refunds/{refund_id}/retry", response={200: RefundOut, **STUCK_ERRORS})
+def retry_refund(request: AuthedRequest, refund_id: str) -> Any:
+    refund = attention.retry_refund(actor=request.auth, refund=refund_id)
+    return refund_json(selectors.get_refund(request.auth.organization, refund.pk))
+
+
+@router.post("/refunds/{refund_id}/resolve", response={200: RefundOut, **STUCK_ERRORS})
+def resolve_refund(request: AuthedRequest, refund_id: str, payload: ResolveIn) -> Any:
+    refund = attention.resolve_refund(actor=request.auth, refund=refund_id,
+                                      action=payload.action, method=payload.method,
+                                      note=payload.note or "")
+    return refund_json(selectors.get_refund(request.auth.organization, refund.pk))

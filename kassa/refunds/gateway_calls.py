@@ -4,7 +4,8 @@
    call), ask the gateway to refund with the key `kassa-refund-<id>` (so a repeated call — after
    a timeout, a 5xx, or a worker killed between the call and the write — refunds once), and
    record the gateway's reference. A retryable error backs off and tries again, at most
-   MAX_CALL_ATTEMPTS times; then the refund is flagged `stuck` for a person, never forgotten.
+   `KASSA_GATEWAY_ATTEMPTS` times (`max_call_attempts`); then the refund is flagged `stuck`
+   for a person (`kassa.refunds.attention`: retry or resolve), never forgotten.
    A permanent error fails the refund (its money goes back to refundable).
 2. `poll_refund`: ask the gateway how a pending refund stands until it is final; bounded too.
    Webhooks (Stripe) bring the same news sooner, through the same `apply_gateway_result`.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
@@ -26,7 +28,6 @@ from kassa.refunds.models import GatewayState, Refund, RefundStatus
 
 logger = logging.getLogger("kassa.refunds")
 
-MAX_CALL_ATTEMPTS = 8
 MAX_POLLS = 40  # with the backoff below: about two weeks of polling
 CLAIM_SECONDS = 300  # a call claimed longer ago than this was lost with its worker
 
@@ -35,15 +36,18 @@ def idempotency_key(refund: Refund) -> str:
     return f"kassa-refund-{refund.pk}"
 
 
+def max_call_attempts() -> int:
+    return int(settings.KASSA_GATEWAY_ATTEMPTS)
+
+
 def backoff(attempt: int) -> dt.timedelta:
-    """10 s, 20 s, 40 s, … capped at an hour."""
-    return dt.timedelta(seconds=min(10 * 2 ** max(attempt - 1, 0), 3600))
+    """`KASSA_GATEWAY_BACKOFF_SECONDS` (10 s), then twice as long each time, capped at an hour."""
+    first = int(settings.KASSA_GATEWAY_BACKOFF_SECONDS)
+    return dt.timedelta(seconds=min(first * 2 ** max(attempt - 1, 0), 3600))
 
 
 def poll_delay(gateway_name: str, polls: int) -> dt.timedelta:
     if gateway_name == "sandbox":
-        from django.conf import settings
-
         return dt.timedelta(seconds=max(1, settings.KASSA_SANDBOX_SETTLE_SECONDS))
     return dt.timedelta(seconds=min(60 * 2 ** polls, 6 * 3600))
 
@@ -88,7 +92,7 @@ def _call_failed(refund: Refund, exc: GatewayError, now: dt.datetime) -> None:
         apply_gateway_result(refund_id=refund.pk, state=RefundState.FAILED,
                              failure_reason=message)
         return
-    if refund.attempts >= MAX_CALL_ATTEMPTS:
+    if refund.attempts >= max_call_attempts():
         logger.error("refund %s: gateway call failed %s times, flagged stuck: %s",
                      refund.pk, refund.attempts, message)
         Refund.objects.filter(pk=refund.pk, gateway_state=GatewayState.CALLING).update(

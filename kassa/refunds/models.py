@@ -114,6 +114,7 @@ class Refund(models.Model):
 class ReceiptKind(models.TextChoices):
     RECEIPT = "receipt", "Refund receipt"
     FAILURE_NOTICE = "failure_notice", "Refund failed notice"
+    PAID_ANOTHER_WAY = "paid_another_way", "Refund paid another way"
 
 
 class ReceiptStatus(models.TextChoices):

@@ -53,9 +53,14 @@ def build_message(receipt: Receipt) -> EmailMessage:
         "payment": refund.payment,
         "payment_amount": money(refund.payment.amount_minor) if refund.payment else "",
         "failure": receipt.kind == ReceiptKind.FAILURE_NOTICE,
+        "paid_another_way": receipt.kind == ReceiptKind.PAID_ANOTHER_WAY,
     }
-    subject = (f"{org.name}: your refund of {context['total']} could not be completed"
-               if context["failure"] else f"{org.name}: refund receipt for {context['total']}")
+    if context["failure"]:
+        subject = f"{org.name}: your refund of {context['total']} could not be completed"
+    elif context["paid_another_way"]:
+        subject = f"{org.name}: your refund of {context['total']} was paid by {refund.method}"
+    else:
+        subject = f"{org.name}: refund receipt for {context['total']}"
     body = render_to_string("refunds/receipt.txt", context)
     return EmailMessage(
         subject=subject, body=body, to=[receipt.to_email],

@@ -52,3 +52,15 @@ def _make_due_calls(ids: list[int], *, everything: bool) -> None:
         Refund.objects.filter(pk=refund_id, gateway_state=GatewayState.TO_CALL).update(
             next_attempt_at=timezone.now())
         call_gateway(refund_id)
+
+
+def heal(*, payment_id: str) -> dict[str, Any] | None:
+    """`kassa sandbox heal PAYMENT_ID`: the payment's refunds reach the sandbox again."""
+    from kassa.billing.models import Payment
+
+    pk = parse_id(payment_id)
+    payment = Payment.objects.filter(pk=pk or -1, gateway="sandbox").first()
+    if payment is None:
+        return None
+    healed = SandboxGateway().heal(payment.gateway_reference)
+    return {"payment": str(payment.pk), "healed": healed}

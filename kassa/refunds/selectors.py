@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from kassa.core.lookup import get_scoped, parse_id
-from kassa.refunds.models import Refund
+from kassa.refunds.models import GatewayState, Refund
 from kassa.tenancy.models import Organization
 
 
@@ -16,9 +16,12 @@ def refunds(organization: Organization) -> QuerySet[Refund]:
 
 def find_refunds(
     organization: Organization, *, payment: str | None = None, invoice: str | None = None,
-    case: str | None = None,
+    case: str | None = None, needs_attention: bool | None = None,
 ) -> QuerySet[Refund]:
     found = refunds(organization)
+    if needs_attention is not None:
+        stuck = Q(gateway_state=GatewayState.STUCK)
+        found = found.filter(stuck if needs_attention else ~stuck)
     for field, value in (("payment_id", payment), ("invoice_id", invoice),
                          ("invoice__case_id", case)):
         if value is not None:

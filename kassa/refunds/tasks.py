@@ -49,7 +49,7 @@ def sweep_refunds(now: dt.datetime | None = None) -> int:
     # idempotent by key, so calling again cannot refund twice. Every claim counted as an
     # attempt: a call that never comes back is flagged after the same bound as one that fails.
     expired = Refund.objects.filter(gateway_state=GatewayState.CALLING, next_attempt_at__lt=now)
-    if stuck := expired.filter(attempts__gte=gateway_calls.MAX_CALL_ATTEMPTS).update(
+    if stuck := expired.filter(attempts__gte=gateway_calls.max_call_attempts()).update(
             gateway_state=GatewayState.STUCK, next_attempt_at=None,
             last_error="the gateway call never came back (worker died?) after every attempt"):
         logger.error("%s refund gateway calls never came back after every attempt: flagged "

@@ -96,3 +96,32 @@ def test_settle_by_id_makes_only_that_refunds_call(tenant, tmp_path):
     assert Refund.objects.get(pk=first["id"]).status == "succeeded"
     untouched = Refund.objects.get(pk=second["id"])
     assert (untouched.status, untouched.gateway_reference) == ("pending", "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refunds_stuck_lists_what_needs_a_person_and_heal_lets_a_retry_through(tenant,
+                                                                              tmp_path):
+    payment = tenant.pay(tenant.invoice()["id"], "100.00", method="card", online=True,
+                         source="sandbox_refund_unreachable")
+    refund = tenant.api.post(f"/payments/{payment['id']}/refunds", {
+        "type": "online", "amount": "25.00", "reason": "Family request"}).json()
+    assert kassa("refunds", "stuck", tmp_path=tmp_path).stdout == '{"refunds": []}\n'
+    Refund.objects.filter(pk=refund["id"]).update(attempts=7)  # all but the last attempt spent
+    worker = kassa("worker", "--once", tmp_path=tmp_path)  # the last attempt fails: flagged
+    assert worker.returncode == 0, worker.stderr
+
+    listed = json.loads(kassa("refunds", "stuck", tmp_path=tmp_path).stdout)["refunds"]
+    assert [(r["id"], r["total"], r["status"]) for r in listed] == [
+        (refund["id"], "25.00", "pending")]
+    assert "timed out" in listed[0]["last_error"]
+    assert json.loads(kassa("refunds", "stuck", "--org", str(tenant.organization.pk),
+                            tmp_path=tmp_path).stdout)["refunds"] == listed
+    assert kassa("refunds", "stuck", "--org", "x", tmp_path=tmp_path).returncode == 2
+
+    healed = kassa("sandbox", "heal", payment["id"], tmp_path=tmp_path)
+    assert json.loads(healed.stdout) == {"payment": payment["id"], "healed": True}
+    assert kassa("sandbox", "heal", "424242", tmp_path=tmp_path).returncode == 2
+    assert tenant.api.post(f"/refunds/{refund['id']}/retry").status_code == 200
+    assert kassa("sandbox", "settle", "--all", tmp_path=tmp_path).returncode == 0
+    assert Refund.objects.get(pk=refund["id"]).status == "succeeded"
+    assert kassa("verify", tmp_path=tmp_path).returncode == 0

@@ -229,14 +229,14 @@ def test_gateway_that_keeps_failing_is_flagged_after_the_bound_not_forgotten(
 
     monkeypatch.setattr(SandboxGateway, "refund", down)
     run_tasks()
-    for _ in range(3 * gateway_calls.MAX_CALL_ATTEMPTS):
+    for _ in range(3 * gateway_calls.max_call_attempts()):
         make_all_tasks_due()
         run_tasks()
     refund.refresh_from_db()
 
-    assert len(calls) == gateway_calls.MAX_CALL_ATTEMPTS
+    assert len(calls) == gateway_calls.max_call_attempts()
     assert set(calls) == {gateway_calls.idempotency_key(refund)}  # one key for every try
-    assert refund.gateway_state == "stuck" and refund.attempts == gateway_calls.MAX_CALL_ATTEMPTS
+    assert refund.gateway_state == "stuck" and refund.attempts == gateway_calls.max_call_attempts()
     assert refund.status == "pending" and "connection reset" in refund.last_error
     got = tenant.api.get(f"/refunds/{refund.pk}").json()
     assert got["needs_attention"] is True and got["status"] == "pending"
@@ -271,7 +271,7 @@ def test_gateway_refusing_for_good_fails_the_refund_and_gives_the_money_back(
 def test_a_call_whose_worker_keeps_dying_is_flagged_after_the_bound(
         tenant, card_payment, monkeypatch):
     """Not only gateway errors are bounded: a call that never comes back (its worker killed,
-    an unexpected exception) is given up after MAX_CALL_ATTEMPTS claims too."""
+    an unexpected exception) is given up after max_call_attempts() claims too."""
     refund = online_refund(tenant, card_payment)
     calls = []
 
@@ -281,11 +281,11 @@ def test_a_call_whose_worker_keeps_dying_is_flagged_after_the_bound(
 
     monkeypatch.setattr(SandboxGateway, "refund", die)
     run_tasks()
-    for _ in range(3 * gateway_calls.MAX_CALL_ATTEMPTS):
+    for _ in range(3 * gateway_calls.max_call_attempts()):
         make_all_tasks_due()
         run_tasks()
     refund.refresh_from_db()
-    assert len(calls) == gateway_calls.MAX_CALL_ATTEMPTS
+    assert len(calls) == gateway_calls.max_call_attempts()
     assert refund.gateway_state == "stuck" and refund.status == "pending"
     assert tenant.api.get(f"/refunds/{refund.pk}").json()["needs_attention"] is True
     assert verify(tenant.organization) == []
