@@ -1,4 +1,5 @@
-"""Stored answers to POST requests that carried an Idempotency-Key."""
+"""Stored answers to POST requests that carried an Idempotency-Key, and the leases of the
+worker's periodic work."""
 
 from __future__ import annotations
 
@@ -18,3 +19,11 @@ class IdempotentRequest(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["organization", "key"], name="idempotency_key_unique")
         ]
+
+
+class Lease(models.Model):
+    """A piece of periodic work the whole installation does once per interval, however many
+    processes could: the one whose conditional update moves `due_at` on does it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    due_at = models.DateTimeField()
