@@ -34,7 +34,7 @@ from typing import Any
 
 from bench import bulk_load
 
-VERSION = 2  # bump when what is generated changes: a cached data set of another version is rebuilt
+VERSION = 3  # bump when what is generated changes: a cached data set of another version is rebuilt
 CENTERS = 10
 START = dt.date(2023, 1, 1)
 DAYS = 1096  # 2023-01-01 … 2025-12-31
@@ -310,10 +310,10 @@ INSERT INTO refunds_refund (id, organization_id, center_id, invoice_id, payment_
     close_package, type, status, amount_minor, tax_minor, method, reason, internal_note, note,
     decrease_balance_owed, credit_net_minor, credit_tax_minor, created_by_id, created_at,
     settled_at, failure_reason, gateway, gateway_reference, gateway_state, attempts,
-    next_attempt_at, last_error, issue_entry_id, settle_entry_id)
+    next_attempt_at, last_error, issue_entry_id, settle_entry_id, keyed_by_installation)
 SELECT e.ref, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, NULL, e.pkg, false, 'offline',
        'recorded', e.b, e.c, e.method, 'Customer moved away', '', '', false, 0, 0, NULL, e.at,
-       NULL, '', '', '', '', 0, NULL, '', e.id, NULL
+       NULL, '', '', '', '', 0, NULL, '', e.id, NULL, true
 FROM ent e WHERE e.kind = 'package_refund'
 """),
     ("billing_linecredit", """

@@ -139,6 +139,9 @@ DEFAULT_FROM_EMAIL = os.environ.get("KASSA_FROM_EMAIL", "receipts@kassa.localhos
 
 KASSA_GATEWAY = os.environ.get("KASSA_GATEWAY", "sandbox")
 KASSA_SANDBOX_SETTLE_SECONDS = int(os.environ.get("KASSA_SANDBOX_SETTLE_SECONDS", "30"))
+# This installation's name in its gateway idempotency keys (default: made once, kept in the
+# database); set it on a copy of a database so that the copy never sends the original's keys.
+KASSA_INSTALLATION = os.environ.get("KASSA_INSTALLATION", "")
 # How many times a refund's gateway call is made before the refund is flagged for a person,
 # and the first wait between two (doubling, capped at an hour).
 KASSA_GATEWAY_ATTEMPTS = max(1, int(os.environ.get("KASSA_GATEWAY_ATTEMPTS", "8")))

@@ -38,6 +38,7 @@ from kassa.core.errors import (
     PaymentExceedsBalance,
     ValidationFailed,
 )
+from kassa.core.installation import installation_key
 from kassa.core.locks import lock_invoice, lock_organization, money_transaction
 from kassa.core.lookup import get_scoped
 from kassa.core.money import (
@@ -232,7 +233,9 @@ def take_payment(
     if online:
         gateway = current_gateway()
         # The same request retried (same Idempotency-Key) asks the gateway for the same charge.
-        seed = f"{organization.pk}:{request_key}" if request_key else uuid.uuid4().hex
+        # ... and no other installation sharing the processor account ever sends that key.
+        seed = (f"{installation_key()}:{organization.pk}:{request_key}" if request_key
+                else uuid.uuid4().hex)
         charge_key = "pay-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
         try:
             charge = gateway.charge(

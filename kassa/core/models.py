@@ -27,3 +27,12 @@ class Lease(models.Model):
 
     name = models.CharField(max_length=64, unique=True)
     due_at = models.DateTimeField()
+
+
+class Installation(models.Model):
+    """This database's own name among every copy of Kassa (one row, made when it is migrated):
+    staging, production and a restored backup each have their own, so the idempotency keys
+    they send one shared processor account can never be each other's."""
+
+    key = models.CharField(max_length=32, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -1,7 +1,7 @@
 """The online refund's conversation with the gateway, run from tasks, outside every lock.
 
 1. `call_gateway`: claim the due call with a conditional update (so two workers never both
-   call), ask the gateway to refund with the key `kassa-refund-<id>` (so a repeated call — after
+   call), ask the gateway to refund with the refund's own key (so a repeated call — after
    a timeout, a 5xx, or a worker killed between the call and the write — refunds once), and
    record the gateway's reference. A retryable error backs off and tries again, at most
    `KASSA_GATEWAY_ATTEMPTS` times (`max_call_attempts`); then the refund is flagged `stuck`
@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from kassa.core.installation import installation_key
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import GatewayError, RefundResult, RefundState
 from kassa.gateways.registry import gateway_named
@@ -33,7 +34,12 @@ CLAIM_SECONDS = 300  # a call claimed longer ago than this was lost with its wor
 
 
 def idempotency_key(refund: Refund) -> str:
-    return f"kassa-refund-{refund.pk}"
+    """`kassa-<installation>-refund-<id>`: a retry asks for the same refund, and no other
+    database sharing the processor account can ever send it (`kassa-refund-<id>` for the
+    refunds made before, which must keep the key they were called with)."""
+    if not refund.keyed_by_installation:
+        return f"kassa-refund-{refund.pk}"
+    return f"kassa-{installation_key()}-refund-{refund.pk}"
 
 
 def max_call_attempts() -> int:

@@ -84,6 +84,8 @@ class Refund(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # Refunds made before the keys named the installation keep the key they were called with.
+    keyed_by_installation = models.BooleanField(default=True)
 
     # The journal entries this refund wrote, so a failure can reverse exactly them.
     issue_entry = models.OneToOneField(

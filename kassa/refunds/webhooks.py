@@ -40,7 +40,8 @@ router = Router(tags=["webhooks"])
 REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.refund.updated")
 # Stripe ids are short ASCII words; anything else (NUL, megabytes) never reaches a query.
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,200}")
-_REFUND_KEY = re.compile(r"kassa-refund-([0-9]{1,18})")
+# Ours, or another installation's (which the key's own check below then refuses).
+_REFUND_KEY = re.compile(r"kassa-(?:[A-Za-z0-9_.]{1,40}-)?refund-([0-9]{1,18})")
 
 
 class Received(Schema):

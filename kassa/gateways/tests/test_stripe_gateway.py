@@ -11,6 +11,7 @@ from kassa.gateways.stripe import StripeGateway, refund_state
 from kassa.gateways.tests.conftest import issue_refund, snapshot
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
+from kassa.refunds.gateway_calls import idempotency_key
 from kassa.refunds.models import Receipt, Refund
 
 
@@ -81,7 +82,7 @@ def test_online_refund_calls_stripe_once_with_the_refunds_key_and_settles_by_pol
 
     run_tasks()
     [call] = fake_stripe.calls_to("POST", "/v1/refunds")
-    assert call.idempotency_key == f"kassa-refund-{refund['id']}"
+    assert call.idempotency_key == idempotency_key(Refund.objects.get(pk=refund["id"]))
     [intent] = fake_stripe.payment_intents.values()
     assert call.params["payment_intent"] == intent["id"] and call.params["amount"] == "5000"
     assert call.params["metadata[kassa_idempotency_key]"] == call.idempotency_key
@@ -120,7 +121,8 @@ def test_a_500_on_the_refund_call_is_retried_with_the_same_key_and_refunds_once(
     make_all_tasks_due()
     run_tasks()
     calls = fake_stripe.calls_to("POST", "/v1/refunds")
-    assert [c.idempotency_key for c in calls] == [f"kassa-refund-{refund['id']}"] * 2
+    assert [c.idempotency_key for c in calls] == [
+        idempotency_key(Refund.objects.get(pk=refund["id"]))] * 2
     [stripe_refund] = fake_stripe.refunds.values()
     got = Refund.objects.get(pk=refund["id"])
     assert got.gateway_state == "called" and got.gateway_reference == stripe_refund["id"]

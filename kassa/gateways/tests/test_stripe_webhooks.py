@@ -16,6 +16,7 @@ from kassa.gateways.tests.conftest import WEBHOOK_SECRET, issue_refund, snapshot
 from kassa.gateways.tests.fake_stripe import FakeStripe
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
+from kassa.refunds.gateway_calls import idempotency_key
 from kassa.refunds.models import Receipt, Refund
 
 
@@ -183,7 +184,8 @@ def test_metadata_naming_our_refund_of_another_payment_intent_is_ignored(
     before = snapshot()
     deliver(fake_stripe.event("refund.updated", re_id, id="re_other", status="failed",
                               payment_intent="pi_other",
-                              metadata={"kassa_idempotency_key": f"kassa-refund-{refund_id}"}))
+                              metadata={"kassa_idempotency_key": idempotency_key(
+                                  Refund.objects.get(pk=refund_id))}))
     assert snapshot() == before
 
 
@@ -307,3 +309,24 @@ def test_the_webhook_is_in_the_openapi_document_without_a_bearer_token(db):
     assert "application/problem+json" in operation["responses"]["400"]["content"]
     assert not operation.get("security")
     assert json.loads(r.content)  # still a valid document
+
+
+def test_a_refund_made_by_another_installation_with_our_refund_id_is_ignored(
+        tenant, pending, fake_stripe, settings):
+    """Staging and production share one Stripe account: a refund that staging's refund 1 made
+    is not production's refund 1, even while this one's answer is lost (no reference yet)."""
+    refund_id, re_id = pending
+    Refund.objects.filter(pk=refund_id).update(gateway_reference="")
+    ours = Refund.objects.get(pk=refund_id)
+    settings.KASSA_INSTALLATION = "staging0copy"
+    theirs = idempotency_key(ours)
+    settings.KASSA_INSTALLATION = ""
+    assert theirs != idempotency_key(ours) and theirs.endswith(f"-refund-{ours.pk}")
+    before = snapshot()
+    deliver(fake_stripe.event("refund.updated", re_id, id="re_staging", status="succeeded",
+                              metadata={"kassa_idempotency_key": theirs}))
+    assert snapshot() == before
+    # The same event with our own key is ours: found, and its id recorded.
+    deliver(fake_stripe.event("refund.updated", re_id, status="succeeded",
+                              metadata={"kassa_idempotency_key": idempotency_key(ours)}))
+    assert Refund.objects.get(pk=refund_id).gateway_reference == re_id
