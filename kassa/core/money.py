@@ -1,6 +1,8 @@
 """Money: integer minor units in storage, `Decimal` in computation, never float.
 
-A currency's minor unit comes from ISO 4217 through Babel (USD 2, JPY 0, KWD 3). Amounts are
+A currency's minor unit comes from ISO 4217 itself, from the table below (USD 2, JPY 0, KWD 3,
+IQD 3): Babel's CLDR data says what a currency is *shown* with, which is not always what the
+standard defines (CLDR gives IQD 0), so Babel only formats. Amounts are
 parsed strictly: a value with more decimals than the currency has is refused, not rounded,
 because silently rounding money a client sent is how cents go missing. Rounding happens only
 where a rule says so (tax), once, half-up.
@@ -8,10 +10,12 @@ where a rule says so (tax), once, half-up.
 
 from __future__ import annotations
 
+import copy
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from babel.numbers import format_currency, get_currency_precision
+from babel import Locale
+from babel.numbers import parse_pattern
 
 from kassa.core.errors import InvalidAmount
 
@@ -24,8 +28,24 @@ MAX_MINOR = 10**15
 AMOUNT_GRAMMAR = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
+# ISO 4217 List One, the minor unit of every active currency that has other than two, as the
+# maintenance agency (SIX) published it in 2024 (transcribed 2026-12-01). Every other active
+# currency has two. The funds codes and metals with no minor unit ("N.A.") are not money a
+# business takes and are refused as currencies (kassa.tenancy.services.NOT_MONEY).
+MINOR_UNITS_OTHER_THAN_TWO = {
+    # none
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
+    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
+    "XPF": 0,
+    # three
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    # four
+    "CLF": 4, "UYW": 4,
+}
+
+
 def exponent(currency: str) -> int:
-    return int(get_currency_precision(currency))
+    return MINOR_UNITS_OTHER_THAN_TWO.get(currency.upper(), 2)
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
@@ -78,5 +98,10 @@ def parse_amount(
 
 
 def display(minor: int, currency: str, locale: str = "en_US") -> str:
-    """Money for people, in the organization's locale: "$1,000.00", "¥1,500"."""
-    return format_currency(from_minor(minor, currency), currency, locale=locale)
+    """Money for people, in the organization's locale: "$1,000.00", "¥1,500", "IQD1.250".
+    With ISO's digits, not CLDR's: Babel would round a dinar's fils away."""
+    pattern = copy.copy(parse_pattern(Locale.parse(locale).currency_formats["standard"]))
+    places = exponent(currency)
+    pattern.frac_prec = (places, places)
+    return pattern.apply(from_minor(minor, currency), locale, currency=currency,
+                         currency_digits=False)

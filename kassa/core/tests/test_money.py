@@ -19,8 +19,10 @@ from kassa.core.money import (
 )
 
 
-@pytest.mark.parametrize(("currency", "places"), [("USD", 2), ("EUR", 2), ("JPY", 0),
-                                                  ("KWD", 3), ("BHD", 3)])
+@pytest.mark.parametrize(("currency", "places"), [
+    ("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3), ("BHD", 3),
+    # ISO 4217, not CLDR: Babel says IQD has none; the standard gives it three.
+    ("IQD", 3), ("CLP", 0), ("TND", 3), ("CLF", 4), ("HUF", 2), ("ISK", 0)])
 def test_minor_unit_follows_iso_4217(currency, places):
     assert exponent(currency) == places
 
@@ -119,3 +121,15 @@ def test_display_is_for_people_in_the_locale():
     assert display(100000, "USD") == "$1,000.00"
     assert display(1500, "JPY") == "¥1,500"
     assert display(1234, "KWD", "en_US") == "KWD1.234"
+
+
+def test_an_iraqi_dinar_amount_has_three_decimals_and_is_shown_as_babel_formats_it():
+    from kassa.core.money import display
+
+    assert parse_amount("1.250", "IQD") == 1250
+    with pytest.raises(InvalidAmount):
+        parse_amount("1.2505", "IQD")
+    assert format_decimal_string(1250, "IQD") == "1.250"
+    assert display(1250, "IQD") == "IQD1.250"  # ISO digits, where CLDR would round them away
+    assert (display(100000, "USD"), display(1500, "JPY"), display(1234, "KWD")) == (
+        "$1,000.00", "¥1,500", "KWD1.234")
