@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,11 +99,23 @@ def revenue_report(membership: Membership, start: dt.date | None, end: dt.date |
 
 # CSV: built from a report (decimal strings).
 
+# A spreadsheet runs a cell that starts with one of these as a formula: a customer named
+# `=HYPERLINK(…)` must stay a name. Amounts keep their sign (a refund is "-50.00").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def neutralised(cell: Any) -> Any:
+    if isinstance(cell, str) and cell.startswith(FORMULA_START) and not AMOUNT.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
 def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> HttpResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([[neutralised(cell) for cell in row] for row in rows])
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response

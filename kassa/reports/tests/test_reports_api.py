@@ -173,3 +173,26 @@ def test_bad_report_parameters_are_422_naming_the_field(spa):
         assert field in [e["field"] for e in r.json()["errors"]]
     r = spa.api.get("/reports/revenue", start="2026-03-02", end="2026-03-01")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "start"
+
+
+def test_a_name_that_a_spreadsheet_would_run_as_a_formula_stays_text_in_the_csv(spa):
+    """A customer named `=HYPERLINK(…)` is a name in the package-liability CSV, not a formula;
+    a negative amount keeps its sign."""
+    with time_machine.travel(at("2026-03-02", 10), tick=False):
+        tpl = spa.api.post("/package-templates", {
+            "name": "Ten sessions", "price": "100.00", "tax_rate": "0",
+            "benefits": [{"name": "Session", "quantity": 1, "unit_value": "100.00"}]}).json()
+        for name in ('=HYPERLINK("http://evil.example","x")', "+1 Guest", "@Guest", "-Guest"):
+            customer = spa.customer(name, "g@example.com")
+            inv = spa.invoice({"kind": "package", "description": "Ten sessions",
+                               "package_template": tpl["id"]}, customer=customer)
+            spa.pay(inv["id"], inv["total"])
+    r = spa.api.get("/reports/package-liability", start="2026-03-01", end="2026-03-31",
+                    format="csv")
+    customers = [row[1] for row in csv.reader(io.StringIO(r.content.decode()))][1:-1]
+    assert customers == ['\'=HYPERLINK("http://evil.example","x")', "'+1 Guest", "'@Guest",
+                         "'-Guest"]
+    from kassa.reports.presenters import neutralised
+
+    assert (neutralised("-50.00"), neutralised("\tx"), neutralised("Ann")) == (
+        "-50.00", "'\tx", "Ann")
