@@ -209,6 +209,10 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
             invoice__isnull=False
         ).exists():
             raise ValidationFailed("currency", "cannot change once invoices exist")
+        # Package templates hold prices and benefit values in minor units too (by the reverse
+        # relation's name: tenancy sits below the packages app).
+        if currency != organization.currency and organization.packagetemplate_set.exists():
+            raise ValidationFailed("currency", "cannot change once package templates exist")
         organization.currency = currency
     if "timezone" in changes:
         organization.timezone = validate_timezone(changes["timezone"])

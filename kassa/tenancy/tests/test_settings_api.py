@@ -111,6 +111,20 @@ def test_currency_cannot_change_once_invoices_exist(tenant, unchanged):
     assert r.status_code == 200 and r.json()["timezone"] == "Europe/Paris"
 
 
+def test_currency_cannot_change_once_package_templates_hold_amounts(tenant, unchanged):
+    """A USD 1000.00 template would otherwise become JPY 100000 (its minor units reread)."""
+    r = tenant.api.post("/package-templates", {
+        "name": "Ten sessions", "price": "1000.00", "tax_rate": "0",
+        "benefits": [{"name": "Session", "quantity": 10, "unit_value": "100.00"}]})
+    assert r.status_code == 201, r.content
+    with unchanged():
+        r = tenant.api.patch("/settings", {"currency": "JPY"})
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "currency",
+                                   "message": "cannot change once package templates exist"}]
+    assert tenant.api.patch("/settings", {"currency": "USD"}).status_code == 200  # the same
+
+
 def test_settings_need_a_token(anonymous, tenant, unchanged):
     assert anonymous.get("/settings").status_code == 401
     with unchanged():
