@@ -47,6 +47,8 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy kassa
+	DATABASE_URL=sqlite:///var/lint.sqlite3 DJANGO_SETTINGS_MODULE=kassa.settings \
+	  $(BIN)/python -m django makemigrations --check --dry-run
 
 # Re-pin the lock file from pyproject.toml's ranges (needs the registries).
 lock:
