@@ -158,12 +158,17 @@ def cmd_refunds_stuck(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from django.conf import settings
     from django.core.management import call_command
 
     from kassa.tenancy.models import Organization
 
+    if settings.KASSA_SECURE and settings.SECRET_KEY == settings.DEVELOPMENT_SECRET_KEY:
+        return _fail("KASSA_SECURE=1 needs a secret key of its own: set KASSA_SECRET_KEY (50 "
+                     "or more random characters)")
     call_command("migrate", interactive=False, verbosity=0)
-    if not args.no_demo and not Organization.objects.exists():
+    # The demo's logins are published in the README: never on a deployment that is secure.
+    if not args.no_demo and not settings.KASSA_SECURE and not Organization.objects.exists():
         from kassa.demo import load_demo
 
         demo = load_demo()

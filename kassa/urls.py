@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
 
 from kassa.api import api
+from kassa.health import healthz
 from kassa.problems import problem
 
 
@@ -15,6 +16,7 @@ def api_path_not_found(request: HttpRequest, rest: str) -> HttpResponse:
 
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("api/v1/", api.urls),
     re_path(r"^api/v1/(?P<rest>.*)$", api_path_not_found),
     path("admin/", admin.site.urls),
