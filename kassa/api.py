@@ -12,6 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI
@@ -33,15 +35,28 @@ class BearerToken(HttpBearer):
 
 
 class BodyNotAnObject(ValueError):
-    pass
+    def __init__(self, message: str, *, field: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`{"amount": "1.00", "amount": "999.00"}`: which one a program meant is anybody's guess
+    (json.loads keeps the last), so it is refused."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise BodyNotAnObject("appears twice in the body: send each field once", field=key)
+        seen[key] = value
+    return seen
 
 
 class ObjectParser(Parser):
-    """Every body of the API is a JSON object. Without this check ninja's schemas read fields
-    off any value, so `[1, 2]` would pass for a body whose fields are all optional."""
+    """Every body of the API is a JSON object, each key once. Without this check ninja's schemas
+    read fields off any value, so `[1, 2]` would pass for a body whose fields are optional."""
 
     def parse_body(self, request: HttpRequest) -> dict[str, Any]:
-        data = json.loads(request.body)
+        data = json.loads(request.body, object_pairs_hook=_no_duplicate_keys)
         if not isinstance(data, dict):
             raise BodyNotAnObject("must be a JSON object")
         return data
@@ -118,6 +133,18 @@ def on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> Http
     return problem(422, "validation_error", "The request is not valid", detail, errors)
 
 
+@api.exception_handler(RequestDataTooBig)
+def on_body_too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return body_too_big()
+
+
+def body_too_big() -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return problem(413, "body_too_large", "The request body is too large",
+                   f"body: at most {limit} bytes", [{"field": "body",
+                                                     "message": f"at most {limit} bytes"}])
+
+
 @api.exception_handler(AuthenticationError)
 def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     response = problem(401, "unauthorized", "Authentication required",
@@ -136,8 +163,9 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 400:  # an unparseable body is bad input like any other: 422
         cause = exc.__cause__
         message = str(cause) if isinstance(cause, BodyNotAnObject) else "is not valid JSON"
-        return problem(422, "validation_error", "The request is not valid", f"body: {message}",
-                       [{"field": "body", "message": message}])
+        field = cause.field if isinstance(cause, BodyNotAnObject) else "body"
+        return problem(422, "validation_error", "The request is not valid", f"{field}: {message}",
+                       [{"field": field, "message": message}])
     code = {405: "method_not_allowed"}.get(exc.status_code, "error")
     return problem(exc.status_code, code, str(exc), str(exc))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 
@@ -68,8 +69,13 @@ class IdempotencyMiddleware:
                            "Idempotency-Key: at most 255 printable characters",
                            [{"field": "Idempotency-Key",
                              "message": "at most 255 printable characters"}])
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return problem(413, "body_too_large", "The request body is too large",
+                           "body: too large", [{"field": "body", "message": "too large"}])
         fingerprint = hashlib.sha256(
-            b"\n".join([request.method.encode(), request.path.encode(), request.body])
+            b"\n".join([request.method.encode(), request.path.encode(), body])
         ).hexdigest()
         claim = _claim(membership.organization_id, key, fingerprint)
         if claim is None:

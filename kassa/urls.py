@@ -3,12 +3,14 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 
 from kassa.api import api
 from kassa.health import healthz
 from kassa.problems import problem
 
 
+@csrf_exempt  # the API has no cookies to protect: a POST here is a 404 too, not a CSRF page
 def api_path_not_found(request: HttpRequest, rest: str) -> HttpResponse:
     """An address under the API that names no operation: a problem document like every other
     API error, not Django's HTML page."""
