@@ -1,7 +1,8 @@
 """Input text types for the API schemas: bounded length, no control characters.
 
 PostgreSQL cannot store a NUL byte in text (a 500 if it reaches the database), and no field of
-ours has a use for other control characters either, so they are refused at the edge with a 422
+ours has a use for other control characters either (C0, DEL, and the C1 block U+0080–U+009F,
+which only ever arrives from a mangled encoding), so they are refused at the edge with a 422
 that names the field. Tab and newline stay allowed in notes.
 
 Each type also *documents* its rule in the OpenAPI document as a `pattern`, written to accept
@@ -19,12 +20,12 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
 from pydantic_core import PydanticCustomError
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_NO_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_NO_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # A line: no control character, and something besides white space (it is stripped).
-LINE_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
-TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 # Money: plain digits with an optional fraction; no sign, exponent, separators or spaces.
 # How many decimals the currency allows is checked by the service (422 invalid_amount).
 MONEY_PATTERN = r"^[0-9]+(\.[0-9]+)?$"

@@ -54,7 +54,7 @@ def _clean(value: str | None, field: str, limit: int, *, required: bool = False)
         raise ValidationFailed(field, "is required")
     if len(text) > limit:
         raise ValidationFailed(field, f"at most {limit} characters")
-    if any(ord(c) < 32 and c not in "\t\n\r" for c in text) or "\x7f" in text:
+    if any((ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) <= 0x9F for c in text):
         raise ValidationFailed(field, "must not contain control characters")
     return text
 

@@ -160,7 +160,8 @@ def test_a_body_that_is_not_a_json_object_is_422(tenant: Any, body: bytes) -> No
     assert tenant.api.get("/settings").json()["currency"] == "USD"
 
 
-@pytest.mark.parametrize("value", ["Ann\x00", "\x00", "A\x1b[31m", "   ", "x" * 201])
+@pytest.mark.parametrize("value", ["Ann\x00", "\x00", "A\x1b[31m", "   ", "x" * 201,
+                                   "Ann\x85", "\x9b31m"])  # C1 controls, like C0
 def test_nul_and_control_characters_and_blank_text_are_422(tenant: Any, value: str) -> None:
     r = tenant.api.post("/customers", {"name": value, "email": "ann@example.com"})
     assert r.status_code == 422, r.content
@@ -242,3 +243,22 @@ def test_an_id_filter_is_digits_only(tenant: Any) -> None:
         assert r.status_code == 422, (value, r.content)
         assert r.json()["errors"][0]["field"] == "case"
     assert tenant.api.get("/refunds", case="12345").json() == []
+
+
+def test_c1_control_characters_are_refused_in_notes_and_refund_reasons_too(tenant: Any) -> None:
+    invoice = tenant.invoice()
+    payment = tenant.pay(invoice["id"], "10.00")
+    r = tenant.api.post(f"/payments/{payment['id']}/refunds", {
+        "type": "offline", "method": "cash", "amount": "1.00", "reason": "Moved\x9c away"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"
+    assert tenant.api.get(f"/payments/{payment['id']}").json()["refunded"] == "0.00"
+    from kassa.core.errors import ValidationFailed
+    from kassa.refunds.services import refund_payment
+
+    with pytest.raises(ValidationFailed) as refused:  # the service's own check, past the schema
+        refund_payment(actor=tenant.admin, payment=payment["id"], type="offline", amount="1.00",
+                       reason="ok", method="cash", internal_note="a\x80b")
+    assert refused.value.field == "internal_note"
+    # Accented letters sit just past the block and stay welcome.
+    ok = tenant.api.post("/customers", {"name": "Zoë Ñúñez", "email": "zoe@example.com"})
+    assert ok.status_code == 201, ok.content
