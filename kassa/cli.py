@@ -275,7 +275,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+COMMANDS = ("run", "migrate", "worker", "org", "user", "sandbox", "refunds", "verify", "demo")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        return _django_command(argv)
     args = parser().parse_args(argv)
     _setup()
     from django.db import OperationalError, ProgrammingError
@@ -287,6 +293,20 @@ def main(argv: list[str] | None = None) -> int:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _fail(f"the database is not ready: {first_line} "
                      "(is DATABASE_URL right, and has `kassa migrate` run?)")
+
+
+def _django_command(argv: list[str]) -> int:
+    """Anything else is one of Django's management commands (`kassa createsuperuser`,
+    `kassa clearsessions`), or a mistake that lists what there is."""
+    _setup()
+    from django.core.management import execute_from_command_line, get_commands
+
+    if argv[0] in get_commands():
+        execute_from_command_line(["kassa", *argv])
+        return 0
+    parser().print_usage(sys.stderr)
+    return _fail(f"unknown command {argv[0]!r}: kassa's commands are {', '.join(COMMANDS)}, "
+                 "and Django's management commands (`kassa help` lists them)")
 
 
 if __name__ == "__main__":

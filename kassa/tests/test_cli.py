@@ -241,3 +241,20 @@ def test_demo_loads_and_its_books_verify():
     assert again.returncode == 2 and again.stdout == ""
     assert again.stderr.startswith("kassa: the demo cannot load here")
     assert Organization.objects.count() == organizations
+
+
+def test_other_commands_are_djangos_and_an_unknown_one_lists_the_commands():
+    done = kassa("check")  # Django's system check, through kassa
+    assert "System check identified no issues" in done.stdout
+    sessions = kassa("clearsessions")
+    assert sessions.returncode == 0
+    unknown = kassa("refnud", check=False)
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert "unknown command 'refnud'" in unknown.stderr
+    assert "run, migrate, worker" in unknown.stderr
+
+
+def test_python_dash_m_kassa_is_the_kassa_command():
+    done = subprocess.run([sys.executable, "-m", "kassa", "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, check=False)
+    assert done.returncode == 0 and "verify" in done.stdout and "sandbox" in done.stdout
