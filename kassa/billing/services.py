@@ -12,6 +12,7 @@ into the package) is the business of the app that registered the kind (`line_kin
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from decimal import Decimal, InvalidOperation
 
@@ -55,6 +56,8 @@ from kassa.ledger.services import Line, credit, debit, post
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import get_center
 from kassa.tenancy.services import require_writer
+
+logger = logging.getLogger("kassa.billing")
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
@@ -296,6 +299,8 @@ def _record_payment(
                                 by=actor.user, detail=detail)
     post(organization=actor.organization, center=invoice.center, kind="payment", at=now,
          created_by=actor.user, memo=f"Payment on invoice {invoice.number}", lines=entry_lines)
+    logger.info("payment %s: %s by %s on invoice %s", payment.pk, amount_minor, method,
+                invoice.pk)
     return payment
 
 

@@ -87,6 +87,9 @@ def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
     receipts.queue(refund, ReceiptKind.RECEIPT, now)
     if refund.type == RefundType.ONLINE:
         enqueue("refunds.call_gateway", refund.pk)
+    logger.info("refund %s %s: %s of invoice %s, payment %s, package %s", refund.pk,
+                refund.status, refund.total_minor, refund.invoice_id, refund.payment_id,
+                refund.package_id)
 
 
 def refresh_payment(payment: Payment) -> None:
@@ -149,6 +152,7 @@ def _finished(refund: Refund, payment: Payment | None, status: str, now: dt.date
               event: str, detail: str) -> None:
     """The gateway's last word is recorded: the refund's status, then its payment's figures
     (derived from the refunds, so after the status) and history."""
+    logger.info("refund %s %s: %s", refund.pk, status, refund.total_minor)
     refund.status = status
     refund.settled_at = now
     refund.gateway_state = GatewayState.DONE
