@@ -19,6 +19,13 @@ class EmailBackend(ModelBackend):
         return super().authenticate(request, username=email.strip().lower(), password=password)
 
 
+def sign_in_name(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
+    """The account a sign-in names, as django-axes counts its failures: the e-mail as the
+    backend reads it, so `Ann@…` and `ann@…` are one account."""
+    raw = (credentials or {}).get("username") or request.POST.get("username", "")
+    return str(raw).strip().lower()
+
+
 class AuthedRequest(HttpRequest):
     """What an API handler receives once the bearer token is checked: `auth` is the caller's
     membership (its user, organization and role). For type checking only."""
