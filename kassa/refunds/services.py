@@ -48,6 +48,14 @@ def _money(minor: int, organization: Organization) -> str:
     return display(minor, organization.currency, organization.locale)
 
 
+def _asked(actor: Membership, amount: str, reason: str, note: str) -> tuple[int, str, str]:
+    """What every refund asks, checked in one order: may this person refund, then the amount
+    at the currency's precision, the reason (required) and the note."""
+    require_refund_permission(actor)
+    return (parse_amount(amount, actor.organization.currency),
+            _clean(reason, "reason", MAX_REASON, required=True), _clean(note, "note", MAX_NOTE))
+
+
 def _clean(value: str | None, field: str, limit: int, *, required: bool = False) -> str:
     text = (value or "").strip()
     if required and not text:
@@ -103,13 +111,9 @@ def _refund_payment(
     *, actor: Membership, payment: str | int, amount: str, reason: str, internal_note: str,
     decrease_balance_owed: bool, online: bool, method: str | None, note: str,
 ) -> Refund:
-    organization = actor.organization
-    target = get_scoped(Payment.objects.filter(organization=organization), payment)
-    require_refund_permission(actor)
-    amount_minor = parse_amount(amount, organization.currency)
-    reason = _clean(reason, "reason", MAX_REASON, required=True)
+    target = get_scoped(Payment.objects.filter(organization=actor.organization), payment)
+    amount_minor, reason, note = _asked(actor, amount, reason, note)
     internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
-    note = _clean(note, "note", MAX_NOTE)
     if online:
         if not target.online:
             raise OnlineRefundNotAllowed(
@@ -192,12 +196,8 @@ def refund_package(
     """Refund some of a package's balance (package-refunds.txt), with the tax received on it,
     paid out online to one of the invoice's online payments or offline; optionally closing the
     package."""
-    organization = actor.organization
-    found = get_scoped(Package.objects.filter(organization=organization), package)
-    require_refund_permission(actor)
-    amount_minor = parse_amount(amount, organization.currency)
-    reason = _clean(reason, "reason", MAX_REASON, required=True)
-    note = _clean(note, "note", MAX_NOTE)
+    found = get_scoped(Package.objects.filter(organization=actor.organization), package)
+    amount_minor, reason, note = _asked(actor, amount, reason, note)
     payment_id: int | None = None
     if refund_to_payment is not None:
         if method:
