@@ -33,12 +33,11 @@ from kassa.core.errors import (
     RefundNotStuck,
     ValidationFailed,
 )
-from kassa.core.locks import lock_invoice, lock_payment, lock_refund, money_transaction
+from kassa.core.locks import money_transaction
 from kassa.core.lookup import get_scoped
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import GatewayError, RefundResult, RefundState
 from kassa.gateways.registry import gateway_named
-from kassa.ledger.services import Line, post
 from kassa.refunds import lifecycle, receipts
 from kassa.refunds.gateway_calls import idempotency_key
 from kassa.refunds.models import (
@@ -142,7 +141,7 @@ def _accept(refund: Refund, actor: Membership, at_gateway: RefundResult | None) 
         outcome = at_gateway
         lifecycle.record_gateway_reference(refund_id=refund.pk, reference=at_gateway.reference)
     with money_transaction():
-        current = _lock_for(refund)
+        _, _, current = lifecycle.lock_with_its_payment(refund.pk)
         _require_stuck(current)
         _history(current, actor, now, "refund_resolved",
                  f"Refund {current.pk}: {actor.user.email} took the gateway's word "
@@ -159,30 +158,16 @@ def _accept(refund: Refund, actor: Membership, at_gateway: RefundResult | None) 
     return Refund.objects.get(pk=refund.pk)
 
 
-def _lock_for(refund: Refund) -> Refund:
-    lock_invoice(refund.invoice_id)
-    if refund.payment_id:
-        lock_payment(refund.payment_id)
-    return lock_refund(refund.pk)
-
-
 @money_transaction()
 def _paid_another_way(refund_id: int, actor: Membership, method: str, note: str) -> None:
-    unlocked = Refund.objects.only("invoice_id", "payment_id").get(pk=refund_id)
-    invoice = lock_invoice(unlocked.invoice_id)
-    payment = lock_payment(unlocked.payment_id) if unlocked.payment_id else None
-    refund = lock_refund(refund_id)
+    invoice, payment, refund = lifecycle.lock_with_its_payment(refund_id)
     _require_stuck(refund)
     now = timezone.now()
     # What was in transit to the card left by this tender instead: the settlement, elsewhere.
-    refs = {"invoice_id": refund.invoice_id, "payment_id": refund.payment_id, "refund": refund}
-    refund.settle_entry = post(
-        organization=invoice.organization, center=invoice.center, at=now, kind="refund_settled",
-        created_by=actor.user, memo=f"Refund {refund.pk} paid another way ({method})",
-        lines=[Line("refunds_in_transit", refund.total_minor, refs),
-               Line(method, -refund.total_minor, refs)])
-    refund.type = RefundType.OFFLINE
     refund.method = method
+    lifecycle.post_settlement(refund, invoice, now, actor=actor,
+                              memo=f"Refund {refund.pk} paid another way ({method})")
+    refund.type = RefundType.OFFLINE
     refund.status = RefundStatus.RECORDED
     refund.settled_at = now
     refund.gateway_state = GatewayState.DONE

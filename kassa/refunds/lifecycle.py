@@ -111,6 +111,14 @@ def record_gateway_reference(*, refund_id: int, reference: str) -> bool:
         gateway_reference=reference[:200]))
 
 
+def lock_with_its_payment(refund_id: int) -> tuple[Invoice, Payment | None, Refund]:
+    """A refund and what it changes, locked in the order: its invoice, its payment, itself."""
+    unlocked = Refund.objects.only("invoice_id", "payment_id").get(pk=refund_id)
+    invoice = lock_invoice(unlocked.invoice_id)
+    payment = lock_payment(unlocked.payment_id) if unlocked.payment_id else None
+    return invoice, payment, lock_refund(refund_id)
+
+
 def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = "") -> bool:
     """Record what the gateway says of an online refund. Safe to call again and out of order:
     a refund moves pending → succeeded → failed only forwards, and each step happens once.
@@ -118,10 +126,7 @@ def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = ""
     if state == RefundState.PENDING:
         return False
     with money_transaction():
-        unlocked = Refund.objects.only("invoice_id", "payment_id").get(pk=refund_id)
-        invoice = lock_invoice(unlocked.invoice_id)
-        payment = lock_payment(unlocked.payment_id) if unlocked.payment_id else None
-        refund = lock_refund(refund_id)
+        invoice, payment, refund = lock_with_its_payment(refund_id)
         now = timezone.now()
         if state == RefundState.SUCCEEDED and refund.status == RefundStatus.PENDING:
             settle(refund, invoice, payment, now)
@@ -136,14 +141,19 @@ def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = ""
         return False
 
 
-def settle(refund: Refund, invoice: Invoice, payment: Payment | None, now: dt.datetime) -> None:
+def post_settlement(refund: Refund, invoice: Invoice, now: dt.datetime, *, memo: str,
+                    actor: Membership | None = None) -> None:
+    """What was in transit leaves by the refund's tender: its settling entry."""
     refs = {"invoice_id": refund.invoice_id, "payment_id": refund.payment_id, "refund": refund}
     refund.settle_entry = post(
         organization=invoice.organization, center=invoice.center, at=now, kind="refund_settled",
+        created_by=actor.user if actor else None, memo=memo,
         lines=[Line("refunds_in_transit", refund.total_minor, refs),
-               Line(refund.method, -refund.total_minor, refs)],
-        memo=f"Refund {refund.pk} settled by the gateway",
-    )
+               Line(refund.method, -refund.total_minor, refs)])
+
+
+def settle(refund: Refund, invoice: Invoice, payment: Payment | None, now: dt.datetime) -> None:
+    post_settlement(refund, invoice, now, memo=f"Refund {refund.pk} settled by the gateway")
     _finished(refund, payment, RefundStatus.SUCCEEDED, now, event="refund_succeeded",
               detail=f"Refund {refund.pk} settled by the gateway")
 
