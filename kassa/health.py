@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from kassa.core.models import Lease
+from kassa.worker import SWEEP_EVERY_SECONDS
 
 
 @require_safe
@@ -23,8 +24,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
         due = Lease.objects.filter(name="sweep").values_list("due_at", flat=True).first()
     except DatabaseError:
         return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    from kassa.worker import SWEEP_EVERY_SECONDS
-
     last_sweep = due - dt.timedelta(seconds=SWEEP_EVERY_SECONDS) if due else None
     age = (timezone.now() - last_sweep).total_seconds() if last_sweep else None
     return JsonResponse({

@@ -63,10 +63,6 @@ MAX_LINES = 100
 MAX_QUANTITY = 10_000
 DESCRIPTION_MAX = InvoiceLine._meta.get_field("description").max_length or 200
 
-__all__ = ["LineInput", "create_case", "create_customer", "issue_invoice", "parse_tax_rate",
-           "take_payment", "tax_on"]
-
-
 def create_customer(*, actor: Membership, name: str, email: str) -> Customer:
     require_writer(actor)
     return Customer.objects.create(organization=actor.organization, name=name, email=email)
@@ -290,7 +286,7 @@ def _record_payment(
     )
     refs = {"invoice": invoice, "payment": payment}
     entry_lines = [debit(method, amount_minor, **refs), credit("receivable", amount_minor, **refs)]
-    entry_lines += paid_into_kinds(lines, shares, refs)
+    entry_lines += _paid_into_kinds(lines, shares, refs)
     allocation.allocate(payment=payment, shares=shares, now=now)
     allocation.refresh(invoice)
     detail = f"{method} payment" + (f" via {gateway} ({reference})" if online else "")
@@ -304,15 +300,14 @@ def _record_payment(
     return payment
 
 
-def paid_into_kinds(lines: list[InvoiceLine], shares: allocation.Shares,
-                    refs: dict[str, object]) -> list[Line]:
+def _paid_into_kinds(lines: list[InvoiceLine], shares: allocation.Shares,
+                     refs: dict[str, object]) -> list[Line]:
     """What of a payment reaches lines of a kind of their own goes where their handler says."""
     entry_lines: list[Line] = []
-    kinds = {line.kind for line in lines if handler_for(line.kind) is not None}
-    for kind in sorted(kinds):
-        reached = {line.pk: shares[line.pk] for line in lines
-                   if line.kind == kind and any(shares.get(line.pk, (0, 0)))}
+    for kind in sorted({line.kind for line in lines}):
         handler = handler_for(kind)
-        if reached and handler is not None:
+        reached = {line.pk: shares[line.pk] for line in lines
+                   if line.kind == kind and any(shares[line.pk])}
+        if handler is not None and reached:
             entry_lines += handler.paid_in(shares=reached, refs=refs)
     return entry_lines

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from kassa.billing.models import Payment
 from kassa.core.lookup import parse_id
 from kassa.gateways.base import RefundState
 from kassa.gateways.models import SandboxRefund
@@ -56,8 +57,6 @@ def _make_due_calls(ids: list[int], *, everything: bool) -> None:
 
 def heal(*, payment_id: str) -> dict[str, Any] | None:
     """`kassa sandbox heal PAYMENT_ID`: the payment's refunds reach the sandbox again."""
-    from kassa.billing.models import Payment
-
     pk = parse_id(payment_id)
     payment = Payment.objects.filter(pk=pk or -1, gateway="sandbox").first()
     if payment is None:

@@ -18,6 +18,7 @@ from kassa.refunds import attention
 from kassa.refunds.models import Refund
 from kassa.tenancy.models import Membership
 from kassa.web.access import admin_page
+from kassa.web.forms import show_error
 
 
 class ResolveForm(forms.Form):
@@ -72,9 +73,7 @@ def resolve(request: HttpRequest, membership: Membership, refund_id: int) -> Htt
                 actor=membership, refund=refund_id, action=data["action"],
                 method=data["method"] or None, note=data["note"])
         except DomainError as exc:
-            form.add_error("method" if exc.field == "method" else
-                           "note" if exc.field == "note" else None,
-                           getattr(exc, "message", None) or exc.detail)
+            show_error(form, exc)
         else:
             messages.success(request, f"Refund {refund.pk} is {refund.get_status_display()}"
                              f" now.")
