@@ -137,6 +137,19 @@ def cmd_sandbox_heal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox_decide(args: argparse.Namespace) -> int:
+    from kassa.billing.sandbox import NotDeciding, decide
+
+    try:
+        found = decide(payment_id=args.payment_id, outcome=args.outcome)
+    except NotDeciding as exc:
+        return _fail(str(exc))
+    if found is None:
+        return _fail(f"no sandbox payment {args.payment_id}")
+    _print(found)
+    return 0
+
+
 def cmd_refunds_stuck(args: argparse.Namespace) -> int:
     from kassa.core.money import format_decimal_string
     from kassa.refunds.attention import stuck_refunds
@@ -259,6 +272,11 @@ def parser() -> argparse.ArgumentParser:
                               "again (source sandbox_refund_unreachable)")
     heal.add_argument("payment_id", metavar="PAYMENT_ID")
     heal.set_defaults(fn=cmd_sandbox_heal)
+    decide = sandbox.add_parser("decide", help="decide a processing sandbox charge (source "
+                                "sandbox_processing) and book the outcome")
+    decide.add_argument("payment_id", metavar="PAYMENT_ID")
+    decide.add_argument("--outcome", required=True, choices=["succeeded", "failed"])
+    decide.set_defaults(fn=cmd_sandbox_decide)
 
     refunds = sub.add_parser("refunds", help="refunds").add_subparsers(dest="sub", required=True)
     stuck = refunds.add_parser("stuck", help="list the refunds that need a person (retry or "

@@ -5,20 +5,33 @@ between two), runs, and stores its status and body; a later request with the sam
 same method, path and body gets that stored answer without running again; with anything else it
 gets 409 `idempotency_conflict`. While the first is still running, a second gets 409 too (retry
 later). A 5xx answer is not stored: the client may retry it. Keys are per organization.
+
+A claim with no answer after `KASSA_IDEMPOTENCY_TAKEOVER_SECONDS` (60 s: longer than any request
+lives) died with its request: a retry with the same body takes it over (a conditional update,
+so only one retry does). The services find what the first run left by the same key (the
+payment intent and its gateway key, the refund) and go on with it, so money never moves
+twice. An answer is kept for a day (`KEY_LIFE`); then the key is free again (the worker prunes
+it, and a request finding it older than that takes it afresh).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
-from kassa.core.models import IdempotentRequest
+from kassa.core.models import KEY_LIFE, IdempotentRequest
 from kassa.problems import problem
 from kassa.tenancy.selectors import membership_for_token
+
+logger = logging.getLogger("kassa.idempotency")
 
 API_PREFIX = "/api/v1/"
 MAX_KEY_LENGTH = 255
@@ -29,9 +42,22 @@ def _claim(organization_id: int, key: str, fingerprint: str) -> IdempotentReques
     try:
         with transaction.atomic():
             return IdempotentRequest.objects.create(
-                organization_id=organization_id, key=key, fingerprint=fingerprint)
+                organization_id=organization_id, key=key, fingerprint=fingerprint,
+                claimed_at=timezone.now())
     except IntegrityError:
         return None
+
+
+def _take_over(stored: IdempotentRequest, now: dt.datetime) -> bool:
+    """Take the claim of a request that died unanswered: only one retry's update matches."""
+    died_before = now - dt.timedelta(seconds=settings.KASSA_IDEMPOTENCY_TAKEOVER_SECONDS)
+    if stored.status_code is not None or (stored.claimed_at or stored.created_at) > died_before:
+        return False
+    taken = bool(IdempotentRequest.objects.filter(
+        pk=stored.pk, status_code__isnull=True, claimed_at=stored.claimed_at,
+    ).update(claimed_at=now))
+    stored.claimed_at = now
+    return taken
 
 
 def _conflict(detail: str) -> HttpResponse:
@@ -81,23 +107,37 @@ class IdempotencyMiddleware:
         if claim is None:
             stored = IdempotentRequest.objects.filter(
                 organization_id=membership.organization_id, key=key).first()
-            if stored is not None:
+            now = timezone.now()
+            if stored is not None and stored.created_at < now - KEY_LIFE:
+                # Past its life, not yet pruned: the key is free again.
+                IdempotentRequest.objects.filter(pk=stored.pk, created_at=stored.created_at
+                                                 ).delete()
+                stored = None
+            elif (stored is not None and stored.fingerprint == fingerprint
+                    and _take_over(stored, now)):
+                claim = stored
+                logger.warning("Idempotency-Key %r: took over a request that died unanswered",
+                               key)
+            elif stored is not None:
                 return _answer_again(stored, fingerprint)
+        if claim is None:
             # The first request answered 5xx and let the key go between our insert and this
-            # read: it is free again, unless a third request took it meanwhile.
+            # read (or it was past its life): it is free again, unless a third took it meanwhile.
             claim = _claim(membership.organization_id, key, fingerprint)
             if claim is None:
                 return _conflict("A request with this key is still being processed; retry")
 
+        # Ours only while nobody took it over (which a live request never gives cause for).
+        ours = IdempotentRequest.objects.filter(pk=claim.pk, claimed_at=claim.claimed_at)
         try:
             response = self.get_response(request)
         except BaseException:
-            IdempotentRequest.objects.filter(pk=claim.pk).delete()
+            ours.delete()
             raise
         if response.status_code >= 500:
-            IdempotentRequest.objects.filter(pk=claim.pk).delete()
+            ours.delete()
         else:
-            IdempotentRequest.objects.filter(pk=claim.pk).update(
+            ours.update(
                 status_code=response.status_code, body=response.content,
                 content_type=response.get("Content-Type", "application/json"))
         return response

@@ -102,13 +102,19 @@ DATABASES = {
         conn_max_age=60,
     )
 }
+# No request waits for a row lock longer than this (PostgreSQL's lock_timeout; SQLite's busy
+# timeout): a request that is still running is never mistaken for one that died.
+LOCK_WAIT_SECONDS = 20
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c lock_timeout={LOCK_WAIT_SECONDS}s")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes SQLite's write lock at BEGIN, so two money transactions serialise
     # instead of both reading a balance and one failing to upgrade its lock later.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        "timeout": LOCK_WAIT_SECONDS,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not :memory:, so that threads and subprocesses in tests see the same database;
@@ -182,6 +188,11 @@ KASSA_INSTALLATION = os.environ.get("KASSA_INSTALLATION", "")
 KASSA_GATEWAY_ATTEMPTS = max(1, int(os.environ.get("KASSA_GATEWAY_ATTEMPTS", "8")))
 KASSA_GATEWAY_BACKOFF_SECONDS = max(
     1, int(os.environ.get("KASSA_GATEWAY_BACKOFF_SECONDS", "10")))
+# A request that claimed an Idempotency-Key and has not answered after this long died: a retry
+# with the key may take it over. Longer than any request may live (the gateway's timeout is
+# 30 s; a row lock is waited for at most LOCK_WAIT_SECONDS).
+KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = max(
+    1, int(os.environ.get("KASSA_IDEMPOTENCY_TAKEOVER_SECONDS", "60")))
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")

@@ -84,6 +84,8 @@ class PaymentOut(Schema):
     refunded: str
     refundable: str
     refund_pending: bool
+    status: str  # succeeded, processing, failed or declined
+    failure_reason: str
     created_at: str
 
 
@@ -151,7 +153,8 @@ def payment_json(p: Payment, currency: str) -> dict[str, Any]:
         "amount": format_decimal_string(p.amount_minor, currency), "method": p.method,
         "online": p.online, "refunded": format_decimal_string(p.refunded_minor, currency),
         "refundable": format_decimal_string(p.refundable_minor, currency),
-        "refund_pending": p.refund_pending, "created_at": p.created_at.isoformat(),
+        "refund_pending": p.refund_pending, "status": p.status,
+        "failure_reason": p.failure_reason, "created_at": p.created_at.isoformat(),
     }
 
 

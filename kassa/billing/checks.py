@@ -7,7 +7,15 @@ from collections.abc import Iterable
 
 from django.db.models import Sum
 
-from kassa.billing.models import Invoice, InvoiceLine, LineCredit, Payment, PaymentAllocation
+from kassa.billing.models import (
+    ChargeState,
+    Invoice,
+    InvoiceLine,
+    LineCredit,
+    Payment,
+    PaymentAllocation,
+    PaymentStatus,
+)
 from kassa.ledger.selectors import balances_by
 from kassa.ledger.verify import check
 from kassa.tenancy.models import Organization
@@ -38,11 +46,46 @@ def invoices_agree_with_ledger(org: Organization) -> Iterable[str]:
 
 @check
 def payments_agree_with_ledger(org: Organization) -> Iterable[str]:
+    """A succeeded payment is booked for its amount; any other (processing, failed, declined)
+    has nothing booked at all: no posting, no allocation."""
     taken = balances_by("payment_id", "receivable", organization=org, entry__kind="payment")
+    allocated = set(PaymentAllocation.objects.filter(payment__organization=org)
+                    .values_list("payment_id", flat=True).distinct())
     for payment in Payment.objects.filter(organization=org).iterator():
-        if payment.amount_minor != -taken.get(payment.pk, 0):
+        booked = -taken.get(payment.pk, 0)
+        if payment.status == PaymentStatus.SUCCEEDED and payment.amount_minor != booked:
             yield (f"payment {payment.pk}: amount is {payment.amount_minor}, "
-                   f"the ledger says {-taken.get(payment.pk, 0)}")
+                   f"the ledger says {booked}")
+        if payment.status != PaymentStatus.SUCCEEDED and (booked or payment.pk in allocated):
+            yield (f"payment {payment.pk} is {payment.status}, yet {booked} of it is booked"
+                   + (" and allocated to lines" if payment.pk in allocated else ""))
+
+
+# What the worker may still have to do about a payment's charge, by the payment's status.
+CHARGE_STATES = {
+    PaymentStatus.PROCESSING: {ChargeState.CHARGING, ChargeState.AWAITING, ChargeState.STUCK},
+    PaymentStatus.SUCCEEDED: {ChargeState.NONE},
+    PaymentStatus.FAILED: {ChargeState.NONE, ChargeState.GIVE_BACK, ChargeState.STUCK},
+    PaymentStatus.DECLINED: {ChargeState.NONE, ChargeState.GIVE_BACK, ChargeState.STUCK},
+}
+
+
+@check
+def payments_charges_agree(org: Organization) -> Iterable[str]:
+    """No charge is forgotten: a processing payment has a gateway call coming (or a person's
+    attention), a failed one that was charged has its give-back coming."""
+    for payment in Payment.objects.filter(organization=org, online=True).iterator():
+        allowed = CHARGE_STATES.get(PaymentStatus(payment.status), set())
+        if payment.charge_state not in allowed:
+            yield (f"payment {payment.pk} is {payment.status} with its charge "
+                   f"{payment.charge_state or 'settled'}")
+        elif payment.charge_state not in (ChargeState.NONE, ChargeState.STUCK) and (
+                payment.next_attempt_at is None):
+            yield f"payment {payment.pk}: its charge is {payment.charge_state} with no call due"
+    offline = Payment.objects.filter(organization=org, online=False).exclude(
+        status=PaymentStatus.SUCCEEDED, charge_state=ChargeState.NONE)
+    for pk in offline.values_list("pk", flat=True):
+        yield f"payment {pk} is offline, yet not simply succeeded"
 
 
 @check

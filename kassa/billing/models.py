@@ -156,6 +156,23 @@ class Method(models.TextChoices):
 ONLINE_METHODS = (Method.CARD, Method.ACH)
 
 
+class PaymentStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"  # recorded; the gateway has not decided
+    SUCCEEDED = "succeeded", "Succeeded"  # booked
+    FAILED = "failed", "Failed"  # the charge failed after all (or went back): nothing booked
+    DECLINED = "declined", "Declined"  # the card was refused: nothing booked
+
+
+class ChargeState(models.TextChoices):
+    """Where an online payment's conversation with the gateway stands (its outbox state)."""
+
+    NONE = "", "Nothing to do"
+    CHARGING = "charging", "Charge under way, or its answer lost"
+    AWAITING = "awaiting", "The processor is deciding"
+    GIVE_BACK = "give_back", "Charged but not booked: to give back"
+    STUCK = "stuck", "Could not be resolved: needs a person"
+
+
 class Payment(models.Model):
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
     center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
@@ -169,12 +186,26 @@ class Payment(models.Model):
     # Refunds of this payment that did not fail, pending ones included.
     refunded_minor = models.BigIntegerField(default=0)
     refund_pending = models.BooleanField(default=False)
+    # An online payment is recorded before its charge (an intent): `status` is what the
+    # front desk reads, `charge_state` what the worker still has to do about the charge.
+    status = models.CharField(max_length=12, choices=PaymentStatus.choices,
+                              default=PaymentStatus.SUCCEEDED)
+    charge_state = models.CharField(max_length=12, choices=ChargeState.choices, blank=True,
+                                    default=ChargeState.NONE)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    # The Idempotency-Key of the request that made it: a retry of a request that died
+    # resumes this payment (and its gateway key) instead of charging again.
+    request_key = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:
+        indexes = [models.Index(fields=["charge_state", "next_attempt_at"]),
+                   models.Index(fields=["organization", "request_key"])]
         constraints = [
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(

@@ -1,9 +1,9 @@
 """Customers, cases, invoices and payments: the writes.
 
-`issue_invoice` posts the sale; `take_payment` charges the gateway (for an online payment)
-*before* its transaction, because a charge is a remote call that must never hold a row lock,
-then records the payment under the invoice's lock, re-checking the balance due. Should the
-invoice have been paid meanwhile, the charge is given back and the payment refused.
+`issue_invoice` posts the sale; `take_payment` records a payment under the invoice's lock,
+checking the balance due less what online payments still processing hold of it. An online
+payment is recorded before its charge, which is a remote call made outside every lock
+(`kassa.billing.charges`).
 
 What lines of a kind of their own do (a package line opens a package; money reaching it is paid
 into the package) is the business of the app that registered the kind (`line_kinds`).
@@ -11,19 +11,18 @@ into the package) is the business of the app that registered the kind (`line_kin
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import uuid
 from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
-from kassa.billing import allocation
+from kassa.billing import allocation, charges
 from kassa.billing.inputs import LineInput
 from kassa.billing.line_kinds import handler_for
 from kassa.billing.models import (
     ONLINE_METHODS,
     Case,
+    ChargeState,
     Customer,
     Invoice,
     InvoiceLine,
@@ -32,14 +31,13 @@ from kassa.billing.models import (
     Method,
     Payment,
     PaymentEvent,
+    PaymentStatus,
 )
 from kassa.core.errors import (
-    GatewayUnavailable,
     InvalidAmount,
     PaymentExceedsBalance,
     ValidationFailed,
 )
-from kassa.core.installation import installation_key
 from kassa.core.locks import lock_invoice, lock_organization, money_transaction
 from kassa.core.lookup import get_scoped
 from kassa.core.money import (
@@ -49,10 +47,8 @@ from kassa.core.money import (
     parse_amount,
     round_half_up_minor,
 )
-from kassa.core.outbox import enqueue
-from kassa.gateways.base import GatewayError
 from kassa.gateways.registry import current_gateway
-from kassa.ledger.services import Line, credit, debit, post
+from kassa.ledger.services import credit, debit, post
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import get_center
 from kassa.tenancy.services import require_writer
@@ -210,104 +206,81 @@ def take_payment(
     *, actor: Membership, invoice: str, amount: str, method: str, online: bool,
     source: str | None = None, request_key: str | None = None,
 ) -> Payment:
-    """Record a payment; for an online one, charge the gateway first (outside any lock)."""
+    """Record a payment. An online one is recorded first, as an intent, then charged outside
+    every lock and booked (`kassa.billing.charges`); a retry of a request that died (same
+    Idempotency-Key) goes on with the payment it left instead of charging again."""
     require_writer(actor)
     organization = actor.organization
     target = get_scoped(Invoice.objects.filter(organization=organization), invoice)
     amount_minor = parse_amount(amount, organization.currency)
     _validate_method(method, online)
-    if not online and source:
-        raise ValidationFailed("source", "only an online payment has a source")
-    if online:
-        # Before the card is charged: a charge the payment cannot record would have to be
-        # given back. (An offline payment is checked under the invoice's lock alone.)
-        payable = allocation.payable_minor(allocation.owed_by_bucket(target,
-                                                                     target.lines.all()))
-        if amount_minor > payable:
-            raise PaymentExceedsBalance(
-                f"At most {display(payable, organization.currency, organization.locale)} can "
-                "be paid", field="amount")
-
-    charge_reference = gateway_name = ""
-    if online:
-        gateway = current_gateway()
-        # The same request retried (same Idempotency-Key) asks the gateway for the same charge.
-        # ... and no other installation sharing the processor account ever sends that key.
-        seed = (f"{installation_key()}:{organization.pk}:{request_key}" if request_key
-                else uuid.uuid4().hex)
-        charge_key = "pay-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
-        try:
-            charge = gateway.charge(
-                amount_minor=amount_minor, currency=organization.currency,
-                source=source or "", idempotency_key=charge_key,
-                description=f"Invoice {target.number}",
-            )
-        except GatewayError as exc:
-            raise GatewayUnavailable(str(exc)) from exc
-        charge_reference, gateway_name = charge.reference, gateway.name
-    try:
+    if not online:
+        if source:
+            raise ValidationFailed("source", "only an online payment has a source")
         return _record_payment(actor=actor, invoice_id=target.pk, amount_minor=amount_minor,
-                               method=method, online=online, source=source or "",
-                               gateway=gateway_name, reference=charge_reference)
-    except PaymentExceedsBalance:
-        if online:
-            _give_back(gateway.name, charge_reference, amount_minor, f"{charge_key}-cancel")
-        raise
+                               method=method)
+    gateway = current_gateway()
+    gateway.check_source(source or "")
+    payment, fresh = _open_intent(actor=actor, invoice_id=target.pk, amount_minor=amount_minor,
+                                  method=method, source=source or "", gateway=gateway.name,
+                                  request_key=request_key or "")
+    return charges.charge(payment) if fresh else charges.resume(payment)
 
 
-def _give_back(gateway_name: str, reference: str, amount_minor: int, key: str) -> None:
-    """Give back a charge we could not record: now, or durably later if the gateway is down."""
-    try:
-        current_gateway().cancel_charge(reference=reference, amount_minor=amount_minor,
-                                        idempotency_key=key)
-    except GatewayError:
-        enqueue("billing.give_back_charge", gateway_name, reference, amount_minor, key)
+def _payable_now(invoice: Invoice, lines: list[InvoiceLine], actor: Membership,
+                 amount_minor: int) -> allocation.Weights:
+    """What the invoice owes by bucket, refusing an amount over its balance less what payments
+    still processing hold of it (read under the invoice's lock)."""
+    weights = allocation.owed_by_bucket(invoice, lines)
+    reserved = charges.reserved_minor(invoice.pk)
+    payable = allocation.payable_minor(weights) - reserved
+    if amount_minor > payable:
+        org = actor.organization
+        most = display(max(payable, 0), org.currency, org.locale)
+        held = (f"; {display(reserved, org.currency, org.locale)} is being charged online"
+                if reserved else "")
+        raise PaymentExceedsBalance(f"At most {most} can be paid{held}", field="amount")
+    return weights
 
 
 @money_transaction()
-def _record_payment(
-    *, actor: Membership, invoice_id: int, amount_minor: int, method: str, online: bool,
-    source: str, gateway: str, reference: str,
-) -> Payment:
+def _open_intent(
+    *, actor: Membership, invoice_id: int, amount_minor: int, method: str, source: str,
+    gateway: str, request_key: str,
+) -> tuple[Payment, bool]:
+    """The online payment's row, before its charge: it holds its amount of the balance. Or the
+    one this request made before it died (same Idempotency-Key; read under the invoice's lock,
+    so two runs of one request make one payment), and False."""
+    invoice = lock_invoice(invoice_id)
+    if request_key and (earlier := charges.resumable(invoice.organization_id, request_key)):
+        return earlier, False
+    _payable_now(invoice, list(invoice.lines.all()), actor, amount_minor)
+    now = timezone.now()
+    payment = Payment.objects.create(  # with its invoice, organization and creator at hand
+        organization=invoice.organization, center=invoice.center, invoice=invoice,
+        amount_minor=amount_minor, method=method, online=True, source=source, gateway=gateway,
+        status=PaymentStatus.PROCESSING, charge_state=ChargeState.CHARGING,
+        next_attempt_at=now + charges.RESOLVE_AFTER, request_key=request_key,
+        created_at=now, created_by=actor.user,
+    )
+    PaymentEvent.objects.create(payment=payment, at=now, kind="payment_started",
+                                amount_minor=amount_minor, status=PaymentStatus.PROCESSING,
+                                by=actor.user, detail=f"{method} charge via {gateway}")
+    return payment, True
+
+
+@money_transaction()
+def _record_payment(*, actor: Membership, invoice_id: int, amount_minor: int,
+                    method: str) -> Payment:
     invoice = lock_invoice(invoice_id)
     lines = list(invoice.lines.all())
-    weights = allocation.owed_by_bucket(invoice, lines)
-    payable = allocation.payable_minor(weights)
-    if amount_minor > payable:
-        org = actor.organization
-        raise PaymentExceedsBalance(
-            f"At most {display(payable, org.currency, org.locale)} can be paid", field="amount")
-    shares = allocation.plan_payment(amount_minor, weights)
+    weights = _payable_now(invoice, lines, actor, amount_minor)
     now = timezone.now()
     payment = Payment.objects.create(
         organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
-        amount_minor=amount_minor, method=method, online=online, source=source,
-        gateway=gateway, gateway_reference=reference, created_at=now, created_by=actor.user,
+        amount_minor=amount_minor, method=method, online=False, created_at=now,
+        created_by=actor.user,
     )
-    refs = {"invoice": invoice, "payment": payment}
-    entry_lines = [debit(method, amount_minor, **refs), credit("receivable", amount_minor, **refs)]
-    entry_lines += _paid_into_kinds(lines, shares, refs)
-    allocation.allocate(payment=payment, shares=shares, now=now)
-    allocation.refresh(invoice)
-    detail = f"{method} payment" + (f" via {gateway} ({reference})" if online else "")
-    PaymentEvent.objects.create(payment=payment, at=now, kind="payment_taken",
-                                amount_minor=amount_minor, status="succeeded",
-                                by=actor.user, detail=detail)
-    post(organization=actor.organization, center=invoice.center, kind="payment", at=now,
-         created_by=actor.user, memo=f"Payment on invoice {invoice.number}", lines=entry_lines)
-    logger.info("payment %s: %s by %s on invoice %s", payment.pk, amount_minor, method,
-                invoice.pk)
+    charges.book(payment, invoice, lines, weights, now=now, by=actor.user,
+                 detail=f"{method} payment")
     return payment
-
-
-def _paid_into_kinds(lines: list[InvoiceLine], shares: allocation.Shares,
-                     refs: dict[str, object]) -> list[Line]:
-    """What of a payment reaches lines of a kind of their own goes where their handler says."""
-    entry_lines: list[Line] = []
-    for kind in sorted({line.kind for line in lines}):
-        handler = handler_for(kind)
-        reached = {line.pk: shares[line.pk] for line in lines
-                   if line.kind == kind and any(shares[line.pk])}
-        if handler is not None and reached:
-            entry_lines += handler.paid_in(shares=reached, refs=refs)
-    return entry_lines

@@ -86,6 +86,15 @@ class RefundExceedsRefundable(DomainError):
     title = "The refund is more than the payment's refundable amount"
 
 
+class PaymentNotSucceeded(DomainError):
+    """A refund of a payment whose charge is still processing, failed or was declined: no
+    money was booked, so there is none to give back."""
+
+    code = "payment_not_succeeded"
+    status = 409
+    title = "This payment has not succeeded, so nothing of it can be refunded"
+
+
 class RefundPending(DomainError):
     code = "refund_pending"
     status = 409

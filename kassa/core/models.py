@@ -3,7 +3,12 @@ worker's periodic work."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import models
+
+# How long an Idempotency-Key's answer is kept; then the key may be used again.
+KEY_LIFE = dt.timedelta(hours=24)
 
 
 class IdempotentRequest(models.Model):
@@ -14,6 +19,9 @@ class IdempotentRequest(models.Model):
     content_type = models.CharField(max_length=100, blank=True)
     body = models.BinaryField(default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the request now running took the key: the first, or a retry that took over a
+    # claim that died unanswered.
+    claimed_at = models.DateTimeField(null=True)
 
     class Meta:
         constraints = [

@@ -26,9 +26,17 @@ class RefundState(StrEnum):
     FAILED = "failed"
 
 
+class ChargeState(StrEnum):
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"  # the processor has not decided (bank debits, some cards)
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class ChargeResult:
     reference: str
+    state: ChargeState = ChargeState.SUCCEEDED
+    failure_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,20 @@ class Gateway(ABC):
         self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
         description: str = "",
     ) -> ChargeResult: ...
+
+    @abstractmethod
+    def check_source(self, source: str) -> None:
+        """Refuse (ValidationFailed on `source`) what cannot be a source at this gateway, before
+        a payment is recorded for it."""
+
+    @abstractmethod
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The charge made with this key, if the gateway has one: how the worker learns what
+        became of a payment whose charge was under way when its process died."""
+
+    @abstractmethod
+    def charge_status(self, *, reference: str) -> ChargeResult:
+        """How a charge the processor was still deciding stands now."""
 
     @abstractmethod
     def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:

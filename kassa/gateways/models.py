@@ -15,6 +15,8 @@ class SandboxCharge(models.Model):
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     source = models.CharField(max_length=40)
+    # succeeded, or processing until `kassa sandbox decide` (source sandbox_processing)
+    state = models.CharField(max_length=12, default="succeeded")
     cancelled = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,10 +1,11 @@
 """The sandbox gateway: the embedded default, like a processor's test mode.
 
 An online payment's `source` chooses what happens, as test cards do: `sandbox_ok` (the default)
-charges; `sandbox_declined` is declined; `sandbox_refund_fails` charges, and its refunds fail
-when they settle; `sandbox_refund_unreachable` charges, and every call about its refunds fails
-as a timeout would (retryable), until `kassa sandbox heal PAYMENT_ID` makes the charge's
-refunds reachable (its source becomes `sandbox_ok`). Refunds stay pending until
+charges; `sandbox_declined` is declined; `sandbox_processing` stays processing until `kassa
+sandbox decide PAYMENT_ID --outcome succeeded|failed`; `sandbox_refund_fails` charges, and its
+refunds fail when they settle; `sandbox_refund_unreachable` charges, and every call about its
+refunds fails as a timeout would (retryable), until `kassa sandbox heal PAYMENT_ID`
+makes the charge's refunds reachable (its source becomes `sandbox_ok`). Refunds stay pending until
 `KASSA_SANDBOX_SETTLE_SECONDS` have passed (then the worker's poll settles them) or until
 `kassa sandbox settle`.
 """
@@ -20,10 +21,19 @@ from django.utils import timezone
 
 from kassa.core.errors import PaymentDeclined, ValidationFailed
 from kassa.core.locks import assert_outside_transaction
-from kassa.gateways.base import ChargeResult, Gateway, GatewayError, RefundResult, RefundState
+from kassa.gateways.base import (
+    ChargeResult,
+    ChargeState,
+    Gateway,
+    GatewayError,
+    RefundResult,
+    RefundState,
+)
 from kassa.gateways.models import SandboxCharge, SandboxRefund
 
-SOURCES = ("sandbox_ok", "sandbox_declined", "sandbox_refund_fails", "sandbox_refund_unreachable")
+SOURCES = ("sandbox_ok", "sandbox_declined", "sandbox_processing", "sandbox_refund_fails",
+           "sandbox_refund_unreachable")
+PROCESSING = "sandbox_processing"
 UNREACHABLE = "sandbox_refund_unreachable"
 
 
@@ -46,22 +56,51 @@ class SandboxGateway(Gateway):
     ) -> ChargeResult:
         assert_outside_transaction("a sandbox gateway call (charge)")
         source = source or "sandbox_ok"
-        if source not in SOURCES:
-            raise ValidationFailed("source", f"must be one of {', '.join(SOURCES)} in the sandbox")
+        self.check_source(source)
         if source == "sandbox_declined":
             raise PaymentDeclined("The card was declined (sandbox_declined)", field="source")
         existing = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
         if existing:
-            return ChargeResult(existing.reference)
+            return self._charge_result(existing)
+        state = ChargeState.PROCESSING if source == PROCESSING else ChargeState.SUCCEEDED
         try:
             with transaction.atomic():
                 charge = SandboxCharge.objects.create(
                     reference=_reference("ch"), idempotency_key=idempotency_key,
-                    amount_minor=amount_minor, currency=currency, source=source,
+                    amount_minor=amount_minor, currency=currency, source=source, state=state,
                 )
         except IntegrityError:
             charge = SandboxCharge.objects.get(idempotency_key=idempotency_key)
-        return ChargeResult(charge.reference)
+        return self._charge_result(charge)
+
+    def check_source(self, source: str) -> None:
+        if (source or "sandbox_ok") not in SOURCES:
+            raise ValidationFailed("source", f"must be one of {', '.join(SOURCES)} in the sandbox")
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        assert_outside_transaction("a sandbox gateway call (find_charge)")
+        charge = SandboxCharge.objects.filter(idempotency_key=idempotency_key).first()
+        return self._charge_result(charge) if charge is not None else None
+
+    def charge_status(self, *, reference: str) -> ChargeResult:
+        assert_outside_transaction("a sandbox gateway call (charge_status)")
+        charge = SandboxCharge.objects.filter(reference=reference).first()
+        if charge is None:
+            raise GatewayError(f"no such charge {reference}", permanent=True)
+        return self._charge_result(charge)
+
+    def decide(self, reference: str, outcome: ChargeState) -> bool:
+        """Decide a `sandbox_processing` charge, as the bank would after a few days."""
+        return bool(SandboxCharge.objects.filter(reference=reference,
+                                                 state=ChargeState.PROCESSING)
+                    .update(state=outcome))
+
+    @staticmethod
+    def _charge_result(charge: SandboxCharge) -> ChargeResult:
+        state = ChargeState(charge.state)
+        reason = "sandbox_processing: the bank refused the debit" if (
+            state == ChargeState.FAILED) else ""
+        return ChargeResult(charge.reference, state, reason)
 
     def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
         assert_outside_transaction("a sandbox gateway call (cancel_charge)")

@@ -26,7 +26,14 @@ from django.conf import settings
 
 from kassa.core.errors import PaymentDeclined, ValidationFailed
 from kassa.core.locks import assert_outside_transaction
-from kassa.gateways.base import ChargeResult, Gateway, GatewayError, RefundResult, RefundState
+from kassa.gateways.base import (
+    ChargeResult,
+    ChargeState,
+    Gateway,
+    GatewayError,
+    RefundResult,
+    RefundState,
+)
 
 if TYPE_CHECKING:
     from stripe.params import PaymentIntentCreateParams
@@ -62,6 +69,21 @@ def refund_result(refund: dict[str, Any]) -> RefundResult:
     return RefundResult(reference=str(refund.get("id")), state=state, failure_reason=reason)
 
 
+def charge_result(intent: dict[str, Any]) -> ChargeResult:
+    """A PaymentIntent (the API's JSON or an event's object) as our charge result: succeeded,
+    processing, or failed (anything that will not take the money: requires_payment_method
+    after a failed debit, canceled)."""
+    status = intent.get("status")
+    if status == "succeeded":
+        return ChargeResult(str(intent.get("id")), ChargeState.SUCCEEDED)
+    if status == "processing":
+        return ChargeResult(str(intent.get("id")), ChargeState.PROCESSING)
+    error = intent.get("last_payment_error")
+    reason = str(error.get("message") or status) if isinstance(error, dict) else str(status)
+    reason = "".join(c for c in reason if c.isprintable())[:300]
+    return ChargeResult(str(intent.get("id")), ChargeState.FAILED, reason)
+
+
 def _gateway_error(exc: stripe.StripeError) -> GatewayError:
     """Retryable: the network, Stripe's 5xx, a 409 (a concurrent request with the same key),
     rate limits, and a rejected API key (ours to fix: the refund waits, and is flagged stuck if
@@ -94,8 +116,7 @@ class StripeGateway(Gateway):
         description: str = "",
     ) -> ChargeResult:
         assert_outside_transaction("a Stripe gateway call (charge)")
-        if not source.startswith("pm_"):
-            raise ValidationFailed("source", "must be a Stripe PaymentMethod id (pm_…)")
+        self.check_source(source)
         # The SDK's API version (endive) refuses `payment_method_types` with a 400
         # (payment_method_types_no_longer_supported): `allowed_payment_method_types` replaced
         # it. A front desk cannot do 3-D Secure for the customer: fail instead of waiting.
@@ -103,6 +124,8 @@ class StripeGateway(Gateway):
             "amount": amount_minor, "currency": currency.lower(), "payment_method": source,
             "allowed_payment_method_types": ["card"], "confirm": True,
             "error_on_requires_action": True,
+            # Found again by `find_charge` when the answer was lost with its process.
+            "metadata": {KEY_METADATA: idempotency_key},
         }
         if description:
             params["description"] = description
@@ -122,11 +145,37 @@ class StripeGateway(Gateway):
         except stripe.StripeError as exc:
             raise _gateway_error(exc) from exc
         if intent.status in ("succeeded", "processing"):
-            return ChargeResult(reference=intent.id)
+            return charge_result(intent.to_dict())
         # requires_payment_method: declined; requires_action: 3-D Secure, which a front desk
         # cannot complete for the customer. No money moved in either case.
         raise PaymentDeclined(f"The card was not charged (Stripe: {intent.status})",
                               field="source")
+
+    def check_source(self, source: str) -> None:
+        if not source.startswith("pm_"):
+            raise ValidationFailed("source", "must be a Stripe PaymentMethod id (pm_…)")
+
+    def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        assert_outside_transaction("a Stripe gateway call (find_charge)")
+        # Stripe's search is eventually consistent (about a minute): the worker asks only
+        # about intents older than that (`kassa.billing.charges.RESOLVE_AFTER`).
+        query = f"metadata['{KEY_METADATA}']:'{idempotency_key}'"
+        try:
+            found = self.client.v1.payment_intents.search(params={"query": query, "limit": 10})
+        except stripe.StripeError as exc:
+            raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
+        for intent in found.to_dict().get("data", []):
+            if (intent.get("metadata") or {}).get(KEY_METADATA) == idempotency_key:
+                return charge_result(intent)
+        return None
+
+    def charge_status(self, *, reference: str) -> ChargeResult:
+        assert_outside_transaction("a Stripe gateway call (charge_status)")
+        try:
+            intent = self.client.v1.payment_intents.retrieve(reference)
+        except stripe.StripeError as exc:
+            raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
+        return charge_result(intent.to_dict())
 
     def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
         assert_outside_transaction("a Stripe gateway call (cancel_charge)")

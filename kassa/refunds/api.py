@@ -103,6 +103,7 @@ def refund_payment(request: AuthedRequest, payment_id: str, payload: PaymentRefu
         reason=payload.reason, internal_note=payload.internal_note or "",
         method=payload.method, note=payload.note or "",
         decrease_balance_owed=payload.decrease_balance_owed,
+        request_key=request.headers.get("Idempotency-Key"),
     )
     return Status(201, refund_json(selectors.get_refund(request.auth.organization, refund.pk)))
 
@@ -129,6 +130,7 @@ def refund_package(request: AuthedRequest, package_id: str, payload: PackageRefu
         actor=request.auth, package=package_id, amount=payload.amount, reason=payload.reason,
         close_package=payload.close_package, refund_to_payment=payload.refund_to.payment,
         method=payload.refund_to.method, note=payload.refund_to.note or "",
+        request_key=request.headers.get("Idempotency-Key"),
     )
     return Status(201, refund_json(selectors.get_refund(request.auth.organization, refund.pk)))
 

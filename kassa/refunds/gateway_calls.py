@@ -24,6 +24,7 @@ from kassa.core.installation import installation_key
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import GatewayError, RefundResult, RefundState
 from kassa.gateways.registry import gateway_named
+from kassa.gateways.schedule import backoff, max_call_attempts
 from kassa.refunds.lifecycle import apply_gateway_result, record_gateway_reference
 from kassa.refunds.models import GatewayState, Refund, RefundStatus
 
@@ -40,16 +41,6 @@ def idempotency_key(refund: Refund) -> str:
     if not refund.keyed_by_installation:
         return f"kassa-refund-{refund.pk}"
     return f"kassa-{installation_key()}-refund-{refund.pk}"
-
-
-def max_call_attempts() -> int:
-    return int(settings.KASSA_GATEWAY_ATTEMPTS)
-
-
-def backoff(attempt: int) -> dt.timedelta:
-    """`KASSA_GATEWAY_BACKOFF_SECONDS` (10 s), then twice as long each time, capped at an hour."""
-    first = int(settings.KASSA_GATEWAY_BACKOFF_SECONDS)
-    return dt.timedelta(seconds=min(first * 2 ** max(attempt - 1, 0), 3600))
 
 
 def poll_delay(gateway_name: str, polls: int) -> dt.timedelta:

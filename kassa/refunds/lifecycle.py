@@ -29,6 +29,7 @@ from kassa.core.locks import (
     lock_refund,
     money_transaction,
 )
+from kassa.core.models import KEY_LIFE
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import RefundState
 from kassa.ledger.services import Line, post, reverse
@@ -47,6 +48,7 @@ def open_refund(
     amount_minor: int, method: str, reason: str, now: dt.datetime, tax_minor: int = 0,
     package_id: int | None = None, close_package: bool = False, internal_note: str = "",
     note: str = "", decrease_balance_owed: bool = False, credit: tuple[int, int] = (0, 0),
+    request_key: str = "",
 ) -> Refund:
     """The refund's row: pending with its gateway call due (online), or recorded (offline)."""
     assert not online or payment is not None, "an online refund goes back to a payment"
@@ -61,8 +63,17 @@ def open_refund(
         created_by=actor.user, created_at=now,
         gateway=payment.gateway if online and payment is not None else "",
         gateway_state=GatewayState.TO_CALL if online else GatewayState.NONE,
-        next_attempt_at=now if online else None,
+        next_attempt_at=now if online else None, request_key=request_key,
     )
+
+
+def made_by_request(actor: Membership, request_key: str) -> Refund | None:
+    """The refund a request with this Idempotency-Key made within the key's life, if any: its
+    retry (after the first died unanswered) answers it instead of refunding again."""
+    since = timezone.now() - KEY_LIFE
+    return (Refund.objects.filter(organization_id=actor.organization_id,
+                                  request_key=request_key, created_at__gte=since)
+            .order_by("-pk").first())
 
 
 def book(refund: Refund, *, actor: Membership, kind: str, lines: list[Line], memo: str,

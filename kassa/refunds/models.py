@@ -86,6 +86,9 @@ class Refund(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     # Refunds made before the keys named the installation keep the key they were called with.
     keyed_by_installation = models.BooleanField(default=True)
+    # The Idempotency-Key of the request that made it: a retry of that request after it died
+    # answers this refund instead of making a second.
+    request_key = models.CharField(max_length=255, blank=True)
 
     # The journal entries this refund wrote, so a failure can reverse exactly them.
     issue_entry = models.OneToOneField(
@@ -103,7 +106,8 @@ class Refund(models.Model):
             models.UniqueConstraint(fields=["payment"], condition=Q(status="pending"),
                                     name="one_pending_refund_per_payment"),
         ]
-        indexes = [models.Index(fields=["gateway_state", "next_attempt_at"])]
+        indexes = [models.Index(fields=["gateway_state", "next_attempt_at"]),
+                   models.Index(fields=["organization", "request_key"])]
 
     def __str__(self) -> str:
         return f"Refund {self.pk} ({self.type}, {self.status})"

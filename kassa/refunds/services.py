@@ -19,11 +19,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from kassa.billing import allocation
-from kassa.billing.models import LineKind, Payment
+from kassa.billing.models import LineKind, Payment, PaymentStatus
 from kassa.core.errors import (
     NoteRequired,
     OnlineRefundNotAllowed,
     PackageAlreadyRefunded,
+    PaymentNotSucceeded,
     RefundExceedsRefundable,
     RefundPending,
     ValidationFailed,
@@ -67,23 +68,33 @@ def _clean(value: str | None, field: str, limit: int, *, required: bool = False)
     return text
 
 
+def _check_succeeded(payment: Payment, *, field: str | None) -> None:
+    if payment.status != PaymentStatus.SUCCEEDED:
+        raise PaymentNotSucceeded(
+            f"Payment {payment.pk} is {payment.get_status_display().lower()}: only money "
+            "received can be refunded", field=field)
+
+
 def refund_payment(
     *, actor: Membership, payment: str | int, type: str, amount: str, reason: str,
     internal_note: str = "", method: str | None = None, note: str = "",
-    decrease_balance_owed: bool = False,
+    decrease_balance_owed: bool = False, request_key: str | None = None,
 ) -> Refund:
-    """One entry point for both kinds, as the API and the forms receive them."""
+    """One entry point for both kinds, as the API and the forms receive them. A retry of a
+    request that died after making its refund (same Idempotency-Key) answers that refund."""
     if type == RefundType.ONLINE:
         if method:
             raise ValidationFailed("method", "an online refund goes back by the payment's own "
                                    "method: leave method out")
-        return issue_online_refund(actor=actor, payment=payment, amount=amount, reason=reason,
-                                   internal_note=internal_note,
-                                   decrease_balance_owed=decrease_balance_owed)
+        return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
+                               internal_note=internal_note, online=True, method=None, note="",
+                               decrease_balance_owed=decrease_balance_owed,
+                               request_key=request_key or "")
     if type == RefundType.OFFLINE:
-        return record_offline_refund(actor=actor, payment=payment, amount=amount, reason=reason,
-                                     method=method or "", note=note, internal_note=internal_note,
-                                     decrease_balance_owed=decrease_balance_owed)
+        return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
+                               internal_note=internal_note, online=False, method=method or "",
+                               note=note, decrease_balance_owed=decrease_balance_owed,
+                               request_key=request_key or "")
     raise ValidationFailed("type", "must be online or offline")
 
 
@@ -110,6 +121,7 @@ def record_offline_refund(
 def _refund_payment(
     *, actor: Membership, payment: str | int, amount: str, reason: str, internal_note: str,
     decrease_balance_owed: bool, online: bool, method: str | None, note: str,
+    request_key: str = "",
 ) -> Refund:
     target = get_scoped(Payment.objects.filter(organization=actor.organization), payment)
     amount_minor, reason, note = _asked(actor, amount, reason, note)
@@ -130,7 +142,7 @@ def _refund_payment(
         actor=actor, payment_id=target.pk, invoice_id=target.invoice_id,
         amount_minor=amount_minor, reason=reason,
         internal_note=internal_note, note=note, method=method, online=online,
-        decrease_balance_owed=decrease_balance_owed,
+        decrease_balance_owed=decrease_balance_owed, request_key=request_key,
     )
 
 
@@ -138,10 +150,14 @@ def _refund_payment(
 def _create_payment_refund(
     *, actor: Membership, payment_id: int, invoice_id: int, amount_minor: int, reason: str,
     internal_note: str, note: str, method: str, online: bool, decrease_balance_owed: bool,
+    request_key: str,
 ) -> Refund:
     organization = actor.organization
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id)
+    if request_key and (earlier := lifecycle.made_by_request(actor, request_key)):
+        return earlier  # checked under the locks: two runs of one request make one refund
+    _check_succeeded(payment, field=None)
     if payment.refund_pending:
         raise RefundPending("An online refund of this payment is pending; wait until it settles")
     if amount_minor > payment.refundable_minor:
@@ -166,7 +182,7 @@ def _create_payment_refund(
     refund = lifecycle.open_refund(
         actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
         method=method, reason=reason, internal_note=internal_note, note=note, now=now,
-        decrease_balance_owed=decrease_balance_owed, credit=credited)
+        decrease_balance_owed=decrease_balance_owed, credit=credited, request_key=request_key)
     refs = {"invoice": invoice, "payment": payment, "refund": refund}
     lines = [debit("receivable", amount_minor, **refs),
              credit("refunds_in_transit" if online else method, amount_minor, **refs),
@@ -191,7 +207,7 @@ def _create_payment_refund(
 def refund_package(
     *, actor: Membership, package: str | int, amount: str, reason: str,
     close_package: bool = False, refund_to_payment: str | None = None,
-    method: str | None = None, note: str = "",
+    method: str | None = None, note: str = "", request_key: str | None = None,
 ) -> Refund:
     """Refund some of a package's balance (package-refunds.txt), with the tax received on it,
     paid out online to one of the invoice's online payments or offline; optionally closing the
@@ -218,17 +234,20 @@ def refund_package(
                                field="refund_to.note")
     return _refund_package(actor=actor, package_id=found.pk, invoice_id=found.invoice_id,
                            amount_minor=amount_minor, reason=reason, close=close_package,
-                           payment_id=payment_id, method=method or "", note=note)
+                           payment_id=payment_id, method=method or "", note=note,
+                           request_key=request_key or "")
 
 
 @money_transaction()
 def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amount_minor: int,
                     reason: str, close: bool, payment_id: int | None, method: str,
-                    note: str) -> Refund:
+                    note: str, request_key: str) -> Refund:
     organization = actor.organization
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id) if payment_id else None
     pkg = lock_package(package_id)
+    if request_key and (earlier := lifecycle.made_by_request(actor, request_key)):
+        return earlier  # checked under the locks: two runs of one request make one refund
     packages.check_open(pkg)
     if close and Refund.objects.filter(invoice=invoice, status=RefundStatus.PENDING,
                                        package__isnull=True).exists():
@@ -245,6 +264,7 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     total = amount_minor + tax_minor
     online = payment is not None
     if payment is not None:
+        _check_succeeded(payment, field="refund_to.payment")
         if payment.refund_pending:
             raise RefundPending("An online refund of this payment is pending",
                                 field="refund_to.payment")
@@ -257,7 +277,8 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     refund = lifecycle.open_refund(
         actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
         tax_minor=tax_minor, method=payment.method if payment is not None else method,
-        reason=reason, note=note, now=now, package_id=pkg.pk, close_package=close)
+        reason=reason, note=note, now=now, package_id=pkg.pk, close_package=close,
+        request_key=request_key)
     refs = {"invoice": invoice, "package": pkg, "refund": refund, "payment": payment}
     lifecycle.book(refund, actor=actor, kind="package_refund",
                    memo=f"Refund of package {pkg.pk}: {reason}", now=now, lines=[

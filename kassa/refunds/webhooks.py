@@ -1,4 +1,5 @@
-"""`POST /api/v1/webhooks/{gateway}`: what a gateway tells us about refunds, sooner than a poll.
+"""`POST /api/v1/webhooks/{gateway}`: what a gateway tells us about refunds (and, through
+`kassa.billing.webhooks`, about payments' charges), sooner than a poll.
 
 Only Stripe sends webhooks. Its signature (`Stripe-Signature`, HMAC-SHA256 with
 `STRIPE_WEBHOOK_SECRET`, at most five minutes old) is checked before anything is read: a bad,
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Schema
 
+from kassa.billing.webhooks import PAYMENT_EVENTS, apply_payment_intent
 from kassa.core.errors import DomainError, NotFound, ValidationFailed
 from kassa.core.schemas import Problem
 from kassa.gateways.stripe import KEY_METADATA, refund_result
@@ -81,7 +83,11 @@ def handle_stripe_event(event: dict[str, Any]) -> str:
     kind = event.get("type")
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if kind not in REFUND_EVENTS or not isinstance(obj, dict):
+    if not isinstance(obj, dict):
+        return "ignored"
+    if kind in PAYMENT_EVENTS:
+        return apply_payment_intent(obj)
+    if kind not in REFUND_EVENTS:
         return "ignored"
     refund_id = _find_refund(obj)
     if refund_id is None:

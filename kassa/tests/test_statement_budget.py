@@ -18,6 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conftest import Tenant, run_tasks
+from kassa.core.installation import installation_key
 from kassa.gateways.models import SandboxRefund
 from kassa.gateways.sandbox import SandboxGateway
 from kassa.refunds.gateway_calls import poll_refund
@@ -25,15 +26,19 @@ from kassa.refunds.models import Refund
 
 # use case → statements, the same on SQLite and PostgreSQL (a row lock is a `FOR UPDATE` on
 # the read either way); "was" is the count before the refund code was restructured (issue
-# 10). Lower a budget when a change saves statements; never raise one.
+# 10). Lower a budget when a change saves statements; never raise one for the same work. Issue
+# 11 gave three use cases more to do, and their budgets what that costs: a payment reads what
+# online payments still being charged hold of the balance (+1); a keyed refund looks for the
+# refund its request may have made before it died (+1); an online payment is recorded before
+# its charge and booked after it, in two transactions (+9, of which 4 are the sandbox's own).
 BUDGET: dict[str, int] = {
     "issue invoice (service)": 19,  # was 19
     "issue invoice (package)": 25,  # was 25
-    "offline payment": 17,  # was 19
-    "offline payment into a package": 18,  # was 22
-    "online payment": 23,  # was 23
+    "offline payment": 18,  # was 19
+    "offline payment into a package": 19,  # was 22
+    "online payment": 32,  # was 23, in one transaction, charging before recording
     "offline payment refund": 24,  # was 29
-    "offline payment refund, with Idempotency-Key": 28,  # was 33
+    "offline payment refund, with Idempotency-Key": 29,  # was 33
     "offline payment refund, decrease balance owed": 25,  # was 33
     "offline refund of a payment into a package": 25,  # was 32
     "online payment refund": 25,  # was 30
@@ -104,6 +109,7 @@ def warm(tenant: Tenant) -> None:
     customer = tenant.customer()
     inv = service_invoice(tenant, customer)
     pay(tenant, inv, "10.00")
+    installation_key()  # made once per database, then known to the process
 
 
 @pytest.mark.django_db(transaction=True)

@@ -114,6 +114,15 @@ def payment_amount_changed(books: Books) -> None:
     Payment.objects.filter(pk=books.cash["id"]).update(amount_minor=F("amount_minor") + 1)
 
 
+def payment_left_charging(books: Books) -> None:
+    Payment.objects.filter(pk=books.card["id"]).update(charge_state="charging")
+
+
+def unbooked_payment_booked(books: Books) -> None:
+    """A payment marked failed although its money was booked (and allocated)."""
+    Payment.objects.filter(pk=books.cash["id"]).update(status="failed")
+
+
 def line_paid_moved(books: Books) -> None:
     _line(books, "service").update(paid_net_minor=F("paid_net_minor") - 1)
 
@@ -174,6 +183,7 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "postings_agree_with_entries": (posting_on_another_account, "account code differs"),
     "invoices_agree_with_ledger": (invoice_paid_moved, "the ledger says"),
     "payments_agree_with_ledger": (payment_amount_changed, "amount is 30001"),
+    "payments_charges_agree": (payment_left_charging, "with its charge charging"),
     "allocations_agree_with_lines": (line_paid_moved, "its allocations"),
     "line_credits_agree": (line_credited_moved, "its credits"),
     "invoices_agree_with_lines": (invoice_credits_moved, "its lines' credits"),
@@ -191,6 +201,9 @@ EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     # figure → (corruption, the check that holds it, words of its report)
     "a line's refunded": (line_refunded_moved, "line_credits_agree",
                           "its credits that gave money back"),
+    "what a payment not succeeded has booked": (
+        unbooked_payment_booked, "payments_agree_with_ledger",
+        "is failed, yet 30000 of it is booked and allocated to lines"),
 }
 
 

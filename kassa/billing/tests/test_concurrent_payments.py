@@ -64,7 +64,7 @@ def test_concurrent_cash_payments_never_overpay_the_invoice(tenant: Tenant) -> N
     assert paid.balance_due_minor == 200 and paid.status == "open"
 
 
-def test_concurrent_card_payments_never_overpay_and_give_back_refused_charges(
+def test_concurrent_card_payments_never_overpay_and_charge_only_what_they_hold(
     tenant: Tenant,
 ) -> None:
     invoice = tenant.invoice({"kind": "service", "description": "Casket", "unit_price": "100.00",
@@ -75,9 +75,10 @@ def test_concurrent_card_payments_never_overpay_and_give_back_refused_charges(
     assert outcomes == {"ok": 10, "payment_exceeds_balance": 10}
     paid = assert_books_agree(tenant, invoice["id"], paid_minor=10 * 1000)
     assert paid.balance_due_minor == 888
-    # Every charge the gateway kept is a recorded payment; every other one was cancelled.
+    # Each payment held its amount of the balance before its card was charged: the refused
+    # ones were refused before any charge, and every charge is a succeeded payment.
     kept = SandboxCharge.objects.filter(cancelled=False)
-    assert kept.count() == 10
+    assert kept.count() == SandboxCharge.objects.count() == 10
     assert set(kept.values_list("reference", flat=True)) == set(
         Payment.objects.filter(invoice_id=invoice["id"]).values_list(
             "gateway_reference", flat=True))

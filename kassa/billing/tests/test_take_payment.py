@@ -27,53 +27,55 @@ def test_payment_over_balance_is_refused_and_changes_nothing(tenant):
     assert Invoice.objects.get(pk=inv["id"]).balance_due_minor == 10000
 
 
-def test_declined_card_is_402_and_changes_nothing(tenant):
+def test_declined_card_is_402_and_books_nothing(tenant):
     inv = tenant.invoice()
     r = tenant.api.post(f"/invoices/{inv['id']}/payments", {
         "amount": "50.00", "method": "card", "online": True, "source": "sandbox_declined"})
     assert r.status_code == 402 and r.json()["code"] == "payment_declined"
-    assert Payment.objects.count() == 0
+    assert list(Payment.objects.values_list("status", flat=True)) == ["declined"]
+    assert not JournalEntry.objects.filter(kind="payment").exists()
+    assert Invoice.objects.get(pk=inv["id"]).balance_due_minor == 10000
 
 
-def test_a_charge_that_cannot_be_recorded_is_given_back_even_when_the_gateway_is_down(
+def test_a_charge_that_cannot_be_booked_is_given_back_even_when_the_gateway_is_down(
         tenant, monkeypatch):
-    """The invoice was paid while the card was being charged: the charge goes back, and if the
-    gateway is down at that moment, a durable task gives it back later."""
+    """While the card was being charged the package was closed, cancelling what its invoice
+    still owed: the charge cannot be booked, so the payment fails and the charge goes back —
+    an outbox row, retried while the gateway is down."""
     from conftest import make_all_tasks_due, run_tasks
-    from kassa.billing import services
-    from kassa.core.errors import PaymentExceedsBalance
     from kassa.gateways.base import GatewayError
     from kassa.gateways.models import SandboxCharge
     from kassa.gateways.sandbox import SandboxGateway
+    from kassa.packages.tests.test_package_refunds_api import refund, sell, template
 
-    inv = tenant.invoice()
-    real_record, real_cancel = services._record_payment, SandboxGateway.cancel_charge
+    inv, pkg = sell(tenant, template(tenant))  # 1000.00
+    tenant.pay(inv["id"], "400.00")
+    real_charge, real_cancel = SandboxGateway.charge, SandboxGateway.cancel_charge
     down = {"gateway": True}
 
-    def paid_meanwhile(**kwargs):
-        if kwargs["online"]:  # another desk took the whole balance in cash meanwhile
-            real_record(**{**kwargs, "amount_minor": 10000, "method": "cash", "online": False,
-                           "gateway": "", "reference": ""})
-        return real_record(**kwargs)
+    def charge_while_the_package_closes(self, **kwargs):
+        assert refund(tenant, pkg, "100.00", close=True).status_code == 201
+        return real_charge(self, **kwargs)
 
     def cancel(self, **kwargs):
         if down["gateway"]:
             raise GatewayError("503 from the gateway")
         return real_cancel(self, **kwargs)
 
-    monkeypatch.setattr(services, "_record_payment", paid_meanwhile)
+    monkeypatch.setattr(SandboxGateway, "charge", charge_while_the_package_closes)
     monkeypatch.setattr(SandboxGateway, "cancel_charge", cancel)
-    import pytest
-
-    with pytest.raises(PaymentExceedsBalance):
-        services.take_payment(actor=tenant.admin, invoice=inv["id"], amount="60.00",
-                              method="card", online=True)
-    charge = SandboxCharge.objects.get()
-    assert not charge.cancelled and Payment.objects.filter(online=True).count() == 0
-    run_tasks()  # still down: the task schedules itself again
+    r = tenant.api.post(f"/invoices/{inv['id']}/payments",
+                        {"amount": "600.00", "method": "card", "online": True})
+    assert r.status_code == 201 and r.json()["status"] == "failed"
+    assert "no longer owed" in r.json()["failure_reason"]
+    payment = Payment.objects.get(pk=r.json()["id"])
+    assert payment.charge_state == "give_back" and not payment.allocations.exists()
+    run_tasks()  # the gateway is down: the row waits out its backoff
     assert not SandboxCharge.objects.get().cancelled
     down["gateway"] = False
     make_all_tasks_due()
     run_tasks()
     assert SandboxCharge.objects.get().cancelled
+    payment.refresh_from_db()
+    assert payment.charge_state == "" and payment.events.filter(kind="charge_given_back").exists()
     assert verify(tenant.organization) == []

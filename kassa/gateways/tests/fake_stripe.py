@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -168,6 +169,14 @@ class FakeStripe:
             return self._create_payment_intent(params)
         if method == "POST" and path == "/v1/refunds":
             return self._create_refund(params)
+        if method == "GET" and path == "/v1/payment_intents/search":
+            return 200, self._search_payment_intents(params.get("query", ""))
+        if method == "GET" and path.startswith("/v1/payment_intents/"):
+            intent = self.payment_intents.get(path.removeprefix("/v1/payment_intents/"))
+            if intent is None:
+                return 404, _error("invalid_request_error", "No such payment_intent",
+                                   code="resource_missing", param="intent")
+            return 200, intent
         if method == "GET" and path == "/v1/refunds":
             found = [r for r in self.refunds.values()
                      if r["payment_intent"] == params.get("payment_intent")]
@@ -181,6 +190,15 @@ class FakeStripe:
             return 200, refund
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({path})")
 
+    def _search_payment_intents(self, query: str) -> dict[str, Any]:
+        """Stripe's search, for the one query Kassa makes: metadata['k']:'v'."""
+        match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", query)
+        found = [] if match is None else [
+            intent for intent in self.payment_intents.values()
+            if intent["metadata"].get(match.group(1)) == match.group(2)]
+        return {"object": "search_result", "url": "/v1/payment_intents/search",
+                "has_more": False, "data": found}
+
     def _create_payment_intent(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         method = params.get("payment_method", "")
         if any(k.startswith("payment_method_types") for k in params):
@@ -189,7 +207,7 @@ class FakeStripe:
                                "supported: use allowed_payment_method_types",
                                code="payment_method_types_no_longer_supported",
                                param="payment_method_types")
-        if not method.startswith("pm_card_"):
+        if not method.startswith("pm_card_") and method != "pm_usBankAccount_processing":
             return 400, _error("invalid_request_error", f"No such PaymentMethod: '{method}'",
                                code="resource_missing", param="payment_method")
         intent = {
@@ -197,7 +215,10 @@ class FakeStripe:
             "amount": int(params["amount"]), "currency": params["currency"],
             "payment_method": method, "description": params.get("description"),
             "confirm": params.get("confirm"), "status": "succeeded", "amount_refunded": 0,
+            "metadata": _metadata(params), "last_payment_error": None,
         }
+        if method == "pm_usBankAccount_processing":  # as Stripe's test bank account
+            intent["status"] = "processing"
         if method == "pm_card_chargeDeclined":
             intent["status"] = "requires_payment_method"
             self.payment_intents[intent["id"]] = intent
@@ -219,8 +240,7 @@ class FakeStripe:
                                f"Refund amount ({amount}) is greater than unrefunded amount on "
                                f"charge ({left})", code="amount_too_large", param="amount")
         intent["amount_refunded"] += amount
-        metadata = {k[len("metadata["):-1]: v for k, v in params.items()
-                    if k.startswith("metadata[")}
+        metadata = _metadata(params)
         refund = {
             "id": self._new_id("re"), "object": "refund", "amount": amount,
             "currency": intent["currency"], "payment_intent": intent["id"],
@@ -241,6 +261,10 @@ class FakeStripe:
             request.wfile.write(data)
         except OSError:
             pass  # the client gave up (a "hang"): nobody is listening any more
+
+
+def _metadata(params: dict[str, str]) -> dict[str, str]:
+    return {k[len("metadata["):-1]: v for k, v in params.items() if k.startswith("metadata[")}
 
 
 def _error(kind: str, message: str, *, code: str | None = None,

@@ -3,6 +3,8 @@ tasks and the SDK, against a local fake Stripe (kassa.gateways.tests.fake_stripe
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import make_all_tasks_due, run_tasks
@@ -29,48 +31,117 @@ def test_online_payment_with_pm_card_visa_creates_and_confirms_a_payment_intent(
     assert call.params["allowed_payment_method_types[0]"] == "card"
     assert call.params["error_on_requires_action"] == "true"
     assert call.params["description"] == f"Invoice {inv['number']}"
-    assert call.idempotency_key and call.idempotency_key.startswith("pay-")
-    [intent] = fake_stripe.payment_intents.values()
-    assert intent["status"] == "succeeded"
+    from kassa.billing.charges import payment_key
     from kassa.billing.models import Payment
 
     got = Payment.objects.get(pk=payment["id"])
+    assert call.idempotency_key == payment_key(got)
+    assert call.idempotency_key.endswith(f"-payment-{got.pk}")
+    assert call.params["metadata[kassa_idempotency_key]"] == call.idempotency_key
+    [intent] = fake_stripe.payment_intents.values()
+    assert intent["status"] == "succeeded" and payment["status"] == "succeeded"
     assert got.gateway == "stripe" and got.gateway_reference == intent["id"]
     assert payment["refundable"] == "217.75"
     assert tenant.api.get(f"/invoices/{inv['id']}").json()["status"] == "closed"
     assert verify(tenant.organization) == []
 
 
-def test_declined_card_is_402_and_writes_nothing(tenant, fake_stripe):
+def booked() -> tuple[int, int, list[tuple[int, bool]]]:
+    """What a payment books: entries, allocations, the invoices' figures."""
+    from kassa.billing.models import Invoice, PaymentAllocation
+    from kassa.ledger.models import JournalEntry
+
+    return (JournalEntry.objects.count(), PaymentAllocation.objects.count(),
+            list(Invoice.objects.order_by("pk").values_list("balance_due_minor", "paid_minor")))
+
+
+def test_declined_card_is_402_and_books_nothing(tenant, fake_stripe):
     inv = tenant.invoice()
-    before = snapshot()
+    before = booked()
     r = pay(tenant, inv["id"], "pm_card_chargeDeclined")
     assert r.status_code == 402 and r.json()["code"] == "payment_declined"
     assert r["Content-Type"] == "application/problem+json"
-    assert snapshot() == before
+    assert booked() == before
+    [declined] = tenant.api.get(f"/invoices/{inv['id']}").json()["payments"]
+    assert declined["status"] == "declined" and "declined" in declined["failure_reason"]
     assert tenant.api.get(f"/invoices/{inv['id']}").json()["balance_due"] == "100.00"
     assert verify(tenant.organization) == []
 
 
-def test_unknown_payment_method_is_422_on_source_and_writes_nothing(tenant, fake_stripe):
+def test_unknown_payment_method_is_422_on_source_and_books_nothing(tenant, fake_stripe):
+    """Not a PaymentMethod id at all: refused before anything is written. One Stripe does not
+    know: only Stripe can tell, so the payment recorded for it ends declined."""
+    from kassa.billing.models import Payment
+
     inv = tenant.invoice()
     before = snapshot()
-    for source in ("pm_no_such_method", "sandbox_ok"):
-        r = pay(tenant, inv["id"], source)
-        assert r.status_code == 422, r.content
-        assert r.json()["errors"][0]["field"] == "source"
+    r = pay(tenant, inv["id"], "sandbox_ok")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "source"
     assert snapshot() == before
+    r = pay(tenant, inv["id"], "pm_no_such_method")
+    assert r.status_code == 422, r.content
+    assert r.json()["errors"][0]["field"] == "source"
+    assert list(Payment.objects.values_list("status", flat=True)) == ["declined"]
     assert verify(tenant.organization) == []
 
 
-@pytest.mark.parametrize("mode", ["500", "hang"])
-def test_stripe_down_during_a_payment_is_503_and_writes_nothing(tenant, fake_stripe, mode):
+@pytest.mark.parametrize("mode", ["500", "500_after", "hang"])
+def test_stripe_down_during_a_payment_is_503_and_resolved_by_its_key(tenant, fake_stripe, mode):
+    """Stripe failed before charging (500), after charging (500_after: the charge stands), or
+    the answer was lost (hang): the payment stays processing, and the worker finds the
+    PaymentIntent by the key in its metadata — booked once if it exists, failed if not."""
+    from kassa.billing.models import Payment
+
     inv = tenant.invoice()
-    before = snapshot()
+    before = booked()
     fake_stripe.fail_next(mode, path="/v1/payment_intents")
     r = pay(tenant, inv["id"], "pm_card_visa")
     assert r.status_code == 503 and r.json()["code"] == "gateway_unavailable"
-    assert snapshot() == before
+    assert booked() == before
+    make_all_tasks_due()
+    run_tasks()
+    assert fake_stripe.calls_to("GET", "/v1/payment_intents/search")
+    payment = Payment.objects.get()
+    charged = [i for i in fake_stripe.payment_intents.values() if i["status"] == "succeeded"]
+    if mode == "500":
+        assert charged == [] and payment.status == "failed"
+        assert booked() == before
+    else:
+        [intent] = charged
+        assert payment.status == "succeeded" and payment.gateway_reference == intent["id"]
+        assert tenant.api.get(f"/invoices/{inv['id']}").json()["balance_due"] == "0.00"
+    assert len(fake_stripe.calls_to("POST", "/v1/payment_intents")) == 1  # never charged again
+    assert verify(tenant.organization) == []
+
+
+def test_a_processing_payment_is_booked_by_the_succeeded_webhook(tenant, fake_stripe):
+    """A bank debit: Stripe answers processing; the payment holds its amount, unbooked, until
+    `payment_intent.succeeded` (or `payment_intent.payment_failed`) arrives."""
+    from kassa.billing.models import Payment
+    from kassa.gateways.tests.test_stripe_webhooks import deliver
+
+    invoices = [tenant.invoice(), tenant.invoice()]
+    before = booked()
+    answers = [pay(tenant, inv["id"], "pm_usBankAccount_processing") for inv in invoices]
+    assert [(r.status_code, r.json()["status"]) for r in answers] == [(201, "processing")] * 2
+    assert booked() == before
+    refused = tenant.api.post(f"/payments/{answers[0].json()['id']}/refunds", {
+        "type": "online", "amount": "1.00", "reason": "Changed plans"})
+    assert refused.status_code == 409 and refused.json()["code"] == "payment_not_succeeded"
+    news = [("payment_intent.succeeded", "succeeded"),
+            ("payment_intent.payment_failed", "requires_payment_method")]
+    for r, (kind, status) in zip(answers, news, strict=True):
+        reference = Payment.objects.get(pk=r.json()["id"]).gateway_reference
+        intent = fake_stripe.payment_intents[reference]
+        intent["status"] = status
+        body = json.dumps({"id": f"evt_{kind}", "object": "event", "type": kind,
+                           "data": {"object": intent}})
+        for _ in range(2):  # a duplicate changes nothing
+            deliver(body)
+    statuses = [tenant.api.get(f"/payments/{r.json()['id']}").json()["status"] for r in answers]
+    assert statuses == ["succeeded", "failed"]
+    assert [tenant.api.get(f"/invoices/{inv['id']}").json()["balance_due"]
+            for inv in invoices] == ["0.00", "100.00"]
     assert verify(tenant.organization) == []
 
 

@@ -36,7 +36,12 @@ from kassa.web.forms import show_error
 
 # What the payment history calls each event; an unknown kind is shown as its words.
 EVENT_LABELS = {
+    "payment_started": "Charge started",
+    "payment_processing": "Processor deciding",
     "payment_taken": "Payment received",
+    "payment_declined": "Card declined",
+    "payment_failed": "Payment failed",
+    "charge_given_back": "Charge given back",
     "refund_issued": "Online refund issued",
     "refund_recorded": "Offline refund recorded",
     "refund_succeeded": "Online refund succeeded",

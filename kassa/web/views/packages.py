@@ -28,7 +28,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from kassa.billing import selectors as billing
-from kassa.billing.models import Customer, Payment
+from kassa.billing.models import Customer, Payment, PaymentStatus
 from kassa.core.errors import DomainError, NotFound, PermissionDenied
 from kassa.core.money import display, parse_amount
 from kassa.packages import selectors
@@ -228,7 +228,8 @@ def _package_of(packages: list[Package], package_id: object) -> Package:
 
 
 def _online_payments(organization: Any, pkg: Package) -> list[Payment]:
-    return list(billing.payments(organization).filter(invoice_id=pkg.invoice_id, online=True)
+    return list(billing.payments(organization).filter(invoice_id=pkg.invoice_id, online=True,
+                                                      status=PaymentStatus.SUCCEEDED)
                 .order_by("created_at", "id"))
 
 
