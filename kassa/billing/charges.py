@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
 from kassa.billing import allocation
@@ -37,9 +37,15 @@ from kassa.billing.models import (
     PaymentEvent,
     PaymentStatus,
 )
-from kassa.core.errors import GatewayUnavailable, PaymentDeclined, ValidationFailed
+from kassa.core.errors import (
+    ChargeNotStuck,
+    GatewayUnavailable,
+    PaymentDeclined,
+    ValidationFailed,
+)
 from kassa.core.installation import installation_key
 from kassa.core.locks import lock_invoice, lock_payment, money_transaction
+from kassa.core.lookup import get_scoped
 from kassa.core.models import KEY_LIFE
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import ChargeResult, GatewayError
@@ -47,6 +53,8 @@ from kassa.gateways.base import ChargeState as GatewayCharge
 from kassa.gateways.registry import gateway_named
 from kassa.gateways.schedule import backoff, max_call_attempts
 from kassa.ledger.services import Line, credit, debit, post
+from kassa.tenancy.models import Membership
+from kassa.tenancy.services import require_admin
 
 logger = logging.getLogger("kassa.billing")
 
@@ -193,9 +201,9 @@ def _book_charge(payment: Payment, invoice: Invoice, reference: str, now: dt.dat
     book(payment, invoice, lines, weights, now=now, by=by,
          detail=f"{payment.method} payment via {payment.gateway} ({reference})")
     payment.status, payment.charge_state = PaymentStatus.SUCCEEDED, ChargeState.NONE
-    payment.next_attempt_at = None
+    payment.next_attempt_at, payment.failure_reason = None, ""  # a past call's error is moot
     payment.save(update_fields=["status", "charge_state", "gateway_reference",
-                                "next_attempt_at"])
+                                "next_attempt_at", "failure_reason"])
 
 
 def book(payment: Payment, invoice: Invoice, lines: list[InvoiceLine],
@@ -337,6 +345,38 @@ def _given_back(payment_id: int) -> None:
     _event(payment, "charge_given_back", PaymentStatus.FAILED,
            f"The charge {payment.gateway_reference} was given back at the gateway")
     logger.info("payment %s: charge %s given back", payment.pk, payment.gateway_reference)
+
+
+# --- a person's way out ------------------------------------------------------------------
+
+def unresolved(organization_id: int) -> QuerySet[Payment]:
+    """Payments whose charge the worker gave up on (the gateway could not be asked, or would
+    not take a give-back): the /attention/ page lists them."""
+    return (Payment.objects.filter(organization_id=organization_id,
+                                   charge_state=ChargeState.STUCK)
+            .select_related("invoice").order_by("created_at", "id"))
+
+
+@money_transaction()
+def retry_charge(*, actor: Membership, payment: object) -> Payment:
+    """Start the worker's calls about a stuck charge again, its attempts from zero: asking
+    the gateway for a processing payment's key, or giving back a failed one's charge."""
+    require_admin(actor)
+    found = get_scoped(Payment.objects.filter(organization=actor.organization), payment)
+    locked = lock_payment(found.pk)
+    if locked.charge_state != ChargeState.STUCK:
+        raise ChargeNotStuck(f"Payment {locked.pk} is {locked.status}; its charge needs no "
+                             "retry")
+    state = (ChargeState.CHARGING if locked.status == PaymentStatus.PROCESSING
+             else ChargeState.GIVE_BACK)
+    locked.charge_state, locked.attempts = state, 0
+    locked.next_attempt_at = timezone.now()
+    locked.save(update_fields=["charge_state", "attempts", "next_attempt_at"])
+    PaymentEvent.objects.create(payment=locked, at=locked.next_attempt_at, kind="charge_retried",
+                                amount_minor=locked.amount_minor, status=locked.status,
+                                by=actor.user, detail="The gateway is asked again")
+    enqueue(DUE_TASKS[state], locked.pk)
+    return locked
 
 
 DUE_TASKS = {

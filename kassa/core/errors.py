@@ -95,6 +95,12 @@ class PaymentNotSucceeded(DomainError):
     title = "This payment has not succeeded, so nothing of it can be refunded"
 
 
+class ChargeNotStuck(DomainError):
+    code = "charge_not_stuck"
+    status = 409
+    title = "The worker has not given up on this payment's charge"
+
+
 class RefundPending(DomainError):
     code = "refund_pending"
     status = 409

@@ -399,6 +399,7 @@ def test_a_payment_killed_after_its_charge_is_booked_once_by_the_worker(
     # A retry that comes after all answers the payment the worker booked, charging nothing.
     settings.KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = TAKEOVER
     past_the_takeover("card-2")
+    print("DEBUG", list(Payment.objects.values("pk", "request_key", "created_at", "organization_id", "status")), tenant.organization.pk, charges.resumable(tenant.organization.pk, "card-2"))
     late = tenant.api.post(f"/invoices/{invoice['id']}/payments", CARD, key="card-2")
     assert late.status_code == 201, late.content
     assert late.json()["id"] == str(intent.pk) and late.json()["status"] == "succeeded"

@@ -80,3 +80,60 @@ def test_retry_from_the_page_puts_the_refund_back_in_the_gateways_hands(tenant):
     assert "the gateway is asked again" in r.content.decode()
     row = Refund.objects.get(pk=refund["id"])
     assert (row.gateway_state, row.attempts) == ("to_call", 0)
+
+
+def test_a_charge_the_worker_could_not_resolve_is_listed_and_asked_again(
+        tenant, settings, monkeypatch):
+    """The request died while charging and the gateway cannot be asked about the key, every
+    attempt: the payment is listed with what happened; *Ask the gateway again* puts it back in
+    the worker's hands, which books it once the gateway answers. Other roles get a 403."""
+    from conftest import make_all_tasks_due, run_tasks
+    from kassa.billing.models import Payment
+    from kassa.gateways.base import GatewayError
+    from kassa.gateways.sandbox import SandboxGateway
+    from kassa.ledger.verify import verify
+
+    settings.KASSA_GATEWAY_ATTEMPTS = 2
+    inv = tenant.invoice()
+    real_find = SandboxGateway.find_charge
+
+    def unreachable(self, **kwargs):
+        raise GatewayError("the sandbox gateway timed out")
+
+    original_charge = SandboxGateway.charge
+
+    def charge_then_lose_the_answer(self, **kwargs):
+        original_charge(self, **kwargs)
+        raise GatewayError("read timed out")
+
+    monkeypatch.setattr(SandboxGateway, "charge", charge_then_lose_the_answer)
+    r = tenant.api.post(f"/invoices/{inv['id']}/payments",
+                        {"amount": "100.00", "method": "card", "online": True})
+    assert r.status_code == 503
+    monkeypatch.setattr(SandboxGateway, "charge", original_charge)
+    monkeypatch.setattr(SandboxGateway, "find_charge", unreachable)
+    for _ in range(3):
+        make_all_tasks_due()
+        run_tasks()
+    payment = Payment.objects.get()
+    assert (payment.status, payment.charge_state, payment.attempts) == ("processing", "stuck", 2)
+
+    desk, _ = tenant.user("front_desk")
+    other = Client()
+    other.force_login(desk.user)
+    assert other.post(f"/attention/payments/{payment.pk}/retry").status_code == 403
+    client = Client()
+    client.force_login(tenant.admin.user)
+    page = client.get("/attention/").content.decode()
+    assert f"Payment #{payment.pk} · $100.00" in page and "the sandbox gateway timed out" in page
+    monkeypatch.setattr(SandboxGateway, "find_charge", real_find)
+    r = client.post(f"/attention/payments/{payment.pk}/retry", follow=True)
+    assert "the gateway is asked again" in r.content.decode()
+    run_tasks()
+    payment.refresh_from_db()
+    assert (payment.status, payment.charge_state, payment.failure_reason) == (
+        "succeeded", "", "")
+    again = client.post(f"/attention/payments/{payment.pk}/retry", follow=True)
+    assert "needs no retry" in again.content.decode()
+    assert "Nothing needs a person right now" in client.get("/attention/").content.decode()
+    assert verify(tenant.organization) == []

@@ -1,6 +1,7 @@
-"""`/attention/`: what needs a person — the refunds the gateway machinery gave up on — with the
-same ways out as the API (retry; paid another way; take the gateway's word). Admins only, as
-the services require."""
+"""`/attention/`: what needs a person — the refunds the gateway machinery gave up on, with the
+same ways out as the API (retry; paid another way; take the gateway's word), and the online
+payments whose charge the worker could not settle (ask the gateway again). Admins only, as the
+services require."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST, require_safe
 
+from kassa.billing import charges
 from kassa.core.errors import DomainError
 from kassa.refunds import attention
 from kassa.refunds.models import Refund
@@ -41,7 +43,8 @@ def _render(request: HttpRequest, membership: Membership, *,
     rows = [{"refund": refund, "form": forms_by_refund.get(refund.pk, ResolveForm(
         prefix=f"r{refund.pk}"))} for refund in stuck]
     return render(request, "web/attention.html", {
-        "organization": membership.organization, "rows": rows}, status=status)
+        "organization": membership.organization, "rows": rows,
+        "charges": list(charges.unresolved(membership.organization_id))}, status=status)
 
 
 @require_safe
@@ -81,8 +84,22 @@ def resolve(request: HttpRequest, membership: Membership, refund_id: int) -> Htt
     return _render(request, membership, forms_by_refund={refund_id: form}, status=422)
 
 
+@require_POST
+@admin_page
+def retry_charge(request: HttpRequest, membership: Membership, payment_id: int) -> HttpResponse:
+    try:
+        charges.retry_charge(actor=membership, payment=payment_id)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Payment {payment_id}: the gateway is asked again.")
+    return redirect("attention")
+
+
 urlpatterns = [
     path("attention/", attention_page, name="attention"),
     path("attention/refunds/<int:refund_id>/retry", retry, name="attention_retry"),
     path("attention/refunds/<int:refund_id>/resolve", resolve, name="attention_resolve"),
+    path("attention/payments/<int:payment_id>/retry", retry_charge,
+         name="attention_retry_charge"),
 ]

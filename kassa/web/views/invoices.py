@@ -42,6 +42,7 @@ EVENT_LABELS = {
     "payment_declined": "Card declined",
     "payment_failed": "Payment failed",
     "charge_given_back": "Charge given back",
+    "charge_retried": "Gateway asked again",
     "refund_issued": "Online refund issued",
     "refund_recorded": "Offline refund recorded",
     "refund_succeeded": "Online refund succeeded",
