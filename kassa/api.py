@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI
@@ -156,6 +157,24 @@ def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
 @api.exception_handler(Http404)
 def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return problem(404, "not_found", "Not found", str(exc) or "Not found")
+
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_not_available: its lock_timeout passed
+
+
+@api.exception_handler(OperationalError)
+def on_database_busy(request: HttpRequest, exc: OperationalError) -> HttpResponse:
+    """A row lock waited for longer than settings.LOCK_WAIT_SECONDS (PostgreSQL's
+    lock_timeout, SQLite's "database is locked"): the transaction rolled back, nothing changed,
+    and the same request may be retried. Any other operational error stays a 500."""
+    cause = exc.__cause__
+    timed_out = getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE or (
+        "database is locked" in str(exc))
+    if not timed_out:
+        raise exc
+    return problem(503, "busy", "Kassa is busy; try again",
+                   "Another change to the same records took too long; nothing was changed. "
+                   "Retry the request (with the same Idempotency-Key).")
 
 
 @api.exception_handler(HttpError)
