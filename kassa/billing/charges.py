@@ -52,7 +52,8 @@ from kassa.gateways.base import ChargeResult, GatewayError
 from kassa.gateways.base import ChargeState as GatewayCharge
 from kassa.gateways.registry import gateway_named
 from kassa.gateways.schedule import backoff, max_call_attempts
-from kassa.ledger.services import Line, credit, debit, post
+from kassa.ledger.models import JournalEntry, Posting
+from kassa.ledger.services import Line, credit, debit, post, reverse
 from kassa.tenancy.models import Membership
 from kassa.tenancy.services import require_admin
 
@@ -178,11 +179,34 @@ def settle_charge(payment_id: int, result: ChargeResult, *, invoice_id: int | No
         _to_give_back(payment, result.reference, now,
                       "The gateway charged a payment already failed; the charge is given back")
     elif result.state == GatewayCharge.FAILED and payment.status == PaymentStatus.SUCCEEDED:
-        # A succeeded charge is final at the processor; what happens to it later is a dispute
-        # or a return, never a failed charge.
-        logger.warning("payment %s: the gateway reports its succeeded charge failed; ignored",
-                       payment.pk)
+        _reverse_booking(payment, invoice, result.failure_reason or "The charge failed", now)
     return payment
+
+
+def _reverse_booking(payment: Payment, invoice: Invoice, reason: str, now: dt.datetime) -> None:
+    """A charge booked as succeeded that the processor fails after all (a bank debit's late
+    failure): its booking is undone — the entry reversed, its allocations taken back, the
+    balance owed again. Once refunds have moved its money, undoing it is a person's work."""
+    if payment.refunded_minor or payment.refund_pending:
+        logger.error("payment %s failed at the gateway after it was refunded: its books are "
+                     "left for a person (%s)", payment.pk, reason)
+        _event(payment, "payment_failed", PaymentStatus.SUCCEEDED,
+               f"The gateway failed the charge after it was refunded ({reason}): the books "
+               "are unchanged; settle it by hand")
+        return
+    entry_id = (Posting.objects.filter(payment=payment, entry__kind="payment")
+                .values_list("entry_id", flat=True).first())
+    if entry_id is not None:
+        reverse(JournalEntry.objects.get(pk=entry_id), at=now, created_by=None,
+                organization=invoice.organization, center=invoice.center)
+    held = allocation.held_by(payment)
+    allocation.allocate(payment=payment, shares={
+        line_id: (-net, -tax) for line_id, (net, tax) in held.shares.items()}, now=now)
+    allocation.refresh(invoice)
+    payment.status, payment.failure_reason = PaymentStatus.FAILED, reason[:300]
+    payment.save(update_fields=["status", "failure_reason"])
+    _event(payment, "payment_failed", PaymentStatus.FAILED,
+           f"The gateway failed the charge after all ({reason}): its booking is reversed")
 
 
 def _book_charge(payment: Payment, invoice: Invoice, reference: str, now: dt.datetime, *,

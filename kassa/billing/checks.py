@@ -20,13 +20,16 @@ from kassa.ledger.selectors import balances_by
 from kassa.ledger.verify import check
 from kassa.tenancy.models import Organization
 
+# A payment's booking, and its reversal when the processor failed the charge after all.
+PAID_KINDS = ("payment", "payment_reversed")
+
 
 @check
 def invoices_agree_with_ledger(org: Organization) -> Iterable[str]:
     receivable = balances_by("invoice_id", "receivable", organization=org)
     issued = balances_by("invoice_id", "receivable", organization=org,
                          entry__kind="invoice_issued")
-    paid = balances_by("invoice_id", "receivable", organization=org, entry__kind="payment")
+    paid = balances_by("invoice_id", "receivable", organization=org, entry__kind__in=PAID_KINDS)
     for inv in Invoice.objects.filter(organization=org).iterator():
         name = f"invoice {inv.number} (id {inv.pk})"
         if inv.balance_due_minor != receivable.get(inv.pk, 0):
@@ -48,9 +51,11 @@ def invoices_agree_with_ledger(org: Organization) -> Iterable[str]:
 def payments_agree_with_ledger(org: Organization) -> Iterable[str]:
     """A succeeded payment is booked for its amount; any other (processing, failed, declined)
     has nothing booked at all: no posting, no allocation."""
-    taken = balances_by("payment_id", "receivable", organization=org, entry__kind="payment")
+    taken = balances_by("payment_id", "receivable", organization=org,
+                        entry__kind__in=PAID_KINDS)
     allocated = set(PaymentAllocation.objects.filter(payment__organization=org)
-                    .values_list("payment_id", flat=True).distinct())
+                    .values("payment_id").annotate(net=Sum("net_minor"), tax=Sum("tax_minor"))
+                    .exclude(net=0, tax=0).values_list("payment_id", flat=True))
     for payment in Payment.objects.filter(organization=org).iterator():
         booked = -taken.get(payment.pk, 0)
         if payment.status == PaymentStatus.SUCCEEDED and payment.amount_minor != booked:

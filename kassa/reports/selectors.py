@@ -73,8 +73,9 @@ def daily(scope: Scope) -> dict[str, Any]:
     credits = (total(("sales_credits",))
                + total(("package_liability",), ("package_refund", "package_refund_reversed"))
                + total(("package_sold_unpaid",), ("package_closed", "package_closed_reversed")))
-    received = total(TENDER_CODES, ("payment",))
-    refunded = -total(TENDER_CODES, exclude=("payment",))
+    # A payment the processor failed after it was booked is money that never came.
+    received = total(TENDER_CODES, ("payment", "payment_reversed"))
+    refunded = -total(TENDER_CODES, exclude=("payment", "payment_reversed"))
     by_method = {code: total((code,)) for code in TENDER_CODES}
     charged = -total(("tax_payable",), ISSUED)
     credited = total(("tax_payable",), exclude=ISSUED)
@@ -122,7 +123,8 @@ def revenue(scope: Scope) -> dict[str, Any]:
 
 # How each kind of event moves a package's liability: the column it belongs in.
 LIABILITY_COLUMNS = {
-    "payment": "paid", "refund_issued": "paid", "refund_recorded": "paid",
+    "payment": "paid", "payment_reversed": "paid",
+    "refund_issued": "paid", "refund_recorded": "paid",
     "refund_issued_reversed": "paid", "refund_recorded_reversed": "paid",
     "redemption": "redeemed",
     "package_refund": "refunded", "package_refund_reversed": "refunded",

@@ -103,7 +103,8 @@ def serving(tmp_path: Path, *, takeover: int) -> Iterator[Server]:
         try:
             wait_for(f"{server.base}/api/v1/openapi.json")
         except AssertionError:
-            raise AssertionError(f"the server never answered:\n{log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"the server never answered:\n{log.read_text()[-3000:]}") from None
         yield server
     finally:
         server.kill()
@@ -399,7 +400,6 @@ def test_a_payment_killed_after_its_charge_is_booked_once_by_the_worker(
     # A retry that comes after all answers the payment the worker booked, charging nothing.
     settings.KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = TAKEOVER
     past_the_takeover("card-2")
-    print("DEBUG", list(Payment.objects.values("pk", "request_key", "created_at", "organization_id", "status")), tenant.organization.pk, charges.resumable(tenant.organization.pk, "card-2"))
     late = tenant.api.post(f"/invoices/{invoice['id']}/payments", CARD, key="card-2")
     assert late.status_code == 201, late.content
     assert late.json()["id"] == str(intent.pk) and late.json()["status"] == "succeeded"

@@ -303,3 +303,38 @@ def test_stripe_unreachable_while_polling_keeps_the_refund_pending(
 ])
 def test_stripe_refund_statuses_map_to_ours(status, state):
     assert refund_state(status) == state
+
+
+def test_a_booked_charge_the_bank_fails_later_is_reversed(tenant, fake_stripe):
+    """A bank debit booked on `payment_intent.succeeded`, then failed after all: the booking
+    is undone — the invoice owes it again, the day's collections net it out — and a duplicate
+    of the failure changes nothing."""
+    from kassa.billing.models import Payment
+    from kassa.gateways.tests.test_stripe_webhooks import deliver
+
+    inv = tenant.invoice()
+    r = pay(tenant, inv["id"], "pm_usBankAccount_processing")
+    payment = Payment.objects.get(pk=r.json()["id"])
+    intent = fake_stripe.payment_intents[payment.gateway_reference]
+    for kind, status in (("payment_intent.succeeded", "succeeded"),
+                         ("payment_intent.payment_failed", "requires_payment_method")):
+        intent["status"] = status
+        intent["last_payment_error"] = {"message": "The account was closed"} if (
+            status != "succeeded") else None
+        body = json.dumps({"id": f"evt_{kind}", "object": "event", "type": kind,
+                           "data": {"object": intent}})
+        deliver(body)
+        if status == "succeeded":
+            assert tenant.api.get(f"/invoices/{inv['id']}").json()["balance_due"] == "0.00"
+        else:
+            deliver(body)  # a duplicate changes nothing
+    got = tenant.api.get(f"/payments/{payment.pk}").json()
+    assert got["status"] == "failed" and got["failure_reason"] == "The account was closed"
+    invoice = tenant.api.get(f"/invoices/{inv['id']}").json()
+    assert (invoice["balance_due"], invoice["paid"], invoice["status"]) == (
+        "100.00", "0.00", "open")
+    day = tenant.api.get("/reports/daily").json()
+    assert day["collections"]["received"] == "0.00" and day["collections"]["refunded"] == "0.00"
+    history = [e["kind"] for e in tenant.api.get(f"/payments/{payment.pk}/history").json()]
+    assert history.count("payment_failed") == 1
+    assert verify(tenant.organization) == []
