@@ -152,7 +152,7 @@ WHITENOISE_USE_FINDERS = True
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default"],
+        "QUEUES": ["default", "mail"],  # mail: the tasks that send e-mail (outbox.MAIL_QUEUE)
     }
 }
 
