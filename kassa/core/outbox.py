@@ -9,8 +9,8 @@ Tasks are also found by name: a service enqueues `"refunds.call_gateway"` throug
 and the app that runs it registers it with `@task_named` when it is ready. So a service never
 imports the tasks module that imports it back.
 
-A task that sends e-mail goes on the MAIL_QUEUE, apart from the gateway calls, so that a mail
-server that accepts connections and never answers can be kept from holding them up.
+A task that sends e-mail goes on the MAIL_QUEUE, which `kassa worker` runs on a thread of its
+own: a mail server that accepts connections and never answers holds up only the mail.
 """
 
 from __future__ import annotations
