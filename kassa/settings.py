@@ -158,7 +158,7 @@ WHITENOISE_USE_FINDERS = True
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default"],
+        "QUEUES": ["default", "mail"],  # mail: the tasks that send e-mail (outbox.MAIL_QUEUE)
     }
 }
 
@@ -172,6 +172,8 @@ if _email_url:
     EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
     EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
     EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+    # Seconds, for the connection and for each read (smtplib sets it on the socket): a server
+    # that accepts and never answers costs a receipt attempt this long, on the mail thread only.
     EMAIL_TIMEOUT = 10
 else:
     EMAIL_BACKEND = "kassa.core.mail.EmlFileBackend"

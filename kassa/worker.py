@@ -1,14 +1,19 @@
 """`kassa worker`: run the durable tasks, with the outbox sweep and the pruning between rounds.
 
-A round is: the sweep, when it is due for the whole database (a lease row moved on by a
-conditional update, so however many workers run, one sweeps per interval and no two enqueue
-the same overdue work); then the pruning, on a lease of its own; then at most BATCH ready
-tasks, so that under steady load the worker still comes back to sweep. With nothing ready it
-sleeps a moment.
+Two lanes, each a loop of rounds on a thread of its own: the main thread runs every queue but
+the mail (gateway calls, polls, ...), a second thread runs the mail queue alone, so a mail
+server that accepts connections and never answers holds up only the mail, for at most
+EMAIL_TIMEOUT per read. Django's connections are per thread: each lane closes its own.
 
-SIGTERM or SIGINT: the task in hand finishes, then the worker exits 0 (a deploy never kills a
-receipt or a gateway call half-way; both are idempotent anyway). `--once` sweeps, runs what is
-ready until the queue is empty, and exits.
+A round of the main lane is: the sweep, when it is due for the whole database (a lease row
+moved on by a conditional update, so however many workers run, one sweeps per interval and no
+two enqueue the same overdue work); then the pruning, on a lease of its own; then at most BATCH
+ready tasks of its queues, so that under steady load the worker still comes back to sweep. A
+round of the mail lane is only its BATCH. A lane with nothing ready sleeps a moment.
+
+SIGTERM or SIGINT: each lane finishes the task in hand, then the worker exits 0 (a deploy never
+kills a receipt or a gateway call half-way; both are idempotent anyway). `--once` sweeps, runs
+what is ready on every queue, one task after another, until none is left, and exits.
 """
 
 from __future__ import annotations
@@ -18,17 +23,20 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.sessions.models import Session
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from kassa.core.models import IdempotentRequest, Lease
-from kassa.core.outbox import run_sweeps
+from kassa.core.outbox import MAIL_QUEUE, run_sweeps
 
 logger = logging.getLogger("kassa.worker")
 
@@ -72,55 +80,101 @@ def prune(now: dt.datetime) -> dict[str, int]:
     return counts
 
 
-def _worker(*, max_tasks: int | None) -> Worker:
-    return Worker(queue_names=["*"], interval=0, batch=True, backend_name="default",
+@dataclass
+class Lane:
+    """Some queues, run round after round by one thread."""
+
+    name: str
+    queue_names: list[str]
+    excluded_queue_names: list[str] = field(default_factory=list)
+    running: bool = True
+    current: Worker | None = None  # the round's worker, for `stop` to end after its task
+
+    def ready(self) -> QuerySet[DBTaskResult]:
+        tasks = DBTaskResult.objects.ready()
+        if "*" not in self.queue_names:
+            tasks = tasks.filter(queue_name__in=self.queue_names)
+        return tasks.exclude(queue_name__in=self.excluded_queue_names)
+
+    def stop(self) -> None:
+        # Called from the signal handler: plain assignments, no lock (the thread the handler
+        # interrupted might hold it).
+        self.running = False
+        if (round_worker := self.current) is not None:
+            round_worker.running = False  # it returns once its task is done
+
+
+def lanes() -> tuple[Lane, Lane]:
+    """The main lane (every queue but the mail) and the mail lane."""
+    return Lane("main", ["*"], [MAIL_QUEUE]), Lane("mail", [MAIL_QUEUE])
+
+
+def _worker(lane: Lane, *, max_tasks: int | None) -> Worker:
+    suffix = f"-{lane.name}"  # a worker id is unique per thread, and at most 64 characters
+    return Worker(queue_names=lane.queue_names, interval=0, batch=True, backend_name="default",
                   startup_delay=False, max_tasks=max_tasks,
-                  worker_id=f"{socket.gethostname()}-{os.getpid()}"[:64],
-                  excluded_queue_names=[])
+                  worker_id=f"{socket.gethostname()}-{os.getpid()}"[:64 - len(suffix)] + suffix,
+                  excluded_queue_names=lane.excluded_queue_names)
 
 
-CURRENT: list[Worker] = []  # the round's worker, for the signal handler to stop
-
-
-def run_round() -> bool:
-    """Run at most BATCH ready tasks; whether any was ready."""
-    if not DBTaskResult.objects.ready().exists():
+def run_round(lane: Lane) -> bool:
+    """Run at most BATCH of the lane's ready tasks; whether any was ready."""
+    if not lane.ready().exists():
         return False
-    round_worker = _worker(max_tasks=BATCH)
-    CURRENT[:] = [round_worker]
+    round_worker = _worker(lane, max_tasks=BATCH)
+    lane.current = round_worker
     try:
-        round_worker.run()
+        if lane.running:  # a stop that came before the line above found no worker to stop
+            round_worker.run()
     finally:
-        CURRENT.clear()
+        lane.current = None
     return True
+
+
+def run_lane(lane: Lane, *, periodic: bool = False) -> None:
+    """Rounds until the lane is stopped; `periodic`: the sweep and the pruning before each."""
+    while lane.running:
+        close_old_connections()
+        ran = False
+        try:
+            if periodic:
+                now = timezone.now()
+                if claim_sweep(now):
+                    run_sweeps()
+                if claim("prune", now, dt.timedelta(seconds=PRUNE_EVERY_SECONDS)):
+                    logger.info("pruned %s", prune(now))
+            ran = run_round(lane)
+        except Exception:
+            logger.exception("worker round failed (%s lane); going on", lane.name)
+        if lane.running and not ran:
+            time.sleep(IDLE_SECONDS)
+
+
+def _run_mail_lane(lane: Lane) -> None:
+    try:
+        run_lane(lane)
+    finally:
+        connections.close_all()  # this thread's own connections
 
 
 def run_worker(*, once: bool = False) -> None:
     if once:
         run_sweeps()
-        _worker(max_tasks=None).run()
+        _worker(Lane("once", ["*"]), max_tasks=None).run()
         return
-    state = {"running": True}
+    main, mail = lanes()
 
     def stop(signum: int, frame: Any) -> None:
-        logger.info("%s: finishing the task in hand, then stopping", signal.strsignal(signum))
-        state["running"] = False
-        for round_worker in CURRENT:
-            round_worker.running = False  # it returns once its task is done
+        main.stop()
+        mail.stop()
+        logger.info("%s: finishing the tasks in hand, then stopping", signal.strsignal(signum))
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    while state["running"]:
-        close_old_connections()
-        ran = False
-        try:
-            now = timezone.now()
-            if claim_sweep(now):
-                run_sweeps()
-            if claim("prune", now, dt.timedelta(seconds=PRUNE_EVERY_SECONDS)):
-                logger.info("pruned %s", prune(now))
-            ran = run_round()
-        except Exception:
-            logger.exception("worker round failed; going on")
-        if state["running"] and not ran:
-            time.sleep(IDLE_SECONDS)
+    mail_thread = threading.Thread(target=_run_mail_lane, args=(mail,), name="kassa-mail")
+    mail_thread.start()
+    try:
+        run_lane(main, periodic=True)
+    finally:
+        mail.stop()
+        mail_thread.join()  # its task in hand: a receipt, bounded by EMAIL_TIMEOUT per read

@@ -8,6 +8,9 @@ Every task is idempotent, so a sweep that enqueues something already queued cost
 Tasks are also found by name: a service enqueues `"refunds.call_gateway"` through `enqueue`,
 and the app that runs it registers it with `@task_named` when it is ready. So a service never
 imports the tasks module that imports it back.
+
+A task that sends e-mail goes on the MAIL_QUEUE, which `kassa worker` runs on a thread of its
+own: a mail server that accepts connections and never answers holds up only the mail.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger("kassa.outbox")
+
+MAIL_QUEUE = "mail"
 
 Sweep = Callable[[], int]
 SWEEPS: list[Sweep] = []

@@ -12,7 +12,7 @@ import logging
 from django.utils import timezone
 from django_tasks import task
 
-from kassa.core.outbox import sweep, task_named
+from kassa.core.outbox import MAIL_QUEUE, sweep, task_named
 from kassa.refunds import gateway_calls, receipts
 from kassa.refunds.models import GatewayState, Receipt, ReceiptStatus, Refund, RefundStatus
 
@@ -36,7 +36,7 @@ def poll_refund(refund_id: int, polls: int = 0) -> None:
 
 
 @task_named("refunds.send_receipt")
-@task()
+@task(queue_name=MAIL_QUEUE)  # apart from the gateway calls: a hung mail server delays only mail
 def send_receipt(receipt_id: int) -> None:
     receipts.send_receipt(receipt_id)
 

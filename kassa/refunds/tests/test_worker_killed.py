@@ -97,6 +97,13 @@ def test_worker_killed_after_the_gateway_call_is_finished_once_by_the_next(tenan
             assert worker.poll() is None, worker.communicate()[1]
             assert time.monotonic() < deadline, "the worker never called the gateway"
             time.sleep(0.05)
+        # The receipt goes out meanwhile, on the worker's mail thread: the kill is about the
+        # gateway call alone.
+        receipt = refund.receipts.filter(kind="receipt")
+        while receipt.get().status != "sent":
+            assert worker.poll() is None, worker.communicate()[1]
+            assert time.monotonic() < deadline, "the worker never sent the receipt"
+            time.sleep(0.05)
         worker.send_signal(signal.SIGKILL)
         assert worker.wait(timeout=30) == -signal.SIGKILL
     finally:
