@@ -35,7 +35,7 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from kassa.core.models import IdempotentRequest, Lease
+from kassa.core.models import KEY_LIFE, IdempotentRequest, Lease
 from kassa.core.outbox import MAIL_QUEUE, run_sweeps
 
 logger = logging.getLogger("kassa.worker")
@@ -46,7 +46,6 @@ IDLE_SECONDS = 1.0
 BATCH = 50  # tasks per round
 PRUNE_BATCH = 1000  # rows deleted per table and pruning
 KEEP_TASKS = dt.timedelta(days=7)  # finished task records, for looking into what ran
-KEEP_ANSWERS = dt.timedelta(hours=24)  # an Idempotency-Key's answer, then the key is free
 
 
 def claim(name: str, now: dt.datetime, every: dt.timedelta) -> bool:
@@ -66,12 +65,14 @@ def claim_sweep(now: dt.datetime) -> bool:
 
 
 def prune(now: dt.datetime) -> dict[str, int]:
-    """Delete what is past keeping, a bounded batch of each: finished task records, answered
+    """Delete what is past keeping, a bounded batch of each: finished task records,
     Idempotency-Keys older than a day (the key may then be used again), expired sessions."""
     tasks = DBTaskResult.objects.filter(status__in=["SUCCESSFUL", "FAILED"],
                                         finished_at__lt=now - KEEP_TASKS)
-    keys = IdempotentRequest.objects.filter(status_code__isnull=False,
-                                            created_at__lt=now - KEEP_ANSWERS)
+    # A claim never answered that old died with its request long ago (a retry could have
+    # taken it over after a minute): it goes too.
+    keys = IdempotentRequest.objects.filter(created_at__lt=now - KEY_LIFE).exclude(
+        status_code__isnull=True, claimed_at__gte=now - KEY_LIFE)
     sessions = Session.objects.filter(expire_date__lt=now)
     counts = {}
     for name, found in (("tasks", tasks), ("idempotency_keys", keys), ("sessions", sessions)):

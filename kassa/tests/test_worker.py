@@ -66,13 +66,15 @@ def test_a_round_runs_a_bounded_batch_so_sweeps_go_on_under_load(tenant, monkeyp
 def test_prune_removes_what_is_past_keeping_and_nothing_else(tenant):
     now = timezone.now()
     old, recent = now - dt.timedelta(days=8), now - dt.timedelta(hours=1)
-    for key, at, answered in (("old", now - dt.timedelta(hours=25), True),
-                              ("fresh", recent, True),
-                              ("running", now - dt.timedelta(hours=25), False)):
+    day_ago = now - dt.timedelta(hours=25)
+    for key, at, answered, claimed in (("old", day_ago, True, day_ago),
+                                       ("fresh", recent, True, recent),
+                                       ("died", day_ago, False, day_ago),
+                                       ("taken over", day_ago, False, recent)):
         row = IdempotentRequest.objects.create(organization=tenant.organization, key=key,
                                                fingerprint="f",
                                                status_code=201 if answered else None)
-        IdempotentRequest.objects.filter(pk=row.pk).update(created_at=at)
+        IdempotentRequest.objects.filter(pk=row.pk).update(created_at=at, claimed_at=claimed)
     payment = tenant.pay(tenant.invoice()["id"], "100.00")
     for _ in range(2):
         tenant.api.post(f"/payments/{payment['id']}/refunds", {
@@ -85,8 +87,9 @@ def test_prune_removes_what_is_past_keeping_and_nothing_else(tenant):
     Session.objects.create(session_key="kept", session_data="",
                            expire_date=now + dt.timedelta(days=1))
 
-    assert worker.prune(now) == {"tasks": 1, "idempotency_keys": 1, "sessions": 1}
-    assert set(IdempotentRequest.objects.values_list("key", flat=True)) == {"fresh", "running"}
+    assert worker.prune(now) == {"tasks": 1, "idempotency_keys": 2, "sessions": 1}
+    assert set(IdempotentRequest.objects.values_list("key", flat=True)) == {"fresh",
+                                                                           "taken over"}
     assert list(DBTaskResult.objects.values_list("pk", flat=True)) == [finished[1].pk]
     assert list(Session.objects.values_list("session_key", flat=True)) == ["kept"]
 
