@@ -189,10 +189,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                          f"{demo['sign_in']['password']}\n")
     bind = f"{args.host}:{args.port}"
     names = ["web server", "worker"]
-    children = [subprocess.Popen([
-        sys.executable, "-m", "gunicorn", "kassa.wsgi:application", "--bind", bind,
-        "--workers", str(args.workers), "--access-logfile", "-", "--graceful-timeout", "5",
-    ])]
+    # Threads keep connections alive between requests (gthread); a request may wait up to the
+    # gateway's 30 s and a lock's 20 s, so gunicorn must not kill it before (its default is
+    # 30 s): a killed request is recovered, but it is not what an operator wants.
+    server = [sys.executable, "-m", "gunicorn", "kassa.wsgi:application", "--bind", bind,
+              "--workers", str(args.workers), "--worker-class", "gthread",
+              "--threads", str(args.threads), "--keep-alive", "5", "--timeout", "75",
+              "--graceful-timeout", "5"]
+    if not args.no_access_log:
+        server += ["--access-logfile", "-"]
+    children = [subprocess.Popen(server)]
     if not args.no_worker:
         children.append(subprocess.Popen([sys.executable, "-m", "kassa.cli", "worker"]))
     sys.stderr.write(f"kassa: serving http://{bind}/ (Ctrl-C stops)\n")
@@ -232,7 +238,12 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="migrate, load the demo, serve web + API and a worker")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--workers", type=int, default=2, help=argparse.SUPPRESS)
+    run.add_argument("--workers", type=int, default=2,
+                     help="web server processes (default 2: one per core is a good start)")
+    run.add_argument("--threads", type=int, default=4,
+                     help="threads per web server process (default 4)")
+    run.add_argument("--no-access-log", action="store_true",
+                     help="no access log line per request (the app's own JSON log remains)")
     run.add_argument("--no-demo", action="store_true")
     run.add_argument("--no-worker", action="store_true")
     run.set_defaults(fn=cmd_run)
