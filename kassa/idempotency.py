@@ -6,12 +6,14 @@ same method, path and body gets that stored answer without running again; with a
 gets 409 `idempotency_conflict`. While the first is still running, a second gets 409 too (retry
 later). A 5xx answer is not stored: the client may retry it. Keys are per organization.
 
-A claim with no answer after `KASSA_IDEMPOTENCY_TAKEOVER_SECONDS` (60 s: longer than any request
-lives) died with its request: a retry with the same body takes it over (a conditional update,
-so only one retry does). The services find what the first run left by the same key (the
-payment intent and its gateway key, the refund) and go on with it, so money never moves
-twice. An answer is kept for a day (`KEY_LIFE`); then the key is free again (the worker prunes
-it, and a request finding it older than that takes it afresh).
+A claim with no answer after `KASSA_IDEMPOTENCY_TAKEOVER_SECONDS` (60 s) died with its request:
+on the paths whose services resume (`RESUMABLE`: payments and refunds), a retry with the same
+body takes it over (a conditional update, so only one retry does). Those services find what
+the first run left by the same key, under the locks that guard it (the payment and its gateway
+key, the refund), and go on with it, so money never moves twice — even should the first run
+still be alive. Elsewhere a dead claim answers 409 until the key's life is over: running such a
+request again could do it twice. An answer is kept for a day (`KEY_LIFE`); then the key is
+free again (the worker prunes it, and a request finding it older than that takes it afresh).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -34,6 +37,8 @@ from kassa.tenancy.selectors import membership_for_token
 logger = logging.getLogger("kassa.idempotency")
 
 API_PREFIX = "/api/v1/"
+RESUMABLE = re.compile(r"/api/v1/(invoices/[^/]+/payments|payments/[^/]+/refunds"
+                       r"|packages/[^/]+/refunds)/?")
 MAX_KEY_LENGTH = 255
 
 
@@ -48,8 +53,10 @@ def _claim(organization_id: int, key: str, fingerprint: str) -> IdempotentReques
         return None
 
 
-def _take_over(stored: IdempotentRequest, now: dt.datetime) -> bool:
+def _take_over(stored: IdempotentRequest, path: str, now: dt.datetime) -> bool:
     """Take the claim of a request that died unanswered: only one retry's update matches."""
+    if not RESUMABLE.fullmatch(path):
+        return False
     died_before = now - dt.timedelta(seconds=settings.KASSA_IDEMPOTENCY_TAKEOVER_SECONDS)
     if stored.status_code is not None or (stored.claimed_at or stored.created_at) > died_before:
         return False
@@ -108,13 +115,16 @@ class IdempotencyMiddleware:
             stored = IdempotentRequest.objects.filter(
                 organization_id=membership.organization_id, key=key).first()
             now = timezone.now()
-            if stored is not None and stored.created_at < now - KEY_LIFE:
-                # Past its life, not yet pruned: the key is free again.
-                IdempotentRequest.objects.filter(pk=stored.pk, created_at=stored.created_at
+            if stored is not None and stored.created_at < now - KEY_LIFE and (
+                    stored.status_code is not None
+                    or (stored.claimed_at or stored.created_at) < now - KEY_LIFE):
+                # Past its life, not yet pruned: the key is free again (unless a retry took it
+                # over lately: that one is running).
+                IdempotentRequest.objects.filter(pk=stored.pk, claimed_at=stored.claimed_at
                                                  ).delete()
                 stored = None
             elif (stored is not None and stored.fingerprint == fingerprint
-                    and _take_over(stored, now)):
+                    and _take_over(stored, request.path, now)):
                 claim = stored
                 logger.warning("Idempotency-Key %r: took over a request that died unanswered",
                                key)

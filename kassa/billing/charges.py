@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from django.db import OperationalError
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
@@ -38,8 +39,10 @@ from kassa.billing.models import (
     PaymentStatus,
 )
 from kassa.core.errors import (
+    Busy,
     ChargeNotStuck,
     GatewayUnavailable,
+    IdempotencyConflict,
     PaymentDeclined,
     ValidationFailed,
 )
@@ -80,18 +83,29 @@ def reserved_minor(invoice_id: int, *, excluding: int | None = None) -> int:
     return int(found.aggregate(total=Sum("amount_minor"))["total"] or 0)
 
 
-def resumable(organization_id: int, request_key: str) -> Payment | None:
+def resumable(invoice: Invoice, request_key: str, *, amount_minor: int, method: str,
+              online: bool, source: str) -> Payment | None:
     """The payment a request with this Idempotency-Key made, if it made one within the key's
-    life: a retry of a request that died goes on with it."""
+    life: a retry of a request that died goes on with it. The same key for another payment
+    is a conflict, not that payment's answer."""
     since = timezone.now() - KEY_LIFE
-    return (Payment.objects.filter(organization_id=organization_id, request_key=request_key,
-                                   created_at__gte=since).order_by("-pk").first())
+    found = (Payment.objects.filter(organization_id=invoice.organization_id,
+                                    request_key=request_key, created_at__gte=since)
+             .order_by("-pk").first())
+    if found is not None and (found.invoice_id, found.amount_minor, found.method, found.online,
+                              found.source) != (invoice.pk, amount_minor, method, online, source):
+        raise IdempotencyConflict("This Idempotency-Key was used for another payment")
+    return found
 
 
 def resume(payment: Payment) -> Payment:
     """Go on with a payment its first request left: charge again with the same key if its
     answer was lost, or answer what it came to."""
     if payment.status == PaymentStatus.PROCESSING and payment.charge_state == ChargeState.CHARGING:
+        # Moving the due time on tells a worker that asked the gateway meanwhile and found
+        # nothing that its "nothing" is stale: this request is charging now.
+        Payment.objects.filter(pk=payment.pk, charge_state=ChargeState.CHARGING).update(
+            next_attempt_at=timezone.now() + RESOLVE_AFTER)
         return charge(Payment.objects.select_related("invoice", "organization",
                                                      "created_by").get(pk=payment.pk))
     if payment.status == PaymentStatus.DECLINED:
@@ -116,9 +130,9 @@ def charge(payment: Payment) -> Payment:
         raise
     except GatewayError as exc:
         if exc.permanent:  # the gateway refused the request itself: no money moved
-            settle_charge(payment.pk, ChargeResult("", GatewayCharge.FAILED, str(exc)[:300]),
-                          invoice_id=payment.invoice_id)
-            raise GatewayUnavailable(str(exc)) from exc
+            return settle_charge(payment.pk, ChargeResult("", GatewayCharge.FAILED,
+                                                          str(exc)[:300]),
+                                 invoice_id=payment.invoice_id)
         # Not knowing is not "failed": the charge may have been made. The worker asks the
         # gateway later; a retry of this request (same Idempotency-Key) charges again with the
         # same key, which the gateway answers with the same charge.
@@ -130,8 +144,16 @@ def charge(payment: Payment) -> Payment:
             f"The payment gateway did not answer. Payment {payment.pk} is recorded as "
             "processing: retry with the same Idempotency-Key, or Kassa asks the gateway in a "
             "few minutes and books the payment or marks it failed.") from exc
-    return settle_charge(payment.pk, result, invoice_id=payment.invoice_id,
-                         by=payment.created_by)
+    try:
+        return settle_charge(payment.pk, result, invoice_id=payment.invoice_id,
+                             by=payment.created_by)
+    except OperationalError as exc:  # a lock waited out: the charge stands, unbooked
+        logger.warning("payment %s: charged, but its booking waited too long (%s); the "
+                       "worker will book it", payment.pk, exc)
+        raise Busy(f"The card was charged, but the booking had to wait too long. Payment "
+                   f"{payment.pk} is recorded as processing and will be booked: retry with the "
+                   "same Idempotency-Key, or look at the payment in a few minutes; do not take "
+                   "the payment again.") from exc
 
 
 @money_transaction()
@@ -148,15 +170,19 @@ def decline(payment_id: int, reason: str) -> None:
 
 @money_transaction()
 def settle_charge(payment_id: int, result: ChargeResult, *, invoice_id: int | None = None,
-                  by: Any = None) -> Payment:
+                  by: Any = None, still_due: dt.datetime | None = None) -> Payment:
     """Book what the gateway says of a payment's charge, once, whoever brings the news (the
     request, the worker, a webhook, `kassa sandbox decide`). `by`: the payment's creator when
-    the caller has it at hand (else it is read), who the booking is written by."""
+    the caller has it at hand (else it is read), who the booking is written by. `still_due`:
+    apply the news only if the payment's due time is still the one the caller claimed (the
+    worker's "no such charge" is stale once a retry of the request is charging again)."""
     if invoice_id is None:
         invoice_id = Payment.objects.values_list("invoice_id", flat=True).get(pk=payment_id)
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id)
     now = timezone.now()
+    if still_due is not None and payment.next_attempt_at != still_due:
+        return payment
     if payment.status == PaymentStatus.PROCESSING:
         if result.state == GatewayCharge.SUCCEEDED:
             _book_charge(payment, invoice, result.reference, now,
@@ -171,14 +197,16 @@ def settle_charge(payment_id: int, result: ChargeResult, *, invoice_id: int | No
                        "The processor is still deciding; booked once it succeeds")
         else:
             _fail(payment, result.failure_reason or "The charge failed", result.reference)
-    elif (result.state == GatewayCharge.SUCCEEDED
+    elif (result.state == GatewayCharge.SUCCEEDED and result.reference
           and payment.status in (PaymentStatus.FAILED, PaymentStatus.DECLINED)
-          and payment.charge_state == ChargeState.NONE
-          and not payment.events.filter(kind="charge_given_back").exists()):
-        # The gateway took the money after we had given up on it: it goes back.
+          and payment.charge_state == ChargeState.NONE and not payment.gateway_reference):
+        # The gateway took the money after we had given up on it (we never knew of a charge:
+        # a charge we knew of and then failed — a reversal — is not this): it goes back.
         _to_give_back(payment, result.reference, now,
                       "The gateway charged a payment already failed; the charge is given back")
-    elif result.state == GatewayCharge.FAILED and payment.status == PaymentStatus.SUCCEEDED:
+    elif (result.state == GatewayCharge.FAILED and payment.status == PaymentStatus.SUCCEEDED
+          and result.reference and result.reference == payment.gateway_reference):
+        # Only the charge's own failure undoes it: "no such charge" from a stale look is not.
         _reverse_booking(payment, invoice, result.failure_reason or "The charge failed", now)
     return payment
 
@@ -323,8 +351,12 @@ def resolve(payment_id: int) -> None:
     except GatewayError as exc:
         _retry_later(payment, ChargeState.CHARGING, exc)
         return
-    settle_charge(payment.pk, found or ChargeResult(
-        "", GatewayCharge.FAILED, "The gateway has no charge for this payment: nothing was taken"))
+    if found is not None:
+        settle_charge(payment.pk, found)
+        return
+    settle_charge(payment.pk, ChargeResult(
+        "", GatewayCharge.FAILED, "The gateway has no charge for this payment: nothing was taken"),
+        still_due=payment.next_attempt_at)
 
 
 def poll(payment_id: int) -> None:

@@ -16,6 +16,8 @@ from kassa.billing.models import (
     PaymentAllocation,
     PaymentStatus,
 )
+from kassa.core.installation import installation_key
+from kassa.gateways.models import SandboxCharge
 from kassa.ledger.selectors import balances_by
 from kassa.ledger.verify import check
 from kassa.tenancy.models import Organization
@@ -142,3 +144,29 @@ def invoices_agree_with_lines(org: Organization) -> Iterable[str]:
         if inv.credits_minor != (credits.get(inv.pk) or 0):
             yield (f"invoice {inv.number}: credits is {inv.credits_minor}, its lines' credits "
                    f"add up to {credits.get(inv.pk) or 0}")
+
+
+@check
+def sandbox_charges_agree(org: Organization) -> Iterable[str]:
+    """With the sandbox gateway Kassa can see the processor's side: every charge it keeps
+    (succeeded, not given back) is a succeeded payment of ours — or one whose charge is being
+    given back — and every succeeded sandbox payment is such a charge. (With Stripe, the
+    reconciliation report holds the same.)"""
+    payments = {p.pk: p for p in Payment.objects.filter(organization=org, gateway="sandbox",
+                                                        online=True)}
+    if not payments:
+        return
+    prefix = f"kassa-{installation_key()}-payment-"
+    charges = SandboxCharge.objects.filter(
+        idempotency_key__in=[f"{prefix}{pk}" for pk in payments])
+    kept = {c.idempotency_key: c for c in charges if c.state == "succeeded" and not c.cancelled}
+    for pk, payment in payments.items():
+        charge = kept.get(f"{prefix}{pk}")
+        if payment.status == PaymentStatus.SUCCEEDED and (
+                charge is None or charge.reference != payment.gateway_reference):
+            yield (f"payment {pk} succeeded, but the sandbox keeps no charge "
+                   f"{payment.gateway_reference or '(none recorded)'} for it")
+        elif (payment.status != PaymentStatus.SUCCEEDED and charge is not None
+              and payment.charge_state not in (ChargeState.GIVE_BACK, ChargeState.STUCK)):
+            yield (f"payment {pk} is {payment.status}, yet the sandbox keeps its charge "
+                   f"{charge.reference} and nothing gives it back")

@@ -219,6 +219,9 @@ class Payment(models.Model):
 
     @property
     def refundable_minor(self) -> int:
+        """Money received and not yet given back: none of a payment that did not succeed."""
+        if self.status != PaymentStatus.SUCCEEDED:
+            return 0
         return self.amount_minor - self.refunded_minor
 
 

@@ -218,7 +218,7 @@ def take_payment(
         if source:
             raise ValidationFailed("source", "only an online payment has a source")
         return _record_payment(actor=actor, invoice_id=target.pk, amount_minor=amount_minor,
-                               method=method)
+                               method=method, request_key=request_key or "")
     gateway = current_gateway()
     gateway.check_source(source or "")
     payment, fresh = _open_intent(actor=actor, invoice_id=target.pk, amount_minor=amount_minor,
@@ -252,7 +252,9 @@ def _open_intent(
     one this request made before it died (same Idempotency-Key; read under the invoice's lock,
     so two runs of one request make one payment), and False."""
     invoice = lock_invoice(invoice_id)
-    if request_key and (earlier := charges.resumable(invoice.organization_id, request_key)):
+    if request_key and (earlier := charges.resumable(
+            invoice, request_key, amount_minor=amount_minor, method=method, online=True,
+            source=source)):
         return earlier, False
     _payable_now(invoice, list(invoice.lines.all()), actor, amount_minor)
     now = timezone.now()
@@ -271,15 +273,19 @@ def _open_intent(
 
 @money_transaction()
 def _record_payment(*, actor: Membership, invoice_id: int, amount_minor: int,
-                    method: str) -> Payment:
+                    method: str, request_key: str) -> Payment:
     invoice = lock_invoice(invoice_id)
+    if request_key and (earlier := charges.resumable(
+            invoice, request_key, amount_minor=amount_minor, method=method, online=False,
+            source="")):
+        return earlier  # its request died after it committed: this is its answer
     lines = list(invoice.lines.all())
     weights = _payable_now(invoice, lines, actor, amount_minor)
     now = timezone.now()
     payment = Payment.objects.create(
         organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
-        amount_minor=amount_minor, method=method, online=False, created_at=now,
-        created_by=actor.user,
+        amount_minor=amount_minor, method=method, online=False, request_key=request_key,
+        created_at=now, created_by=actor.user,
     )
     charges.book(payment, invoice, lines, weights, now=now, by=actor.user,
                  detail=f"{method} payment")

@@ -20,7 +20,8 @@ from kassa.gateways.stripe import KEY_METADATA, charge_result
 PAYMENT_EVENTS = ("payment_intent.succeeded", "payment_intent.processing",
                   "payment_intent.payment_failed")
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,200}")
-_PAYMENT_KEY = re.compile(r"kassa-[A-Za-z0-9_.]{1,40}-payment-([0-9]{1,18})")
+# Ours or another installation's (whose name may hold "-"): `payment_key` decides below.
+_PAYMENT_KEY = re.compile(r"kassa-[A-Za-z0-9_.-]{1,64}-payment-([0-9]{1,18})")
 
 
 def apply_payment_intent(obj: dict[str, Any]) -> str:

@@ -95,6 +95,14 @@ class PaymentNotSucceeded(DomainError):
     title = "This payment has not succeeded, so nothing of it can be refunded"
 
 
+class Busy(DomainError):
+    """A row lock waited for longer than settings.LOCK_WAIT_SECONDS: retry."""
+
+    code = "busy"
+    status = 503
+    title = "Kassa is busy; try again"
+
+
 class ChargeNotStuck(DomainError):
     code = "charge_not_stuck"
     status = 409

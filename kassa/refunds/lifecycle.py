@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from kassa.billing import allocation
 from kassa.billing.models import Invoice, LineKind, Payment, PaymentEvent
+from kassa.core.errors import IdempotencyConflict
 from kassa.core.locks import (
     lock_invoice,
     lock_package,
@@ -67,13 +68,19 @@ def open_refund(
     )
 
 
-def made_by_request(actor: Membership, request_key: str) -> Refund | None:
+def made_by_request(actor: Membership, request_key: str, *, payment_id: int | None,
+                    package_id: int | None, amount_minor: int) -> Refund | None:
     """The refund a request with this Idempotency-Key made within the key's life, if any: its
-    retry (after the first died unanswered) answers it instead of refunding again."""
+    retry (after the first died unanswered) answers it instead of refunding again. The same
+    key for another refund is a conflict, not that refund's answer."""
     since = timezone.now() - KEY_LIFE
-    return (Refund.objects.filter(organization_id=actor.organization_id,
-                                  request_key=request_key, created_at__gte=since)
-            .order_by("-pk").first())
+    found = (Refund.objects.filter(organization_id=actor.organization_id,
+                                   request_key=request_key, created_at__gte=since)
+             .order_by("-pk").first())
+    if found is not None and (found.payment_id, found.package_id, found.amount_minor) != (
+            payment_id, package_id, amount_minor):
+        raise IdempotencyConflict("This Idempotency-Key was used for another refund")
+    return found
 
 
 def book(refund: Refund, *, actor: Membership, kind: str, lines: list[Line], memo: str,

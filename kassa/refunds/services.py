@@ -155,7 +155,9 @@ def _create_payment_refund(
     organization = actor.organization
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id)
-    if request_key and (earlier := lifecycle.made_by_request(actor, request_key)):
+    if request_key and (earlier := lifecycle.made_by_request(
+            actor, request_key, payment_id=payment_id, package_id=None,
+            amount_minor=amount_minor)):
         return earlier  # checked under the locks: two runs of one request make one refund
     _check_succeeded(payment, field=None)
     if payment.refund_pending:
@@ -246,7 +248,9 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id) if payment_id else None
     pkg = lock_package(package_id)
-    if request_key and (earlier := lifecycle.made_by_request(actor, request_key)):
+    if request_key and (earlier := lifecycle.made_by_request(
+            actor, request_key, payment_id=payment_id, package_id=package_id,
+            amount_minor=amount_minor)):
         return earlier  # checked under the locks: two runs of one request make one refund
     packages.check_open(pkg)
     if close and Refund.objects.filter(invoice=invoice, status=RefundStatus.PENDING,

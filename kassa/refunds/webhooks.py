@@ -43,7 +43,7 @@ REFUND_EVENTS = ("refund.created", "refund.updated", "refund.failed", "charge.re
 # Stripe ids are short ASCII words; anything else (NUL, megabytes) never reaches a query.
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,200}")
 # Ours, or another installation's (which the key's own check below then refuses).
-_REFUND_KEY = re.compile(r"kassa-(?:[A-Za-z0-9_.]{1,40}-)?refund-([0-9]{1,18})")
+_REFUND_KEY = re.compile(r"kassa-(?:[A-Za-z0-9_.-]{1,64}-)?refund-([0-9]{1,18})")
 
 
 class Received(Schema):

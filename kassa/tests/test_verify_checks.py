@@ -123,6 +123,13 @@ def unbooked_payment_booked(books: Books) -> None:
     Payment.objects.filter(pk=books.cash["id"]).update(status="failed")
 
 
+def sandbox_charge_given_back_behind_kassas_back(books: Books) -> None:
+    from kassa.gateways.models import SandboxCharge
+
+    reference = Payment.objects.get(pk=books.card["id"]).gateway_reference
+    SandboxCharge.objects.filter(reference=reference).update(cancelled=True)
+
+
 def line_paid_moved(books: Books) -> None:
     _line(books, "service").update(paid_net_minor=F("paid_net_minor") - 1)
 
@@ -184,6 +191,8 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "invoices_agree_with_ledger": (invoice_paid_moved, "the ledger says"),
     "payments_agree_with_ledger": (payment_amount_changed, "amount is 30001"),
     "payments_charges_agree": (payment_left_charging, "with its charge charging"),
+    "sandbox_charges_agree": (sandbox_charge_given_back_behind_kassas_back,
+                              "the sandbox keeps no charge"),
     "allocations_agree_with_lines": (line_paid_moved, "its allocations"),
     "line_credits_agree": (line_credited_moved, "its credits"),
     "invoices_agree_with_lines": (invoice_credits_moved, "its lines' credits"),

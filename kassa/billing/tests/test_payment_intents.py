@@ -186,16 +186,46 @@ def test_a_retry_of_the_request_takes_over_and_charges_once(tenant, monkeypatch,
     one_to_one(tenant)
 
 
-def test_a_claim_still_running_is_not_taken_over(tenant):
-    inv = tenant.invoice()
-    IdempotentRequest.objects.create(organization=tenant.organization, key="busy",
-                                     fingerprint="not yet known")
+@pytest.mark.parametrize(("claimed", "path"), [
+    ("now", "payments"),  # still running: never taken over
+    ("long ago", "invoices"),  # died, but issuing an invoice again would issue it twice
+])
+def test_a_claim_is_taken_over_only_when_dead_and_its_request_resumes(tenant, claimed, path):
+    import datetime as dt
+    import hashlib
+    import json
+
     from django.utils import timezone
 
-    IdempotentRequest.objects.filter(key="busy").update(claimed_at=timezone.now())
-    r = pay(tenant, inv["id"], key="busy")
+    inv = tenant.invoice()
+    if path == "payments":
+        url, body = f"/api/v1/invoices/{inv['id']}/payments", {
+            "amount": "100.00", "method": "card", "online": True}
+    else:
+        url, body = "/api/v1/invoices", {"customer": inv["customer"], "center": inv["center"],
+                                         "lines": [{"kind": "service", "description": "x",
+                                                    "unit_price": "1.00"}]}
+    fingerprint = hashlib.sha256(b"\n".join([b"POST", url.encode(),
+                                              json.dumps(body).encode()])).hexdigest()
+    at = timezone.now() - (dt.timedelta(0) if claimed == "now" else dt.timedelta(minutes=5))
+    IdempotentRequest.objects.create(organization=tenant.organization, key="held",
+                                     fingerprint=fingerprint, claimed_at=at)
+    before = (Payment.objects.count(), JournalEntry.objects.count())
+    r = tenant.api.post(url.removeprefix("/api/v1"), body, key="held")
     assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict"
-    assert Payment.objects.count() == 0
+    assert (Payment.objects.count(), JournalEntry.objects.count()) == before
+
+
+def test_the_same_key_for_another_payment_is_a_conflict(tenant, monkeypatch):
+    """A 503 lets the key go; the same key then sent for another amount is not answered with
+    the first payment."""
+    inv = tenant.invoice()
+    _gateway_5xx(monkeypatch)
+    assert pay(tenant, inv["id"], key="k", amount="40.00").status_code == 503
+    monkeypatch.undo()
+    r = pay(tenant, inv["id"], key="k", amount="50.00")
+    assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict"
+    assert Payment.objects.count() == 1
 
 
 def test_a_charge_the_gateway_makes_after_the_payment_failed_goes_back(tenant, monkeypatch):
@@ -252,3 +282,60 @@ def test_a_processing_charge_is_booked_when_the_sandbox_decides(tenant, unchange
                            text=True, timeout=120)
     assert again.returncode == 2 and "only a processing charge" in again.stderr
     one_to_one(tenant)
+
+
+def test_the_workers_stale_nothing_never_undoes_a_retry_that_charged(tenant, monkeypatch):
+    """The worker asks the gateway for the key and hears "no such charge"; at that moment
+    the client's retry (same key) charges and books. The worker's stale "nothing" is dropped:
+    the charge stays booked, once."""
+    inv = tenant.invoice()
+    _gateway_5xx(monkeypatch)
+    assert pay(tenant, inv["id"], key="k1").status_code == 503
+    monkeypatch.undo()
+    real_find = SandboxGateway.find_charge
+
+    def find_then_the_retry_lands(self: Any, **kwargs: Any) -> Any:
+        found = real_find(self, **kwargs)  # nothing yet
+        again = pay(tenant, inv["id"], key="k1")
+        assert again.status_code == 201 and again.json()["status"] == "succeeded"
+        return found
+
+    monkeypatch.setattr(SandboxGateway, "find_charge", find_then_the_retry_lands)
+    recover()
+    monkeypatch.undo()
+    assert Payment.objects.get().status == "succeeded"
+    recover()
+    one_to_one(tenant)
+
+
+def test_a_redelivered_success_after_the_late_failure_changes_nothing(tenant):
+    from kassa.gateways.base import ChargeResult
+    from kassa.gateways.base import ChargeState as Gateway
+
+    inv = tenant.invoice()
+    pay(tenant, inv["id"], source="sandbox_processing")
+    payment = Payment.objects.get()
+    reference = payment.gateway_reference
+    for state in (Gateway.SUCCEEDED, Gateway.FAILED, Gateway.SUCCEEDED):
+        charges.settle_charge(payment.pk, ChargeResult(reference, state, "account closed"))
+    payment.refresh_from_db()
+    assert (payment.status, payment.charge_state) == ("failed", "")
+    assert verify(tenant.organization) == []
+
+
+def test_an_offline_payment_whose_answer_died_is_answered_not_taken_again(tenant):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    inv = tenant.invoice()
+    body = {"amount": "40.00", "method": "cash", "online": False}
+    first = tenant.api.post(f"/invoices/{inv['id']}/payments", body, key="cash-1")
+    assert first.status_code == 201
+    # SIGKILL after the commit, before the answer was stored:
+    IdempotentRequest.objects.filter(key="cash-1").update(
+        status_code=None, body=b"", claimed_at=timezone.now() - dt.timedelta(minutes=5))
+    again = tenant.api.post(f"/invoices/{inv['id']}/payments", body, key="cash-1")
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert Payment.objects.count() == 1
+    assert verify(tenant.organization) == []

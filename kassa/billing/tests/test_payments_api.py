@@ -75,7 +75,7 @@ def test_declined_card_is_402_and_books_nothing(tenant, unchanged):
     assert r.json()["code"] == "payment_declined" and r.json()["status"] == 402
     assert SandboxCharge.objects.count() == 0
     [declined] = tenant.api.get(f"/invoices/{inv['id']}").json()["payments"]
-    assert (declined["status"], declined["refundable"]) == ("declined", "50.00")
+    assert (declined["status"], declined["refundable"]) == ("declined", "0.00")
     assert "declined" in declined["failure_reason"]
     history = tenant.api.get(f"/payments/{declined['id']}/history").json()
     assert [e["kind"] for e in history] == ["payment_started", "payment_declined"]
