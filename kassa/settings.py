@@ -191,8 +191,8 @@ KASSA_GATEWAY_ATTEMPTS = max(1, int(os.environ.get("KASSA_GATEWAY_ATTEMPTS", "8"
 KASSA_GATEWAY_BACKOFF_SECONDS = max(
     1, int(os.environ.get("KASSA_GATEWAY_BACKOFF_SECONDS", "10")))
 # A request that claimed an Idempotency-Key and has not answered after this long died: a retry
-# with the key may take it over. Longer than any request may live (the gateway's timeout is
-# 30 s; a row lock is waited for at most LOCK_WAIT_SECONDS).
+# with the key may take it over, on the paths whose services resume what it left (under the
+# same locks, so that even a first run still alive cannot make the effect twice).
 KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = max(
     1, int(os.environ.get("KASSA_IDEMPOTENCY_TAKEOVER_SECONDS", "60")))
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
