@@ -28,11 +28,13 @@ test: install browser
 	$(MAKE) --no-print-directory test-postgres
 
 test-sqlite: install
-	DATABASE_URL=sqlite:///var/test.sqlite3 $(BIN)/pytest -q $(XDIST) $(PYTEST_ARGS)
+	env -u KASSA_REPORTS_DATABASE_URL DATABASE_URL=sqlite:///var/test.sqlite3 \
+	  $(BIN)/pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-postgres: install
 	@if scripts/postgres-up "$(PG_URL)"; then \
-	  DATABASE_URL=$(PG_URL) $(BIN)/pytest -q $(XDIST) $(PYTEST_ARGS); \
+	  env -u KASSA_REPORTS_DATABASE_URL DATABASE_URL=$(PG_URL) \
+	    $(BIN)/pytest -q $(XDIST) $(PYTEST_ARGS); \
 	elif [ "$$CI" = "true" ]; then echo "PostgreSQL is required in CI" >&2; exit 1; \
 	else echo "PostgreSQL is not reachable: skipping the PostgreSQL run (CI never skips it)" >&2; fi
 

@@ -140,6 +140,15 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def pytest_configure(config: Any) -> None:
+    """The suite reads the reports from its own test database; a replica it needs it starts
+    itself (kassa/reports/tests/test_reports_replica.py). A reports alias from the shell would
+    be a second connection that no test may use."""
+    if os.environ.get("KASSA_REPORTS_DATABASE_URL"):
+        raise pytest.UsageError("unset KASSA_REPORTS_DATABASE_URL to run the tests: the "
+                                "replica test starts a replica of its own")
+
+
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     """`postgres` tests need real row locks: they run in the PostgreSQL pass of `make test`."""
     if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import dj_email_url
@@ -96,30 +97,49 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'kassa.sqlite3'}"),
-        conn_max_age=60,
-    )
-}
 # No request waits for a row lock longer than this (PostgreSQL's lock_timeout; SQLite's busy
 # timeout): a request that is still running is never mistaken for one that died.
 LOCK_WAIT_SECONDS = 20
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-        f"-c lock_timeout={LOCK_WAIT_SECONDS}s")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # IMMEDIATE takes SQLite's write lock at BEGIN, so two money transactions serialise
-    # instead of both reading a balance and one failing to upgrade its lock later.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": LOCK_WAIT_SECONDS,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    # A file, not :memory:, so that threads and subprocesses in tests see the same database;
-    # named after the main one so that two checkouts' suites never share it.
-    DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}.test"}
+
+
+def database(url: str, *, read_only: bool = False) -> dict[str, Any]:
+    """One database alias from its URL, tuned the same way whichever alias it is."""
+    config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        options = f"-c lock_timeout={LOCK_WAIT_SECONDS}s"
+        if read_only:
+            # The database itself refuses a write through this alias, even when the URL
+            # names a primary by mistake: "cannot execute INSERT in a read-only transaction".
+            options += " -c default_transaction_read_only=on"
+        config.setdefault("OPTIONS", {})["options"] = options
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # IMMEDIATE takes SQLite's write lock at BEGIN, so two money transactions serialise
+        # instead of both reading a balance and one failing to upgrade its lock later.
+        config["CONN_MAX_AGE"] = 0
+        config["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": LOCK_WAIT_SECONDS,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        # A file, not :memory:, so that threads and subprocesses in tests see the same
+        # database; named after the main one so that two checkouts' suites never share it.
+        config["TEST"] = {"NAME": f"{config['NAME']}.test"}
+    return config
+
+
+DATABASES = {
+    "default": database(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'kassa.sqlite3'}")),
+}
+# KASSA_REPORTS_DATABASE_URL: a read-only copy of the default database (a streaming replica)
+# that the reports and their CSV exports read from (kassa.reports.selectors); nothing else
+# uses it, and nothing writes through it. Unset, the reports read the default database.
+# Under tests it is the default's test database (TEST MIRROR): a test run never creates,
+# flushes or migrates a database through it.
+_reports_url = os.environ.get("KASSA_REPORTS_DATABASE_URL", "")
+if _reports_url:
+    DATABASES["reports"] = database(_reports_url, read_only=True)
+    DATABASES["reports"]["TEST"] = {"MIRROR": "default"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -16,14 +16,23 @@ What each figure is (D = debit, C = credit of the account named):
   tender's net.
 - tax: C tax payable when invoices are issued (charged); D tax payable by credits (credited).
 - revenue: C revenue service / product / redemption / forfeit.
+
+Every query here goes to the scope's database: the reports' own alias (`REPORTS_DB`, a read
+replica) when KASSA_REPORTS_DATABASE_URL configures one, else the default database. A report
+reads, never writes or locks; on PostgreSQL its queries run in one read-only REPEATABLE READ
+transaction, so its figures come from one snapshot and the database refuses any write.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Count, QuerySet, Sum
 
 from kassa.ledger.models import TENDER_CODES, DailyTotal
@@ -36,6 +45,12 @@ REVENUE_KINDS = {"service": "revenue_service", "product": "revenue_product",
                  "redemption": "revenue_redemption", "forfeit": "revenue_forfeit"}
 MAX_DAYS = 3660  # a report spans at most ten years
 MAX_ROWS = 5000
+REPORTS_DB = "reports"  # the alias settings.py adds for KASSA_REPORTS_DATABASE_URL
+
+
+def reports_database() -> str:
+    """The alias the reports read from: the replica's when one is configured."""
+    return REPORTS_DB if REPORTS_DB in settings.DATABASES else DEFAULT_DB_ALIAS
 
 
 @dataclass(frozen=True)
@@ -44,10 +59,28 @@ class Scope:
     center: Center | None
     start: dt.date
     end: dt.date  # inclusive
+    # `kassa verify` holds the reports against the default database's own postings: it passes
+    # DEFAULT_DB_ALIAS, as a replica may lag behind them.
+    database: str = field(default_factory=reports_database)
+
+
+@contextmanager
+def _snapshot(database: str) -> Iterator[None]:
+    """One read-only snapshot for all of a report's queries, on PostgreSQL. Not on SQLite,
+    whose transactions here take the write lock at BEGIN (and readers never block there);
+    nor inside a transaction that is already open (a test's, or a caller's)."""
+    connection = connections[database]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=database):
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
 
 
 def _totals(scope: Scope) -> QuerySet[DailyTotal]:
-    rows = DailyTotal.objects.filter(organization=scope.organization,
+    rows = DailyTotal.objects.using(scope.database).filter(organization=scope.organization,
                                      business_date__gte=scope.start,
                                      business_date__lte=scope.end)
     if scope.center is not None:
@@ -62,7 +95,9 @@ def _sums(scope: Scope) -> dict[tuple[str, str], int]:
 
 
 def daily(scope: Scope) -> dict[str, Any]:
-    sums = _sums(scope)
+    with _snapshot(scope.database):
+        sums = _sums(scope)
+        refunds = _refund_counts(scope)
 
     def total(codes: tuple[str, ...], kinds: tuple[str, ...] | None = None,
               exclude: tuple[str, ...] = ()) -> int:
@@ -79,7 +114,6 @@ def daily(scope: Scope) -> dict[str, Any]:
     by_method = {code: total((code,)) for code in TENDER_CODES}
     charged = -total(("tax_payable",), ISSUED)
     credited = total(("tax_payable",), exclude=ISSUED)
-    refunds = _refund_counts(scope)
     return {
         "sales": {"gross": gross, "credits": credits, "net": gross - credits},
         "collections": {"received": received, "refunded": refunded,
@@ -99,7 +133,7 @@ def _refund_counts(scope: Scope) -> dict[str, int]:
     zone = ZoneInfo(scope.organization.timezone)
     since = dt.datetime.combine(scope.start, dt.time.min, zone)
     until = dt.datetime.combine(scope.end + dt.timedelta(days=1), dt.time.min, zone)
-    rows = Refund.objects.filter(organization=scope.organization)
+    rows = Refund.objects.using(scope.database).filter(organization=scope.organization)
     if scope.center is not None:
         rows = rows.filter(center=scope.center)
     made = rows.filter(created_at__gte=since, created_at__lt=until).aggregate(
@@ -114,9 +148,10 @@ def _refund_counts(scope: Scope) -> dict[str, int]:
 
 
 def revenue(scope: Scope) -> dict[str, Any]:
-    sums = _totals(scope).filter(code__in=REVENUE_KINDS.values()).values("code").annotate(
-        s=Sum("amount_minor"))
-    by_code = {r["code"]: -int(r["s"] or 0) for r in sums}
+    with _snapshot(scope.database):
+        sums = _totals(scope).filter(code__in=REVENUE_KINDS.values()).values("code").annotate(
+            s=Sum("amount_minor"))
+        by_code = {r["code"]: -int(r["s"] or 0) for r in sums}
     by_kind = {kind: by_code.get(code, 0) for kind, code in REVENUE_KINDS.items()}
     return {"by_kind": by_kind, "total": sum(by_kind.values())}
 
@@ -141,13 +176,15 @@ def package_liability(scope: Scope, *, limit: int = 500, offset: int = 0) -> dic
     movement in the period or a balance at its end, paged by package id; each is computed from
     the package's balance now, its postings in the period and its postings since.
     """
-    totals = _liability_totals(scope)
-    return {"rows": _liability_rows(scope, limit=limit, offset=offset), "totals": totals}
+    with _snapshot(scope.database):
+        totals = _liability_totals(scope)
+        rows = _liability_rows(scope, limit=limit, offset=offset)
+    return {"rows": rows, "totals": totals}
 
 
 def _liability_totals(scope: Scope) -> dict[str, int]:
-    before = DailyTotal.objects.filter(organization=scope.organization, code="package_liability",
-                                       business_date__lt=scope.start)
+    before = DailyTotal.objects.using(scope.database).filter(
+        organization=scope.organization, code="package_liability", business_date__lt=scope.start)
     if scope.center is not None:
         before = before.filter(center=scope.center)
     opening = -int(before.aggregate(s=Sum("amount_minor"))["s"] or 0)
@@ -169,8 +206,6 @@ def _case(column: str) -> str:
 
 
 def _liability_rows(scope: Scope, *, limit: int, offset: int) -> list[dict[str, Any]]:
-    from django.db import connection
-
     center_sql = "AND center_id = %s" if scope.center is not None else ""
     center_args = [scope.center.pk] if scope.center is not None else []
     # Only our own constants are formatted in; every value is a parameter.
@@ -209,7 +244,7 @@ def _liability_rows(scope: Scope, *, limit: int, offset: int) -> list[dict[str, 
     org = scope.organization.pk
     args: list[Any] = [org, *center_args, scope.start, scope.end, org, *center_args, scope.end,
             org, *center_args, limit, offset]
-    with connection.cursor() as cursor:
+    with connections[scope.database].cursor() as cursor:
         cursor.execute(sql, args)
         found = cursor.fetchall()
     rows = []
