@@ -11,9 +11,13 @@ XDIST ?= -n 2
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# Development machines and CI get both lock files: the runtime one and the tools on top of it.
+# Every file pip fetches must match a hash in them; Kassa itself goes in after, without
+# dependencies, since the lock files already hold every one.
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes \
+	  -r requirements.lock -r requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -52,12 +56,27 @@ lint: install
 	DATABASE_URL=sqlite:///var/lint.sqlite3 DJANGO_SETTINGS_MODULE=kassa.settings \
 	  $(BIN)/python -m django makemigrations --check --dry-run
 
-# Re-pin the lock file from pyproject.toml's ranges (needs the registries).
+# Re-pin both lock files from pyproject.toml (needs the registries): requirements.lock from
+# [project] dependencies, what the wheel needs; requirements-dev.lock from the `dev` extra,
+# constrained to requirements.lock so the two agree. uv keeps the pins it finds in its output
+# file and resolves only what is new: the runtime pass starts from a copy of the development
+# lock, so a package that becomes a runtime dependency keeps the version the tools had.
+# `make lock LOCK_ARGS=--upgrade` (or `LOCK_ARGS="--upgrade-package django"`) moves pins.
+# Locked for the machines (CPython 3.11, Linux x86_64); each pin lists the hash of every file
+# of its release, so pip may pick whichever wheel fits.
+UV_VERSION := 0.13.9
+LOCK_TOOL := build/lock-tool
+UV_COMPILE := UV_CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_TOOL)/bin/uv pip compile --quiet \
+  --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
+LOCK_ARGS ?=
 lock:
-	rm -rf /tmp/kassa-lock && $(PYTHON) -m venv /tmp/kassa-lock
-	/tmp/kassa-lock/bin/pip install --quiet '.[dev]'
-	( echo '# The lock file: every version pinned. Regenerate with `make lock` after changing pyproject.toml.'; \
-	  /tmp/kassa-lock/bin/pip freeze --exclude kassa ) > requirements.lock
+	test -x $(LOCK_TOOL)/bin/pip || $(PYTHON) -m venv $(LOCK_TOOL)
+	$(LOCK_TOOL)/bin/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+	cp requirements-dev.lock $(LOCK_TOOL)/runtime.lock 2>/dev/null || : > $(LOCK_TOOL)/runtime.lock
+	$(UV_COMPILE) $(LOCK_ARGS) pyproject.toml -o $(LOCK_TOOL)/runtime.lock
+	mv $(LOCK_TOOL)/runtime.lock requirements.lock
+	$(UV_COMPILE) $(LOCK_ARGS) --extra dev -c requirements.lock pyproject.toml \
+	  -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) var/test.sqlite3
