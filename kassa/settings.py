@@ -106,6 +106,9 @@ def database(url: str, *, read_only: bool = False) -> dict[str, Any]:
     """One database alias from its URL, tuned the same way whichever alias it is."""
     config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
     if config["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a schema editor that knows the tenant keys
+        # (kassa.core.tenant_keys): every PostgreSQL alias, the reports' too.
+        config["ENGINE"] = "kassa.core.postgresql"
         options = f"-c lock_timeout={LOCK_WAIT_SECONDS}s"
         if read_only:
             # The database itself refuses a write through this alias, even when the URL
