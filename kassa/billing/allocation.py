@@ -115,8 +115,8 @@ def plan_payment(amount_minor: int, weights: Weights) -> Shares:
 def allocate(*, payment: Payment, shares: Shares, now: dt.datetime) -> None:
     """Append the payment's share of each line."""
     PaymentAllocation.objects.bulk_create([
-        PaymentAllocation(payment=payment, line_id=line_id, net_minor=net, tax_minor=tax,
-                          created_at=now)
+        PaymentAllocation(organization_id=payment.organization_id, payment=payment,
+                          line_id=line_id, net_minor=net, tax_minor=tax, created_at=now)
         for line_id, (net, tax) in shares.items() if net or tax
     ])
 
@@ -176,20 +176,22 @@ def plan_take_back(held: Held, amount_minor: int, *, tax_part: int | None = None
 def take_back(*, payment: Payment, refund_id: int, shares: Shares, now: dt.datetime) -> None:
     """Append what a refund of the payment takes back from each line (negative rows)."""
     PaymentAllocation.objects.bulk_create([
-        PaymentAllocation(payment=payment, line_id=line_id, net_minor=-net, tax_minor=-tax,
-                          refund_id=refund_id, created_at=now)
+        PaymentAllocation(organization_id=payment.organization_id, payment=payment,
+                          line_id=line_id, net_minor=-net, tax_minor=-tax, refund_id=refund_id,
+                          created_at=now)
         for line_id, (net, tax) in shares.items() if net or tax
     ])
 
 
 # --- credits ----------------------------------------------------------------------------------
 
-def credit(*, shares: Shares, refund_id: int | None, gives_back: bool = False) -> None:
+def credit(*, organization_id: int, shares: Shares, refund_id: int | None,
+           gives_back: bool = False) -> None:
     """Take `shares` off the lines' sales; `gives_back` when the paid money goes back with it
     (a package refund). `refund_id` None for a closed package's unpaid remainder."""
     LineCredit.objects.bulk_create([
-        LineCredit(line_id=line_id, refund_id=refund_id, net_minor=net, tax_minor=tax,
-                   gives_back=gives_back)
+        LineCredit(organization_id=organization_id, line_id=line_id, refund_id=refund_id,
+                   net_minor=net, tax_minor=tax, gives_back=gives_back)
         for line_id, (net, tax) in shares.items() if net or tax
     ])
 
@@ -209,7 +211,7 @@ def fits_back(invoice: Invoice, *, refund_id: int, total_minor: int) -> bool:
                and lines[row["line_id"]].owed_tax_minor >= -(row["tax"] or 0) for row in taken)
 
 
-def put_back(*, refund_id: int, now: dt.datetime) -> Shares:
+def put_back(*, organization_id: int, refund_id: int, now: dt.datetime) -> Shares:
     """Undo what a refund did to the lines (it failed): append the opposite of its rows.
     Returns what came back onto each line's paid money (a payment refund's take-back)."""
     paid: dict[int, list[int]] = defaultdict(lambda: [0, 0])
@@ -224,13 +226,14 @@ def put_back(*, refund_id: int, now: dt.datetime) -> Shares:
         credited[key][0] -= line_credit.net_minor
         credited[key][1] -= line_credit.tax_minor
     LineCredit.objects.bulk_create([
-        LineCredit(line_id=line_id, refund_id=refund_id, net_minor=net, tax_minor=tax,
-                   gives_back=gives_back)
+        LineCredit(organization_id=organization_id, line_id=line_id, refund_id=refund_id,
+                   net_minor=net, tax_minor=tax, gives_back=gives_back)
         for (line_id, gives_back), (net, tax) in credited.items() if net or tax
     ])
     PaymentAllocation.objects.bulk_create([
-        PaymentAllocation(payment_id=payment_of[line_id], line_id=line_id, net_minor=net,
-                          tax_minor=tax, refund_id=refund_id, created_at=now)
+        PaymentAllocation(organization_id=organization_id, payment_id=payment_of[line_id],
+                          line_id=line_id, net_minor=net, tax_minor=tax, refund_id=refund_id,
+                          created_at=now)
         for line_id, (net, tax) in paid.items() if net or tax
     ])
     return {line_id: (net, tax) for line_id, (net, tax) in paid.items() if net or tax}

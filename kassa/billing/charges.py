@@ -123,6 +123,7 @@ def charge(payment: Payment) -> Payment:
         result = gateway.charge(
             amount_minor=payment.amount_minor, currency=payment.organization.currency,
             source=payment.source, idempotency_key=payment_key(payment),
+            organization_id=payment.organization_id,
             description=f"Invoice {payment.invoice.number}",
         )
     except (PaymentDeclined, ValidationFailed) as exc:  # the customer's card, or its source
@@ -269,7 +270,8 @@ def book(payment: Payment, invoice: Invoice, lines: list[InvoiceLine],
     entry_lines += _paid_into_kinds(lines, shares, refs)
     allocation.allocate(payment=payment, shares=shares, now=now)
     allocation.refresh(invoice)
-    PaymentEvent.objects.create(payment=payment, at=now, kind="payment_taken",
+    PaymentEvent.objects.create(organization_id=payment.organization_id, payment=payment,
+                                at=now, kind="payment_taken",
                                 amount_minor=payment.amount_minor,
                                 status=PaymentStatus.SUCCEEDED, by=by, detail=detail)
     post(organization=invoice.organization, center=invoice.center, kind="payment", at=now,
@@ -311,7 +313,8 @@ def _to_give_back(payment: Payment, reference: str, now: dt.datetime, why: str) 
 
 
 def _event(payment: Payment, kind: str, status: str, detail: str) -> None:
-    PaymentEvent.objects.create(payment=payment, at=timezone.now(), kind=kind,
+    PaymentEvent.objects.create(organization_id=payment.organization_id, payment=payment,
+                                at=timezone.now(), kind=kind,
                                 amount_minor=payment.amount_minor, status=status,
                                 detail=detail[:500])
 
@@ -428,7 +431,8 @@ def retry_charge(*, actor: Membership, payment: object) -> Payment:
     locked.charge_state, locked.attempts = state, 0
     locked.next_attempt_at = timezone.now()
     locked.save(update_fields=["charge_state", "attempts", "next_attempt_at"])
-    PaymentEvent.objects.create(payment=locked, at=locked.next_attempt_at, kind="charge_retried",
+    PaymentEvent.objects.create(organization_id=locked.organization_id, payment=locked,
+                                at=locked.next_attempt_at, kind="charge_retried",
                                 amount_minor=locked.amount_minor, status=locked.status,
                                 by=actor.user, detail="The gateway is asked again")
     enqueue(DUE_TASKS[state], locked.pk)

@@ -101,6 +101,8 @@ class InvoiceLine(models.Model):
     What the line still owes is `net − credited − paid + refunded` (and the same for tax).
     """
 
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveSmallIntegerField()
     kind = models.CharField(max_length=10, choices=LineKind.choices)
@@ -232,6 +234,8 @@ class PaymentAllocation(models.Model):
     per line is what that line has been paid.
     """
 
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="allocations")
     line = models.ForeignKey(InvoiceLine, on_delete=models.CASCADE, related_name="allocations")
     net_minor = models.BigIntegerField()
@@ -249,6 +253,8 @@ class PaymentEvent(models.Model):
     Written by the service that makes the event, in its transaction.
     """
 
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()
     kind = models.CharField(max_length=40)
@@ -270,9 +276,12 @@ class LineCredit(models.Model):
     the line's `refunded_*`. A failed refund appends the opposite rows, so the sums per line
     are what stands."""
 
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="credits")
     refund = models.ForeignKey("refunds.Refund", null=True, blank=True,
                                on_delete=models.PROTECT, related_name="+")
     net_minor = models.BigIntegerField()
     tax_minor = models.BigIntegerField()
     gives_back = models.BooleanField(default=False)
+

@@ -149,7 +149,8 @@ def issue_invoice(
         if net > MAX_MINOR:  # each figure must stay far inside a BIGINT, whatever the sum
             raise InvalidAmount(f"{where_field}.unit_price", "times the quantity is too large")
         built.append(InvoiceLine(
-            position=i + 1, kind=line.kind, description=line.description,
+            organization_id=organization.pk, position=i + 1, kind=line.kind,
+            description=line.description,
             quantity=line.quantity, unit_price_minor=unit, tax_rate=rate,
             net_minor=net, tax_minor=tax_on(net, rate),
         ))
@@ -265,7 +266,8 @@ def _open_intent(
         next_attempt_at=now + charges.RESOLVE_AFTER, request_key=request_key,
         created_at=now, created_by=actor.user,
     )
-    PaymentEvent.objects.create(payment=payment, at=now, kind="payment_started",
+    PaymentEvent.objects.create(organization_id=payment.organization_id, payment=payment,
+                                at=now, kind="payment_started",
                                 amount_minor=amount_minor, status=PaymentStatus.PROCESSING,
                                 by=actor.user, detail=f"{method} charge via {gateway}")
     return payment, True

@@ -52,8 +52,11 @@ class Gateway(ABC):
     @abstractmethod
     def charge(
         self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
-        description: str = "",
-    ) -> ChargeResult: ...
+        organization_id: int, description: str = "",
+    ) -> ChargeResult:
+        """Charge `source`; `organization_id` is the merchant Kassa charges for (the sandbox
+        keeps its charges under it; a processor account shared by the installation ignores
+        it)."""
 
     @abstractmethod
     def check_source(self, source: str) -> None:

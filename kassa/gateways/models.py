@@ -1,7 +1,11 @@
 """The sandbox gateway's own state: what a processor's test mode would keep on its side.
 
 Kept in the database (not in memory) so that the web process, the worker and `kassa sandbox
-settle` all see the same charges and refunds.
+settle` all see the same charges and refunds. Each row names the organization whose processor
+account it stands for, as every tenant table does (DESIGN.md, "Scale (v2)"); a reference or a
+key is unique at the gateway whatever the organization, and the lookups go by it alone (the
+unique indexes lead with it), but the organization is in each unique key so that the tables
+can be distributed by organization.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from django.db import models
 
 
 class SandboxCharge(models.Model):
-    reference = models.CharField(max_length=40, unique=True)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    reference = models.CharField(max_length=40)
+    idempotency_key = models.CharField(max_length=200)
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     source = models.CharField(max_length=40)
@@ -20,12 +26,30 @@ class SandboxCharge(models.Model):
     cancelled = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reference", "organization"],
+                                    name="sandbox_charge_reference_unique"),
+            models.UniqueConstraint(fields=["idempotency_key", "organization"],
+                                    name="sandbox_charge_key_unique"),
+        ]
+
 
 class SandboxRefund(models.Model):
-    reference = models.CharField(max_length=40, unique=True)
-    idempotency_key = models.CharField(max_length=200, unique=True)
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    reference = models.CharField(max_length=40)
+    idempotency_key = models.CharField(max_length=200)
     charge = models.ForeignKey(SandboxCharge, on_delete=models.CASCADE, related_name="refunds")
     amount_minor = models.BigIntegerField()
     state = models.CharField(max_length=10, default="pending")
     settle_after = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reference", "organization"],
+                                    name="sandbox_refund_reference_unique"),
+            models.UniqueConstraint(fields=["idempotency_key", "organization"],
+                                    name="sandbox_refund_key_unique"),
+        ]

@@ -52,7 +52,7 @@ class SandboxGateway(Gateway):
 
     def charge(
         self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
-        description: str = "",
+        organization_id: int, description: str = "",
     ) -> ChargeResult:
         assert_outside_transaction("a sandbox gateway call (charge)")
         source = source or "sandbox_ok"
@@ -66,7 +66,8 @@ class SandboxGateway(Gateway):
         try:
             with transaction.atomic():
                 charge = SandboxCharge.objects.create(
-                    reference=_reference("ch"), idempotency_key=idempotency_key,
+                    organization_id=organization_id, reference=_reference("ch"),
+                    idempotency_key=idempotency_key,
                     amount_minor=amount_minor, currency=currency, source=source, state=state,
                 )
         except IntegrityError:
@@ -121,7 +122,8 @@ class SandboxGateway(Gateway):
         try:
             with transaction.atomic():
                 refund = SandboxRefund.objects.create(
-                    reference=_reference("re"), idempotency_key=idempotency_key, charge=charge,
+                    organization_id=charge.organization_id, reference=_reference("re"),
+                    idempotency_key=idempotency_key, charge=charge,
                     amount_minor=amount_minor, settle_after=settle_after,
                 )
         except IntegrityError:

@@ -113,7 +113,7 @@ class StripeGateway(Gateway):
 
     def charge(
         self, *, amount_minor: int, currency: str, source: str, idempotency_key: str,
-        description: str = "",
+        organization_id: int, description: str = "",
     ) -> ChargeResult:
         assert_outside_transaction("a Stripe gateway call (charge)")
         self.check_source(source)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from kassa.core.fields import TenantOneToOneField
+
 
 class AccountCode(models.TextChoices):
     CASH = "cash", "Cash"
@@ -43,7 +45,8 @@ class Account(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["center", "code"], name="account_per_center_unique")
+            models.UniqueConstraint(fields=["organization", "center", "code"],
+                                    name="account_per_center_unique")
         ]
 
     def __str__(self) -> str:
@@ -60,12 +63,14 @@ class JournalEntry(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    reverses = models.OneToOneField(
+    reverses = TenantOneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
     )
 
     class Meta:
         verbose_name_plural = "journal entries"
+        constraints = [models.UniqueConstraint(fields=["organization", "reverses"],
+                                               name="entry_reversed_once")]
         indexes = [models.Index(fields=["organization", "business_date"])]
 
     def __str__(self) -> str:
@@ -131,8 +136,9 @@ class DailyTotal(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["center", "business_date", "code", "kind"],
-                                    name="daily_total_unique")
+            models.UniqueConstraint(
+                fields=["organization", "center", "business_date", "code", "kind"],
+                name="daily_total_unique")
         ]
         indexes = [models.Index(fields=["organization", "business_date"],
                                 name="daily_total_org_day_idx")]

@@ -100,7 +100,7 @@ def _add_to_daily_totals(organization_id: int, center_id: int, day: dt.date, kin
     sql = (
         f"INSERT INTO {table} (organization_id, center_id, business_date, code, kind, "  # noqa: S608
         "amount_minor, postings) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (center_id, business_date, code, kind) DO UPDATE SET "
+        "ON CONFLICT (organization_id, center_id, business_date, code, kind) DO UPDATE SET "
         f"amount_minor = {table}.amount_minor + excluded.amount_minor, "
         f"postings = {table}.postings + excluded.postings"
     )

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from kassa.core.fields import TenantOneToOneField
+
 
 class PackageTemplate(models.Model):
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
@@ -33,6 +35,8 @@ class PackageTemplate(models.Model):
 
 
 class TemplateBenefit(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     template = models.ForeignKey(PackageTemplate, on_delete=models.CASCADE,
                                  related_name="benefits")
     position = models.PositiveSmallIntegerField()
@@ -56,8 +60,8 @@ class Package(models.Model):
                                  related_name="packages")
     invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT,
                                 related_name="packages")
-    line = models.OneToOneField("billing.InvoiceLine", on_delete=models.PROTECT,
-                                related_name="package")
+    line = TenantOneToOneField("billing.InvoiceLine", on_delete=models.PROTECT,
+                               related_name="package")
     template = models.ForeignKey(PackageTemplate, null=True, on_delete=models.SET_NULL,
                                  related_name="+")
     name = models.CharField(max_length=200)
@@ -74,6 +78,7 @@ class Package(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(forfeited_minor__gte=0) & Q(redeemed_minor__gte=0),
                                    name="package_figures_not_negative"),
+            models.UniqueConstraint(fields=["organization", "line"], name="one_package_per_line"),
         ]
         indexes = [models.Index(fields=["organization", "customer"])]
 
@@ -103,6 +108,8 @@ class Package(models.Model):
 
 
 class Benefit(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     package = models.ForeignKey(Package, on_delete=models.CASCADE, related_name="benefits")
     position = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=200)
@@ -117,6 +124,8 @@ class Benefit(models.Model):
 
 
 class Redemption(models.Model):
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     package = models.ForeignKey(Package, on_delete=models.PROTECT, related_name="redemptions")
     benefit = models.ForeignKey(Benefit, on_delete=models.PROTECT, related_name="redemptions")
     quantity = models.PositiveIntegerField()

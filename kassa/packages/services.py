@@ -89,7 +89,8 @@ def create_template(
         if not 1 <= benefit.quantity <= 10_000:
             raise ValidationFailed(f"benefits[{i}].quantity", "must be 1 to 10000")
         unit = parse_amount(benefit.unit_value, currency, field=f"benefits[{i}].unit_value")
-        rows.append(TemplateBenefit(position=i + 1, name=benefit.name,
+        rows.append(TemplateBenefit(organization=actor.organization, position=i + 1,
+                                    name=benefit.name,
                                     quantity=benefit.quantity, unit_value_minor=unit))
     template = PackageTemplate.objects.create(organization=actor.organization, name=name,
                                               price_minor=price_minor, tax_rate=rate)
@@ -127,7 +128,8 @@ class PackageLines:
             created_at=invoice.created_at,
         )
         Benefit.objects.bulk_create([
-            Benefit(package=package, position=b.position, name=b.name, quantity=b.quantity,
+            Benefit(organization_id=package.organization_id, package=package,
+                    position=b.position, name=b.name, quantity=b.quantity,
                     unit_value_minor=b.unit_value_minor)
             for b in prepared.benefits.all()
         ])
@@ -199,7 +201,8 @@ def redeem_benefit(*, actor: Membership, package: str | int, benefit: str | int,
     chosen.save(update_fields=["used"])
     pkg.redeemed_minor += amount
     pkg.save(update_fields=["redeemed_minor"])
-    Redemption.objects.create(package=pkg, benefit=chosen, quantity=quantity,
+    Redemption.objects.create(organization_id=pkg.organization_id, package=pkg,
+                              benefit=chosen, quantity=quantity,
                               amount_minor=amount, created_by=actor.user, created_at=now)
     if amount:
         post(organization=actor.organization, center=pkg.center, kind="redemption", at=now,
@@ -262,7 +265,8 @@ def close(pkg: Package, *, invoice: Invoice, refunding_minor: int, actor: Member
         lines += [debit("package_sold_unpaid", unpaid_net, **refs),
                   debit("tax_payable", unpaid_tax, **refs),
                   credit("receivable", unpaid_net + unpaid_tax, **refs)]
-        allocation.credit(shares={line.pk: (unpaid_net, unpaid_tax)}, refund_id=None)
+        allocation.credit(organization_id=pkg.organization_id,
+                          shares={line.pk: (unpaid_net, unpaid_tax)}, refund_id=None)
     if lines:
         post(organization=actor.organization, center=invoice.center, at=now,
              created_by=actor.user, kind="package_closed", lines=lines,

@@ -187,6 +187,7 @@ def _paid_another_way(refund_id: int, actor: Membership, method: str, note: str)
 def _history(refund: Refund, actor: Membership, now: dt.datetime, kind: str,
              detail: str) -> None:
     if refund.payment_id:
-        PaymentEvent.objects.create(payment_id=refund.payment_id, at=now, kind=kind,
+        PaymentEvent.objects.create(organization_id=refund.organization_id,
+                                    payment_id=refund.payment_id, at=now, kind=kind,
                                     amount_minor=refund.total_minor, status=refund.status,
                                     by=actor.user, detail=detail[:500])

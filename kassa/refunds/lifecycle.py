@@ -98,7 +98,7 @@ def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
     if payment is not None:
         refresh_payment(payment)
         PaymentEvent.objects.create(
-            payment=payment, at=now,
+            organization_id=payment.organization_id, payment=payment, at=now,
             kind="refund_issued" if refund.type == RefundType.ONLINE else "refund_recorded",
             amount_minor=refund.total_minor, status=refund.status, by=actor.user,
             detail=detail[:500])
@@ -188,7 +188,8 @@ def _finished(refund: Refund, payment: Payment | None, status: str, now: dt.date
                                "settle_entry"])
     if payment is not None:
         refresh_payment(payment)
-        PaymentEvent.objects.create(payment=payment, at=now, kind=event,
+        PaymentEvent.objects.create(organization_id=payment.organization_id,
+                                    payment=payment, at=now, kind=event,
                                     amount_minor=refund.total_minor, status=status,
                                     detail=detail[:500])
 
@@ -217,7 +218,8 @@ def hold(refund: Refund, payment: Payment | None, now: dt.datetime, reason: str)
                          "re-opened was paid since: give the money back another way")[:500]
     refund.save(update_fields=["gateway_state", "last_error"])
     if payment is not None:
-        PaymentEvent.objects.create(payment=payment, at=now, kind="refund_needs_attention",
+        PaymentEvent.objects.create(organization_id=payment.organization_id,
+                                    payment=payment, at=now, kind="refund_needs_attention",
                                     amount_minor=refund.total_minor, status=refund.status,
                                     detail=f"Refund {refund.pk}: {refund.last_error}"[:500])
     return True
@@ -232,7 +234,8 @@ def fail(refund: Refund, invoice: Invoice, payment: Payment | None, now: dt.date
                 center=invoice.center)
     assert refund.issue_entry is not None
     reverse(refund.issue_entry, at=now, organization=invoice.organization, center=invoice.center)
-    restored = allocation.put_back(refund_id=refund.pk, now=now)
+    restored = allocation.put_back(organization_id=refund.organization_id, refund_id=refund.pk,
+                                   now=now)
     lines = allocation.refresh(invoice)
     # Money that came back into a closed package is forfeited, as the rest of it was.
     if refund.package_id:

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from kassa.core.fields import TenantOneToOneField
+
 
 class RefundType(models.TextChoices):
     ONLINE = "online", "Online"
@@ -91,10 +93,10 @@ class Refund(models.Model):
     request_key = models.CharField(max_length=255, blank=True)
 
     # The journal entries this refund wrote, so a failure can reverse exactly them.
-    issue_entry = models.OneToOneField(
+    issue_entry = TenantOneToOneField(
         "ledger.JournalEntry", null=True, on_delete=models.PROTECT, related_name="+"
     )
-    settle_entry = models.OneToOneField(
+    settle_entry = TenantOneToOneField(
         "ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
 
@@ -103,8 +105,13 @@ class Refund(models.Model):
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_amount_positive"),
             models.CheckConstraint(condition=Q(tax_minor__gte=0), name="refund_tax_not_negative"),
             # At most one pending online refund per payment, whatever the application does.
-            models.UniqueConstraint(fields=["payment"], condition=Q(status="pending"),
+            models.UniqueConstraint(fields=["organization", "payment"],
+                                    condition=Q(status="pending"),
                                     name="one_pending_refund_per_payment"),
+            models.UniqueConstraint(fields=["organization", "issue_entry"],
+                                    name="refund_issue_entry_unique"),
+            models.UniqueConstraint(fields=["organization", "settle_entry"],
+                                    name="refund_settle_entry_unique"),
         ]
         indexes = [models.Index(fields=["gateway_state", "next_attempt_at"]),
                    models.Index(fields=["organization", "request_key"])]
@@ -133,6 +140,8 @@ class ReceiptStatus(models.TextChoices):
 class Receipt(models.Model):
     """One e-mail to the customer about one refund event; unique per (refund, kind)."""
 
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
     refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="receipts")
     kind = models.CharField(max_length=20, choices=ReceiptKind.choices)
     to_email = models.EmailField(max_length=254)
@@ -146,6 +155,7 @@ class Receipt(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["refund", "kind"], name="one_receipt_per_event")
+            models.UniqueConstraint(fields=["organization", "refund", "kind"],
+                                    name="one_receipt_per_event")
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]

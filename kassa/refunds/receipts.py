@@ -36,7 +36,8 @@ def backoff(attempt: int) -> dt.timedelta:
 def queue(refund: Refund, kind: str, now: dt.datetime) -> Receipt:
     """The e-mail about this refund event, to be sent by a task (in the caller's transaction:
     a refund never exists without its receipt, nor a receipt without its refund)."""
-    receipt = Receipt.objects.create(refund=refund, kind=kind,
+    receipt = Receipt.objects.create(organization_id=refund.organization_id, refund=refund,
+                                     kind=kind,
                                      to_email=refund.invoice.customer.email, next_attempt_at=now)
     enqueue("refunds.send_receipt", receipt.pk)
     return receipt
@@ -88,7 +89,8 @@ def send_receipt(receipt_id: int) -> None:
                                                  last_error="")
     if receipt.refund.payment_id:
         PaymentEvent.objects.create(
-            payment_id=receipt.refund.payment_id, at=timezone.now(), kind="receipt_sent",
+            organization_id=receipt.organization_id, payment_id=receipt.refund.payment_id,
+            at=timezone.now(), kind="receipt_sent",
             status="sent", detail=f"{receipt.get_kind_display()} for refund "
             f"{receipt.refund_id} e-mailed to {receipt.to_email}")
 

@@ -191,7 +191,8 @@ def _create_payment_refund(
              *out_of_packages.ledger_lines(**refs)]
     allocation.take_back(payment=payment, refund_id=refund.pk, shares=shares, now=now)
     if decrease_balance_owed:
-        allocation.credit(shares=shares, refund_id=refund.pk)
+        allocation.credit(organization_id=refund.organization_id, shares=shares,
+                          refund_id=refund.pk)
         lines += [debit("sales_credits", credited[0], **refs),
                   debit("tax_payable", credited[1], **refs),
                   credit("receivable", amount_minor, **refs)]
@@ -293,7 +294,8 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
         packages.close(pkg, invoice=invoice, refunding_minor=amount_minor, actor=actor, now=now)
     # The sale goes down by what was refunded, and the paid money goes back: so the balance
     # due does not move.
-    allocation.credit(shares={pkg.line_id: (amount_minor, tax_minor)}, refund_id=refund.pk,
+    allocation.credit(organization_id=refund.organization_id,
+                      shares={pkg.line_id: (amount_minor, tax_minor)}, refund_id=refund.pk,
                       gives_back=True)
     allocation.refresh(invoice)
     lifecycle.start_payout(refund, payment=payment, actor=actor, now=now,

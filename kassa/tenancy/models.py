@@ -68,11 +68,20 @@ class Membership(models.Model):
 
 
 class ApiToken(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="tokens")
-    digest = models.CharField(max_length=64, unique=True)
+    digest = models.CharField(max_length=64)
     prefix = models.CharField(max_length=12)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A digest of 256 random bits is unique anyway; the organization is in the key for
+            # sharding, after the digest so that sign-in by token finds it with this index.
+            models.UniqueConstraint(fields=["digest", "organization"],
+                                    name="api_token_digest_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}… for {self.membership}"

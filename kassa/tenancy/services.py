@@ -135,7 +135,8 @@ def validate_roles(roles: list[str]) -> list[str]:
 def issue_token(*, membership: Membership) -> NewToken:
     token = "kassa_" + secrets.token_urlsafe(32)
     api_token = ApiToken.objects.create(
-        membership=membership, digest=token_digest(token), prefix=token[:12]
+        organization_id=membership.organization_id, membership=membership,
+        digest=token_digest(token), prefix=token[:12]
     )
     return NewToken(token=token, api_token=api_token)
 

@@ -240,7 +240,8 @@ def test_a_charge_the_gateway_makes_after_the_payment_failed_goes_back(tenant, m
     payment = Payment.objects.get()
     assert payment.status == "failed"
     late = SandboxGateway().charge(amount_minor=10000, currency="USD", source="",
-                                   idempotency_key=charges.payment_key(payment))
+                                   idempotency_key=charges.payment_key(payment),
+                                   organization_id=payment.organization_id)
     charges.settle_charge(payment.pk, late)
     payment.refresh_from_db()
     assert (payment.status, payment.charge_state) == ("failed", "give_back")
