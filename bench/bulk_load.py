@@ -41,13 +41,16 @@ SNAPSHOT_SQL = """
 """
 
 FOREIGN_KEYS_SQL = """
-    SELECT c.relname, a.attname, r.relname, ra.attname
+    SELECT c.relname,
+           array(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY o(n, i)
+                 JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = o.n ORDER BY o.i),
+           r.relname,
+           array(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY o(n, i)
+                 JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = o.n ORDER BY o.i)
     FROM pg_constraint k
     JOIN pg_class c ON c.oid = k.conrelid
     JOIN pg_class r ON r.oid = k.confrelid
-    JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = k.conkey[1]
-    JOIN pg_attribute ra ON ra.attrelid = k.confrelid AND ra.attnum = k.confkey[1]
-    WHERE k.contype = 'f' AND cardinality(k.conkey) = 1
+    WHERE k.contype = 'f'
       AND c.relname = ANY(%(tables)s) AND c.relnamespace = 'public'::regnamespace
     ORDER BY 1, 2
 """
@@ -98,9 +101,14 @@ def dangling(cursor: Any, tables: list[str]) -> dict[str, int]:
     foreign keys' triggers would have refused during the load."""
     cursor.execute(FOREIGN_KEYS_SQL, {"tables": tables})
     found = {}
-    for table, column, target, target_column in cursor.fetchall():
+    for table, columns, target, target_columns in cursor.fetchall():
+        # On PostgreSQL a tenant table's keys name (organization_id, x_id): every column of
+        # the key is matched, and a key with a null column is not checked (MATCH SIMPLE).
+        present = " AND ".join(f't."{column}" IS NOT NULL' for column in columns)
+        match = " AND ".join(f'r."{to}" = t."{column}"'
+                             for column, to in zip(columns, target_columns, strict=True))
         cursor.execute(
-            f'SELECT count(*) FROM "{table}" t WHERE t."{column}" IS NOT NULL AND NOT EXISTS '
-            f'(SELECT 1 FROM "{target}" r WHERE r."{target_column}" = t."{column}")')
-        found[f"{table}.{column} → {target}"] = cursor.fetchone()[0]
+            f'SELECT count(*) FROM "{table}" t WHERE {present} AND NOT EXISTS '
+            f'(SELECT 1 FROM "{target}" r WHERE {match})')
+        found[f"{table}.{columns[-1]} → {target}"] = cursor.fetchone()[0]
     return found

@@ -241,8 +241,9 @@ SELECT t, %(org)s, 'Ten sessions, $' || (100 * t), 10000 * t, 8, %(start)s::time
 FROM generate_series(1, 20) AS t
 """),
     ("packages_templatebenefit", """
-INSERT INTO packages_templatebenefit (id, template_id, position, name, quantity, unit_value_minor)
-SELECT t, t, 1, 'Session', 10, 1000 * t FROM generate_series(1, 20) AS t
+INSERT INTO packages_templatebenefit (id, organization_id, template_id, position, name, quantity,
+    unit_value_minor)
+SELECT t, %(org)s, t, 1, 'Session', 10, 1000 * t FROM generate_series(1, 20) AS t
 """),
     ("billing_invoice", """
 INSERT INTO billing_invoice (id, organization_id, center_id, customer_id, case_id, number,
@@ -258,10 +259,10 @@ SELECT f.inv, %(org)s, (%(cids)s::bigint[])[f.ci + 1],
 FROM fig f ORDER BY f.inv
 """),
     ("billing_invoiceline", """
-INSERT INTO billing_invoiceline (id, invoice_id, position, kind, description, quantity,
-    unit_price_minor, tax_rate, net_minor, tax_minor, paid_net_minor, paid_tax_minor,
+INSERT INTO billing_invoiceline (id, organization_id, invoice_id, position, kind, description,
+    quantity, unit_price_minor, tax_rate, net_minor, tax_minor, paid_net_minor, paid_tax_minor,
     credited_net_minor, credited_tax_minor, refunded_net_minor, refunded_tax_minor)
-SELECT f.inv, f.inv, 1, CASE f.issue WHEN 'issue_package' THEN 'package'
+SELECT f.inv, %(org)s, f.inv, 1, CASE f.issue WHEN 'issue_package' THEN 'package'
                                      WHEN 'issue_service' THEN 'service' ELSE 'product' END,
        CASE f.issue WHEN 'issue_package' THEN 'Ten sessions, $' || (f.net / 100)
                     WHEN 'issue_service' THEN 'Massage, 60 minutes' ELSE 'Skin care set' END,
@@ -280,8 +281,9 @@ SELECT f.pkg, %(org)s, (%(cids)s::bigint[])[f.ci + 1], (f.pkg + 1) / 2, f.inv, f
 FROM fig f WHERE f.pkg IS NOT NULL ORDER BY f.pkg
 """),
     ("packages_benefit", """
-INSERT INTO packages_benefit (id, package_id, position, name, quantity, used, unit_value_minor)
-SELECT f.pkg, f.pkg, 1, 'Session', 10, f.sessions, f.net / 10
+INSERT INTO packages_benefit (id, organization_id, package_id, position, name, quantity, used,
+    unit_value_minor)
+SELECT f.pkg, %(org)s, f.pkg, 1, 'Session', 10, f.sessions, f.net / 10
 FROM fig f WHERE f.pkg IS NOT NULL ORDER BY f.pkg
 """),
     ("billing_payment", """
@@ -296,14 +298,14 @@ SELECT e.pay, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, e.a, e.method, e.m
 FROM ent e WHERE e.kind = 'payment'
 """),
     ("billing_paymentallocation", """
-INSERT INTO billing_paymentallocation (payment_id, line_id, net_minor, tax_minor, refund_id,
-    created_at)
-SELECT e.pay, e.inv, e.b, e.c, NULL, e.at FROM ent e WHERE e.kind = 'payment'
+INSERT INTO billing_paymentallocation (organization_id, payment_id, line_id, net_minor,
+    tax_minor, refund_id, created_at)
+SELECT %(org)s, e.pay, e.inv, e.b, e.c, NULL, e.at FROM ent e WHERE e.kind = 'payment'
 """),
     ("packages_redemption", """
-INSERT INTO packages_redemption (package_id, benefit_id, quantity, amount_minor, created_by_id,
-    created_at)
-SELECT e.pkg, e.pkg, 1, e.a, NULL, e.at FROM ent e WHERE e.kind = 'redemption'
+INSERT INTO packages_redemption (organization_id, package_id, benefit_id, quantity,
+    amount_minor, created_by_id, created_at)
+SELECT %(org)s, e.pkg, e.pkg, 1, e.a, NULL, e.at FROM ent e WHERE e.kind = 'redemption'
 """),
     ("refunds_refund", """
 INSERT INTO refunds_refund (id, organization_id, center_id, invoice_id, payment_id, package_id,
@@ -317,8 +319,9 @@ SELECT e.ref, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, NULL, e.pkg, false
 FROM ent e WHERE e.kind = 'package_refund'
 """),
     ("billing_linecredit", """
-INSERT INTO billing_linecredit (refund_id, line_id, net_minor, tax_minor, gives_back)
-SELECT e.ref, e.inv, e.b, e.c, true FROM ent e WHERE e.kind = 'package_refund'
+INSERT INTO billing_linecredit (organization_id, refund_id, line_id, net_minor, tax_minor,
+    gives_back)
+SELECT %(org)s, e.ref, e.inv, e.b, e.c, true FROM ent e WHERE e.kind = 'package_refund'
 """),
     ("ledger_journalentry", """
 INSERT INTO ledger_journalentry (id, organization_id, center_id, kind, memo, business_date,
