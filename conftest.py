@@ -111,12 +111,15 @@ def fast_password_hashing() -> None:
 
 
 @pytest.fixture(autouse=True)
-def forgotten_charts() -> Iterator[None]:
-    """Each test starts with no chart of accounts kept by the process: a test's rolled-back
-    rows may come back under the same ids in the next one (SQLite reuses them)."""
+def forgotten_caches() -> Iterator[None]:
+    """Each test starts with nothing kept by the process (charts of accounts, tokens): a
+    test's rolled-back rows may come back under the same ids in the next one (SQLite reuses
+    them)."""
     from kassa.ledger.services import forget_chart
+    from kassa.tenancy.selectors import forget_tokens
 
     forget_chart()
+    forget_tokens()
     yield
 
 

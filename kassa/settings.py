@@ -215,6 +215,11 @@ KASSA_GATEWAY_BACKOFF_SECONDS = max(
 # same locks, so that even a first run still alive cannot make the effect twice).
 KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = max(
     1, int(os.environ.get("KASSA_IDEMPOTENCY_TAKEOVER_SECONDS", "60")))
+# How long a process keeps what an API token names (its person, role and organization)
+# without asking the database again: so long, at most, a token revoked, a person deactivated
+# or a role changed by *another* process goes on working here (a change made through this
+# process is seen at once). 0 asks on every request.
+KASSA_TOKEN_CACHE_SECONDS = max(0.0, float(os.environ.get("KASSA_TOKEN_CACHE_SECONDS", "5")))
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")

@@ -32,22 +32,22 @@ from kassa.refunds.models import Refund
 # refund its request may have made before it died (+1); an online payment is recorded before
 # its charge and booked after it, in two transactions (+9, of which 4 are the sandbox's own).
 BUDGET: dict[str, int] = {
-    "issue invoice (service)": 18,  # was 19
-    "issue invoice (package)": 24,  # was 25
-    "offline payment": 17,  # was 19
-    "offline payment into a package": 18,  # was 22
-    "online payment": 31,  # was 23, in one transaction, charging before recording
-    "offline payment refund": 19,  # was 29
-    "offline payment refund, with Idempotency-Key": 24,  # was 33
-    "offline payment refund, decrease balance owed": 20,  # was 33
-    "offline refund of a payment into a package": 20,  # was 32
-    "online payment refund": 20,  # was 30
+    "issue invoice (service)": 17,  # was 19
+    "issue invoice (package)": 23,  # was 25
+    "offline payment": 16,  # was 19
+    "offline payment into a package": 17,  # was 22
+    "online payment": 30,  # was 23, in one transaction, charging before recording
+    "offline payment refund": 18,  # was 29
+    "offline payment refund, with Idempotency-Key": 23,  # was 33
+    "offline payment refund, decrease balance owed": 19,  # was 33
+    "offline refund of a payment into a package": 19,  # was 32
+    "online payment refund": 19,  # was 30
     "online refund settles": 15,  # was 18
     "online refund fails": 27,  # was 33
-    "offline package refund": 16,  # was 26
-    "offline package refund, closing it": 21,  # was 35
-    "online package refund": 21,  # was 31
-    "redemption": 16,  # was 17
+    "offline package refund": 15,  # was 26
+    "offline package refund, closing it": 20,  # was 35
+    "online package refund": 20,  # was 31
+    "redemption": 15,  # was 17
 }
 
 MEASURED: dict[str, int] = {}
