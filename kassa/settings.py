@@ -112,6 +112,12 @@ def database(url: str, *, read_only: bool = False) -> dict[str, Any]:
             # names a primary by mistake: "cannot execute INSERT in a read-only transaction".
             options += " -c default_transaction_read_only=on"
         config.setdefault("OPTIONS", {})["options"] = options
+        if os.environ.get("KASSA_PG_PREPARE", "1") != "0":
+            # Bind parameters on the server and prepare a statement once a connection has run
+            # it a few times: the server then plans the money transaction's statements once
+            # per connection instead of on every request. KASSA_PG_PREPARE=0 for a pooler in
+            # transaction mode (PgBouncer before 1.21), where prepared statements cannot live.
+            config["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes SQLite's write lock at BEGIN, so two money transactions serialise
         # instead of both reading a balance and one failing to upgrade its lock later.
