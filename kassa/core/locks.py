@@ -43,8 +43,11 @@ def money_transaction() -> Iterator[None]:
     if outermost:
         connection.kassa_lock_rank = -1
         connection.kassa_at_end = {}
+    # Inside a request whose Idempotency-Key claim shares its transaction (kassa.idempotency),
+    # the use case is that transaction, without a savepoint of its own.
+    savepoint = not (outermost and getattr(connection, "kassa_claim_transaction", False))
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             yield
             if outermost:
                 for state, flush in connection.kassa_at_end.values():

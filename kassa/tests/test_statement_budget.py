@@ -38,7 +38,7 @@ BUDGET: dict[str, int] = {
     "offline payment into a package": 17,  # was 22
     "online payment": 30,  # was 23, in one transaction, charging before recording
     "offline payment refund": 18,  # was 29
-    "offline payment refund, with Idempotency-Key": 23,  # was 33
+    "offline payment refund, with Idempotency-Key": 21,  # was 33
     "offline payment refund, decrease balance owed": 19,  # was 33
     "offline refund of a payment into a package": 19,  # was 32
     "online payment refund": 19,  # was 30
