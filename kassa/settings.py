@@ -14,6 +14,7 @@ from typing import Any
 
 import dj_database_url
 import dj_email_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("KASSA_VAR_DIR", BASE_DIR / "var"))
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "axes",
+    "csp",
+    "ninja",  # the API docs (/api/v1/docs) from its own static files, not a CDN
     "kassa.core",
     "kassa.tenancy",
     "kassa.ledger",
@@ -67,6 +70,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kassa.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,6 +82,27 @@ MIDDLEWARE = [
     "kassa.idempotency.IdempotencyMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, images, fonts and
+# requests only from Kassa itself — no inline script, no inline event handler (hx-on, onclick),
+# no inline <style> or style attribute, no eval; no plugins, no framing, forms post only here.
+# The pages keep their behaviour in static files (web/kassa.js) and the API docs are served
+# from ninja's own files; the browser tests fail on any violation a page reports.
+# `data:` images: the API docs' stylesheet draws its icons as data: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 ROOT_URLCONF = "kassa.urls"
 WSGI_APPLICATION = "kassa.wsgi.application"
