@@ -180,6 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail("KASSA_SECURE=1 needs a secret key of its own: set KASSA_SECRET_KEY (50 "
                      "or more random characters)")
     call_command("migrate", interactive=False, verbosity=0)
+    if settings.STATIC_MANIFEST:  # the hashed, compressed static files the pages will name
+        call_command("collectstatic", interactive=False, verbosity=0)
     # The demo's logins are published in the README: never on a deployment that is secure.
     if not args.no_demo and not settings.KASSA_SECURE and not Organization.objects.exists():
         from kassa.demo import load_demo

@@ -197,8 +197,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-# Static files straight from the apps' folders: no collectstatic step before `kassa run`.
-WHITENOISE_USE_FINDERS = True
+# Outside DEBUG the pages name hashed copies of the static files (kassa.3f2a….css), collected
+# with gzip-compressed twins into STATIC_ROOT and served by WhiteNoise with a far-future cache:
+# `kassa run` collects them before it serves; a deployment that starts its own server runs
+# `kassa collectstatic --noinput` first (a page would fail on a missing manifest entry).
+# In DEBUG, the files straight from the apps' folders. The test suite renders pages without
+# collecting (conftest.py switches to the plain storage); the wheel and `kassa run` tests run
+# the manifest storage for real.
+STATIC_MANIFEST = not DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if STATIC_MANIFEST else
+                    "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 TASKS = {
     "default": {
