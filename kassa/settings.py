@@ -276,3 +276,12 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# SENTRY_DSN: report errors (every 500, with its traceback and the request's id as the tag
+# `request_id`) to Sentry, without personal data (kassa/sentry.py). Unset: nothing is loaded.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from kassa.sentry import start as _start_sentry
+
+    _start_sentry(dsn=SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+                  release=os.environ.get("SENTRY_RELEASE", ""))
