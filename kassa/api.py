@@ -110,7 +110,8 @@ SERVER_LIMITS = (
 api = KassaAPI(
     title="Kassa", version="1", urls_namespace="api", auth=BearerToken(), parser=ObjectParser(),
     description="Payments, packages and refunds for the front desk. Money travels as decimal "
-    "strings at the currency's precision; tax rates are percentages (\"8.875\"). " + SERVER_LIMITS,
+    "strings at the currency's precision; tax rates are percentages (\"8.875\"); counts (a "
+    "quantity) are JSON integers, never true, 1.0 or \"2\". " + SERVER_LIMITS,
 )
 
 
