@@ -170,6 +170,13 @@ def cmd_refunds_stuck(args: argparse.Namespace) -> int:
     return 0
 
 
+# The web server's own limits (gunicorn's defaults, made explicit): a longer request line is
+# answered 414, a longer header field or more of them 431, by gunicorn itself.
+REQUEST_LINE_LIMIT = 4094
+HEADER_FIELD_LIMIT = 8190
+HEADER_FIELDS_LIMIT = 100
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from django.conf import settings
     from django.core.management import call_command
@@ -180,6 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail("KASSA_SECURE=1 needs a secret key of its own: set KASSA_SECRET_KEY (50 "
                      "or more random characters)")
     call_command("migrate", interactive=False, verbosity=0)
+    if settings.STATIC_MANIFEST:  # the hashed, compressed static files the pages will name
+        call_command("collectstatic", interactive=False, verbosity=0)
     # The demo's logins are published in the README: never on a deployment that is secure.
     if not args.no_demo and not settings.KASSA_SECURE and not Organization.objects.exists():
         from kassa.demo import load_demo
@@ -195,7 +204,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = [sys.executable, "-m", "gunicorn", "kassa.wsgi:application", "--bind", bind,
               "--workers", str(args.workers), "--worker-class", "gthread",
               "--threads", str(args.threads), "--keep-alive", "5", "--timeout", "75",
-              "--graceful-timeout", "5"]
+              "--graceful-timeout", "5",
+              # gunicorn refuses these before Kassa sees the request, with its own HTML (not a
+              # problem document): the limits are stated here, in the README and in the
+              # OpenAPI document's description (kassa.api.SERVER_LIMITS), and tested.
+              "--limit-request-line", str(REQUEST_LINE_LIMIT),
+              "--limit-request-field_size", str(HEADER_FIELD_LIMIT),
+              "--limit-request-fields", str(HEADER_FIELDS_LIMIT)]
     if not args.no_access_log:
         server += ["--access-logfile", "-"]
     children = [subprocess.Popen(server)]

@@ -14,6 +14,7 @@ from typing import Any
 
 import dj_database_url
 import dj_email_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("KASSA_VAR_DIR", BASE_DIR / "var"))
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "axes",
+    "csp",
+    "ninja",  # the API docs (/api/v1/docs) from its own static files, not a CDN
     "kassa.core",
     "kassa.tenancy",
     "kassa.ledger",
@@ -67,17 +70,40 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kassa.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "kassa.web.middleware.OrganizationTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "kassa.idempotency.IdempotencyMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, images, fonts and
+# requests only from Kassa itself — no inline script, no inline event handler (hx-on, onclick),
+# no inline <style> or style attribute, no eval; no plugins, no framing, forms post only here.
+# The pages keep their behaviour in static files (web/kassa.js) and the API docs are served
+# from ninja's own files; the browser tests fail on any violation a page reports.
+# `data:` images: the API docs' stylesheet draws its icons as data: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 ROOT_URLCONF = "kassa.urls"
 WSGI_APPLICATION = "kassa.wsgi.application"
@@ -178,8 +204,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-# Static files straight from the apps' folders: no collectstatic step before `kassa run`.
-WHITENOISE_USE_FINDERS = True
+# Outside DEBUG the pages name hashed copies of the static files (kassa.3f2a….css), collected
+# with gzip-compressed twins into STATIC_ROOT and served by WhiteNoise with a far-future cache:
+# `kassa run` collects them before it serves; a deployment that starts its own server runs
+# `kassa collectstatic --noinput` first (a page would fail on a missing manifest entry).
+# In DEBUG, the files straight from the apps' folders. The test suite renders pages without
+# collecting (conftest.py switches to the plain storage); the wheel and `kassa run` tests run
+# the manifest storage for real.
+STATIC_MANIFEST = not DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if STATIC_MANIFEST else
+                    "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 TASKS = {
     "default": {
@@ -249,3 +288,12 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# SENTRY_DSN: report errors (every 500, with its traceback and the request's id as the tag
+# `request_id`) to Sentry, without personal data (kassa/sentry.py). Unset: nothing is loaded.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from kassa.sentry import start as _start_sentry
+
+    _start_sentry(dsn=SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+                  release=os.environ.get("SENTRY_RELEASE", ""))
