@@ -104,7 +104,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         sys.stderr.write("\r\033[K")
     if args.since is not None:
         # Only what moved was checked: say how much, and what a clean answer does not prove.
-        what = ", ".join(f"{n:,} {noun}" for noun, n in run.checked.items())
+        what = ", ".join(f"{n:,} {noun}" for noun, n in run.checked.items() if n)
         sys.stdout.write(f"checked what moved since {args.since.isoformat()}: {what or 'nothing'}"
                          " (objects with a journal entry on or after that business day, or "
                          "created since; only a run without --since checks everything)\n")

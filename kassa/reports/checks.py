@@ -33,7 +33,7 @@ def _span(org: Organization, run: Run) -> tuple[dt.date, dt.date] | None:
     if not found:
         return None
     first = max(min(found), run.since) if run.since else min(found)
-    return first, max(found)
+    return (first, max(found)) if first <= max(found) else None
 
 
 def _windows(org: Organization, run: Run) -> Iterator[dict[str, Any]]:
