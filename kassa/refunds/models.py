@@ -113,7 +113,10 @@ class Refund(models.Model):
                    models.Index(fields=["organization", "request_key"]),
                    models.Index(fields=["organization", "created_at"],
                                 name="refund_org_created_idx"),
-                   models.Index(fields=["gateway_reference"], name="refund_gateway_ref_idx")]
+                   models.Index(fields=["gateway_reference"], name="refund_gateway_ref_idx"),
+                   # The daily report counts a failed refund against the day it failed.
+                   models.Index(fields=["organization", "settled_at"],
+                                condition=Q(status="failed"), name="refund_failed_day_idx")]
 
     def __str__(self) -> str:
         return f"Refund {self.pk} ({self.type}, {self.status})"
