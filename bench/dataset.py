@@ -3,9 +3,9 @@
 One organization (America/New_York) with `CENTERS` centers and three years of business days.
 At scale 1: 1,000,000 packages (one invoice each, paid in one or two instalments, redeemed,
 sometimes refunded or closed) and 100,000 service and product invoices: 10,036,639
-postings. Every row is what the services would have written (`kassa verify` passes on it, see
-`--verify`), but it is generated set-based — generate_series, INSERT … SELECT — not through the
-ORM, so that it takes minutes, not days:
+postings. Every row is what the services would have written (`kassa verify` passes on it:
+the bench runs it), but it is generated set-based — generate_series, INSERT … SELECT — not
+through the ORM, so that it takes minutes, not days:
 
 1. `ent`: one row per business event (invoice issued, payment, redemption, package refund,
    package closed), from arithmetic on the package number so that every amount is exact:
@@ -373,7 +373,7 @@ ORDER BY center_id, business_date, code, kind
 
 # What the disabled balance trigger would have refused, and the packages' stored figures
 # against their sub-ledger. (The per-day totals are the postings' GROUP BY by construction;
-# `--verify` runs `kassa verify`, which checks them and every other stored figure.)
+# The bench runs `kassa verify`, which checks them and every other stored figure.)
 CHECKS_SQL = {
     "unbalanced entries": """
         SELECT count(*) FROM (SELECT entry_id FROM ledger_posting GROUP BY entry_id
