@@ -252,6 +252,8 @@ KASSA_SANDBOX_SETTLE_SECONDS = int(os.environ.get("KASSA_SANDBOX_SETTLE_SECONDS"
 KASSA_INSTALLATION = os.environ.get("KASSA_INSTALLATION", "")
 # How many times a refund's gateway call is made before the refund is flagged for a person,
 # and the first wait between two (doubling, capped at an hour).
+# `kassa verify` checks this many objects per query (its --batch-size): memory stays flat.
+KASSA_VERIFY_BATCH = 10000
 KASSA_GATEWAY_ATTEMPTS = max(1, int(os.environ.get("KASSA_GATEWAY_ATTEMPTS", "8")))
 KASSA_GATEWAY_BACKOFF_SECONDS = max(
     1, int(os.environ.get("KASSA_GATEWAY_BACKOFF_SECONDS", "10")))
