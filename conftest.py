@@ -110,6 +110,37 @@ def fast_password_hashing() -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def forgotten_caches() -> Iterator[None]:
+    """Each test starts with nothing kept by the process (charts of accounts, tokens): a
+    test's rolled-back rows may come back under the same ids in the next one (SQLite reuses
+    them)."""
+    from kassa.ledger.services import forget_chart
+    from kassa.tenancy.selectors import forget_tokens
+
+    forget_chart()
+    forget_tokens()
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def static_files_from_the_apps() -> Iterator[None]:
+    """Outside DEBUG (as tests run) the pages name hashed static files from a manifest that
+    `collectstatic` writes; the suite renders pages without collecting, so it names the apps'
+    own files. The manifest storage itself runs in the tests that start the product as a
+    process (test_wheel.py, test_cli_run.py), as a deployment does."""
+    from django.test import override_settings
+
+    plain = override_settings(
+        STORAGES={"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+                  "staticfiles": {
+                      "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}},
+        WHITENOISE_USE_FINDERS=True)
+    plain.enable()
+    yield
+    plain.disable()
+
+
 @pytest.fixture
 def tenant(db: None) -> Tenant:
     return make_tenant()

@@ -1,6 +1,6 @@
 """`make bench`: the reports timed over a generated history of ten million postings.
 
-`python -m bench [--scale S] [--rebuild] [--repeats N] [--verify] [--explain]`. The data set
+`python -m bench [--scale S] [--rebuild] [--repeats N] [--no-verify] [--explain]`. The data set
 lives in its own PostgreSQL database (`kassa_bench`, or DATABASE_URL if its name says bench),
 generated once in SQL (`bench.dataset`) and reused until `--rebuild` or another scale; the
 timings (`bench.timings`) are printed as a table and written to var/bench/results.json.

@@ -3,9 +3,9 @@
 One organization (America/New_York) with `CENTERS` centers and three years of business days.
 At scale 1: 1,000,000 packages (one invoice each, paid in one or two instalments, redeemed,
 sometimes refunded or closed) and 100,000 service and product invoices: 10,036,639
-postings. Every row is what the services would have written (`kassa verify` passes on it, see
-`--verify`), but it is generated set-based — generate_series, INSERT … SELECT — not through the
-ORM, so that it takes minutes, not days:
+postings. Every row is what the services would have written (`kassa verify` passes on it:
+the bench runs it), but it is generated set-based — generate_series, INSERT … SELECT — not
+through the ORM, so that it takes minutes, not days:
 
 1. `ent`: one row per business event (invoice issued, payment, redemption, package refund,
    package closed), from arithmetic on the package number so that every amount is exact:
@@ -34,7 +34,7 @@ from typing import Any
 
 from bench import bulk_load
 
-VERSION = 3  # bump when what is generated changes: a cached data set of another version is rebuilt
+VERSION = 4  # bump when what is generated changes: a cached data set of another version is rebuilt
 CENTERS = 10
 START = dt.date(2023, 1, 1)
 DAYS = 1096  # 2023-01-01 … 2025-12-31
@@ -48,6 +48,7 @@ LOADED_TABLES = [
     "billing_paymentallocation", "packages_packagetemplate", "packages_templatebenefit",
     "packages_package", "packages_benefit", "packages_redemption", "refunds_refund",
     "billing_linecredit", "ledger_journalentry", "ledger_posting", "ledger_dailytotal",
+    "gateways_sandboxcharge",
 ]
 
 
@@ -288,14 +289,24 @@ FROM fig f WHERE f.pkg IS NOT NULL ORDER BY f.pkg
 """),
     ("billing_payment", """
 INSERT INTO billing_payment (id, organization_id, center_id, invoice_id, amount_minor, method,
-    online, source, gateway, gateway_reference, refunded_minor, refund_pending, created_at,
+    online, source, gateway, gateway_reference, refunded_minor, refund_pending, status,
+    charge_state, attempts, next_attempt_at, failure_reason, request_key, created_at,
     created_by_id)
 SELECT e.pay, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, e.a, e.method, e.method = 'card',
        CASE WHEN e.method = 'card' THEN 'sandbox_ok' ELSE '' END,
        CASE WHEN e.method = 'card' THEN 'sandbox' ELSE '' END,
        CASE WHEN e.method = 'card' THEN 'sbx_ch_' || e.pay ELSE '' END,
-       0, false, e.at, NULL
+       0, false, 'succeeded', '', 0, NULL, '', '', e.at, NULL
 FROM ent e WHERE e.kind = 'payment'
+"""),
+    # The sandbox processor's side of every card payment: the charge it keeps (`kassa verify`
+    # holds each succeeded sandbox payment against it).
+    ("gateways_sandboxcharge", """
+INSERT INTO gateways_sandboxcharge (reference, idempotency_key, amount_minor, currency, source,
+    state, cancelled, created_at)
+SELECT 'sbx_ch_' || e.pay, %(charge_key)s || e.pay, e.a, 'USD', 'sandbox_ok', 'succeeded',
+       false, e.at
+FROM ent e WHERE e.kind = 'payment' AND e.method = 'card'
 """),
     ("billing_paymentallocation", """
 INSERT INTO billing_paymentallocation (organization_id, payment_id, line_id, net_minor,
@@ -312,10 +323,11 @@ INSERT INTO refunds_refund (id, organization_id, center_id, invoice_id, payment_
     close_package, type, status, amount_minor, tax_minor, method, reason, internal_note, note,
     decrease_balance_owed, credit_net_minor, credit_tax_minor, created_by_id, created_at,
     settled_at, failure_reason, gateway, gateway_reference, gateway_state, attempts,
-    next_attempt_at, last_error, issue_entry_id, settle_entry_id, keyed_by_installation)
+    next_attempt_at, last_error, issue_entry_id, settle_entry_id, keyed_by_installation,
+    request_key)
 SELECT e.ref, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, NULL, e.pkg, false, 'offline',
        'recorded', e.b, e.c, e.method, 'Customer moved away', '', '', false, 0, 0, NULL, e.at,
-       NULL, '', '', '', '', 0, NULL, '', e.id, NULL, true
+       NULL, '', '', '', '', 0, NULL, '', e.id, NULL, true, ''
 FROM ent e WHERE e.kind = 'package_refund'
 """),
     ("billing_linecredit", """
@@ -364,7 +376,7 @@ ORDER BY center_id, business_date, code, kind
 
 # What the disabled balance trigger would have refused, and the packages' stored figures
 # against their sub-ledger. (The per-day totals are the postings' GROUP BY by construction;
-# `--verify` runs `kassa verify`, which checks them and every other stored figure.)
+# The bench runs `kassa verify`, which checks them and every other stored figure.)
 CHECKS_SQL = {
     "unbalanced entries": """
         SELECT count(*) FROM (SELECT entry_id FROM ledger_posting GROUP BY entry_id
@@ -420,6 +432,7 @@ def generate(plan: Plan, say: Callable[[str], None]) -> Built:
     after it, so that a load cut short is rebuilt by the next run."""
     from django.db import connection, transaction
 
+    from kassa.core.installation import installation_key
     from kassa.tenancy.models import Center
 
     seconds: dict[str, float] = {}
@@ -430,7 +443,8 @@ def generate(plan: Plan, say: Callable[[str], None]) -> Built:
                                                                                       flat=True))
     params = {"org": org.pk, "cids": centers, "n": plan.packages, "m": plan.service_invoices,
               "centers": plan.centers, "days": plan.days, "start": plan.start,
-              "customers": plan.customers, "tz": TIMEZONE}
+              "customers": plan.customers, "tz": TIMEZONE,
+              "charge_key": f"kassa-{installation_key()}-payment-"}
     say(f"bench: generating {plan.packages:,} packages and {plan.service_invoices:,} service "
         f"invoices over {plan.days} days ({plan.start} … {plan.end}), {plan.centers} centers")
     with transaction.atomic(), connection.cursor() as cursor:

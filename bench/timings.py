@@ -196,10 +196,10 @@ def run_cases(*, org: Any, plan_end: dt.date, token: str, repeats: int) -> list[
     return cases
 
 
-def explain(sql: str, params: Any) -> str:
-    """EXPLAIN ANALYZE of one recorded query."""
+def explain(sql: str, params: Any, *, analyze: bool = True) -> str:
+    """EXPLAIN (ANALYZE: and run it) of one recorded query."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        cursor.execute(("EXPLAIN (ANALYZE, BUFFERS) " if analyze else "EXPLAIN ") + sql, params)
         return "\n".join(row[0] for row in cursor.fetchall())

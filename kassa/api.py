@@ -100,10 +100,18 @@ class KassaAPI(NinjaAPI):
         return schema
 
 
+# What the web server of `kassa run` (gunicorn) refuses before Kassa sees a request, with an
+# HTML body of its own rather than a problem document; the numbers are kassa.cli's.
+SERVER_LIMITS = (
+    "The web server refuses, before Kassa reads the request and with a plain HTML body (not "
+    "a problem document): a request line (method, path and query) over 4094 bytes with 414; "
+    "a header field over 8190 bytes, or more than 100 header fields, with 431.")
+
 api = KassaAPI(
     title="Kassa", version="1", urls_namespace="api", auth=BearerToken(), parser=ObjectParser(),
     description="Payments, packages and refunds for the front desk. Money travels as decimal "
-    "strings at the currency's precision; tax rates are percentages (\"8.875\").",
+    "strings at the currency's precision; tax rates are percentages (\"8.875\"); counts (a "
+    "quantity) are JSON integers, never true, 1.0 or \"2\". " + SERVER_LIMITS,
 )
 
 

@@ -84,21 +84,56 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from kassa.ledger.verify import verify
+    from kassa.ledger.verify import Run, lines
 
     org = None
     if args.org is not None:
         org = _organization(args.org)
         if org is None:
             return _fail(f"no organization {args.org}")
-    problems = verify(org)
-    for line in problems:
+    run = Run(since=args.since, **({"batch": args.batch_size} if args.batch_size else {}))
+    if sys.stderr.isatty():
+        run.progress = _progress
+    found = 0
+    for line in lines(org, run):
+        if run.progress:
+            sys.stderr.write("\r\033[K")
         sys.stdout.write(line + "\n")
-    if problems:
-        sys.stdout.write(f"{len(problems)} discrepancies\n")
+        found += 1
+    if run.progress:
+        sys.stderr.write("\r\033[K")
+    if args.since is not None:
+        # Only what moved was checked: say how much, and what a clean answer does not prove.
+        what = ", ".join(f"{n:,} {noun}" for noun, n in run.checked.items() if n)
+        sys.stdout.write(f"checked what moved since {args.since.isoformat()}: {what or 'nothing'}"
+                         " (objects with a journal entry on or after that business day, or "
+                         "created since; only a run without --since checks everything)\n")
+    if found:
+        sys.stdout.write(f"{found} discrepancies\n")
         return 1
     sys.stdout.write("the books balance and every figure agrees with the ledger\n")
     return 0
+
+
+def _progress(check: str, done: int, of: int) -> None:
+    share = f" {100 * done // of:3d} %" if of else ""
+    sys.stderr.write(f"\r\033[Kverify: {check} {done:,}{share}")
+    sys.stderr.flush()
+
+
+def _date(value: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _batch_size(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 1_000_000:
+        raise argparse.ArgumentTypeError("a batch size is 1 to 1000000")
+    return int(value)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -170,6 +205,13 @@ def cmd_refunds_stuck(args: argparse.Namespace) -> int:
     return 0
 
 
+# The web server's own limits (gunicorn's defaults, made explicit): a longer request line is
+# answered 414, a longer header field or more of them 431, by gunicorn itself.
+REQUEST_LINE_LIMIT = 4094
+HEADER_FIELD_LIMIT = 8190
+HEADER_FIELDS_LIMIT = 100
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from django.conf import settings
     from django.core.management import call_command
@@ -180,6 +222,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail("KASSA_SECURE=1 needs a secret key of its own: set KASSA_SECRET_KEY (50 "
                      "or more random characters)")
     call_command("migrate", interactive=False, verbosity=0)
+    if settings.STATIC_MANIFEST:  # the hashed, compressed static files the pages will name
+        call_command("collectstatic", interactive=False, verbosity=0)
     # The demo's logins are published in the README: never on a deployment that is secure.
     if not args.no_demo and not settings.KASSA_SECURE and not Organization.objects.exists():
         from kassa.demo import load_demo
@@ -195,7 +239,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = [sys.executable, "-m", "gunicorn", "kassa.wsgi:application", "--bind", bind,
               "--workers", str(args.workers), "--worker-class", "gthread",
               "--threads", str(args.threads), "--keep-alive", "5", "--timeout", "75",
-              "--graceful-timeout", "5"]
+              "--graceful-timeout", "5",
+              # gunicorn refuses these before Kassa sees the request, with its own HTML (not a
+              # problem document): the limits are stated here, in the README and in the
+              # OpenAPI document's description (kassa.api.SERVER_LIMITS), and tested.
+              "--limit-request-line", str(REQUEST_LINE_LIMIT),
+              "--limit-request-field_size", str(HEADER_FIELD_LIMIT),
+              "--limit-request-fields", str(HEADER_FIELDS_LIMIT)]
     if not args.no_access_log:
         server += ["--access-logfile", "-"]
     children = [subprocess.Popen(server)]
@@ -297,6 +347,13 @@ def parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check the books; exit 1 naming each discrepancy")
     verify.add_argument("--org")
+    verify.add_argument("--since", type=_date, metavar="DATE",
+                        help="check only what moved on or after this business day "
+                             "(a journal entry on it or later, or created since); a run "
+                             "without --since is the guarantee")
+    verify.add_argument("--batch-size", type=_batch_size, metavar="N",
+                        help="objects checked per query (default: the setting "
+                             "KASSA_VERIFY_BATCH, 10000)")
     verify.set_defaults(fn=cmd_verify)
 
     demo = sub.add_parser("demo", help="load the demo organization")

@@ -14,6 +14,13 @@ key, the refund), and go on with it, so money never moves twice — even should 
 still be alive. Elsewhere a dead claim answers 409 until the key's life is over: running such a
 request again could do it twice. An answer is kept for a day (`KEY_LIFE`); then the key is
 free again (the worker prunes it, and a request finding it older than that takes it afresh).
+
+On the refund paths (`IN_ONE_TRANSACTION`: nothing there calls out during the request; an
+online refund's gateway call is queued), a new key's claim, the refund and the stored answer
+are one transaction: one commit instead of three, and a request that dies anywhere leaves
+nothing — no refund and no claim — so its retry simply runs. A refusal (4xx) rolls back what
+the request did and is stored after, on its own; a 5xx stores nothing. Online payments keep
+the claim in a transaction of its own: it must be committed before the card is charged.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -39,7 +46,38 @@ logger = logging.getLogger("kassa.idempotency")
 API_PREFIX = "/api/v1/"
 RESUMABLE = re.compile(r"/api/v1/(invoices/[^/]+/payments|payments/[^/]+/refunds"
                        r"|packages/[^/]+/refunds)/?")
+IN_ONE_TRANSACTION = re.compile(r"/api/v1/(payments/[^/]+/refunds|packages/[^/]+/refunds)/?")
 MAX_KEY_LENGTH = 255
+
+
+def _claim_in_transaction(organization_id: int, key: str, fingerprint: str) -> int | None:
+    """Insert the key's row in the open transaction; None when the key is taken already (on
+    PostgreSQL, after waiting for a transaction that claimed it to end)."""
+    table = IdempotentRequest._meta.db_table  # our own table's name; every value a parameter
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (organization_id, key, fingerprint, status_code, "  # noqa: S608
+            "content_type, body, created_at, claimed_at) VALUES (%s, %s, %s, NULL, '', %s, %s, "
+            "%s) ON CONFLICT (organization_id, key) DO NOTHING RETURNING id",
+            [organization_id, key, fingerprint, b"", now, now])
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def _store_refusal(organization_id: int, key: str, fingerprint: str,
+                   response: HttpResponse) -> None:
+    """Keep a refusal's answer, after its request's transaction rolled back. Should another
+    request have taken the key meanwhile, its answer is the one kept."""
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            IdempotentRequest.objects.create(
+                organization_id=organization_id, key=key, fingerprint=fingerprint,
+                claimed_at=now, status_code=response.status_code, body=response.content,
+                content_type=response.get("Content-Type", "application/json"))
+    except IntegrityError:
+        pass
 
 
 def _claim(organization_id: int, key: str, fingerprint: str) -> IdempotentRequest | None:
@@ -110,6 +148,12 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(
             b"\n".join([request.method.encode(), request.path.encode(), body])
         ).hexdigest()
+        if IN_ONE_TRANSACTION.fullmatch(request.path):
+            answered = self._in_one_transaction(request, membership.organization_id, key,
+                                                fingerprint)
+            if answered is not None:
+                return answered
+            # The key was claimed before: answered, running, or dead; as on every path.
         claim = _claim(membership.organization_id, key, fingerprint)
         if claim is None:
             stored = IdempotentRequest.objects.filter(
@@ -150,4 +194,30 @@ class IdempotencyMiddleware:
             ours.update(
                 status_code=response.status_code, body=response.content,
                 content_type=response.get("Content-Type", "application/json"))
+        return response
+
+    def _in_one_transaction(self, request: HttpRequest, organization_id: int, key: str,
+                            fingerprint: str) -> HttpResponse | None:
+        """Claim a new key, run the request and store its answer in one transaction; None
+        when the key was claimed before."""
+        conn = transaction.get_connection()
+        with transaction.atomic():
+            claim_id = _claim_in_transaction(organization_id, key, fingerprint)
+            if claim_id is None:
+                return None
+            # The use case's money transaction is this one (no savepoint of its own: every
+            # rule is checked before its first write, and a refusal rolls everything back).
+            conn.kassa_claim_transaction = True
+            try:
+                response = self.get_response(request)
+            finally:
+                conn.kassa_claim_transaction = False
+            if response.status_code < 400:
+                IdempotentRequest.objects.filter(pk=claim_id).update(
+                    status_code=response.status_code, body=response.content,
+                    content_type=response.get("Content-Type", "application/json"))
+                return response
+            transaction.set_rollback(True)
+        if response.status_code < 500:
+            _store_refusal(organization_id, key, fingerprint, response)
         return response

@@ -14,6 +14,7 @@ from typing import Any
 
 import dj_database_url
 import dj_email_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("KASSA_VAR_DIR", BASE_DIR / "var"))
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "axes",
+    "csp",
+    "ninja",  # the API docs (/api/v1/docs) from its own static files, not a CDN
     "kassa.core",
     "kassa.tenancy",
     "kassa.ledger",
@@ -67,17 +70,40 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "kassa.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "kassa.web.middleware.OrganizationTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "kassa.idempotency.IdempotencyMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, images, fonts and
+# requests only from Kassa itself — no inline script, no inline event handler (hx-on, onclick),
+# no inline <style> or style attribute, no eval; no plugins, no framing, forms post only here.
+# The pages keep their behaviour in static files (web/kassa.js) and the API docs are served
+# from ninja's own files; the browser tests fail on any violation a page reports.
+# `data:` images: the API docs' stylesheet draws its icons as data: URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 ROOT_URLCONF = "kassa.urls"
 WSGI_APPLICATION = "kassa.wsgi.application"
@@ -115,6 +141,12 @@ def database(url: str, *, read_only: bool = False) -> dict[str, Any]:
             # names a primary by mistake: "cannot execute INSERT in a read-only transaction".
             options += " -c default_transaction_read_only=on"
         config.setdefault("OPTIONS", {})["options"] = options
+        if os.environ.get("KASSA_PG_PREPARE", "1") != "0":
+            # Bind parameters on the server and prepare a statement once a connection has run
+            # it a few times: the server then plans the money transaction's statements once
+            # per connection instead of on every request. KASSA_PG_PREPARE=0 for a pooler in
+            # transaction mode (PgBouncer before 1.21), where prepared statements cannot live.
+            config["OPTIONS"].update(server_side_binding=True, prepare_threshold=5)
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # IMMEDIATE takes SQLite's write lock at BEGIN, so two money transactions serialise
         # instead of both reading a balance and one failing to upgrade its lock later.
@@ -175,8 +207,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
-# Static files straight from the apps' folders: no collectstatic step before `kassa run`.
-WHITENOISE_USE_FINDERS = True
+# Outside DEBUG the pages name hashed copies of the static files (kassa.3f2a….css), collected
+# with gzip-compressed twins into STATIC_ROOT and served by WhiteNoise with a far-future cache:
+# `kassa run` collects them before it serves; a deployment that starts its own server runs
+# `kassa collectstatic --noinput` first (a page would fail on a missing manifest entry).
+# In DEBUG, the files straight from the apps' folders. The test suite renders pages without
+# collecting (conftest.py switches to the plain storage); the wheel and `kassa run` tests run
+# the manifest storage for real.
+STATIC_MANIFEST = not DEBUG
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if STATIC_MANIFEST else
+                    "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 TASKS = {
     "default": {
@@ -210,6 +255,8 @@ KASSA_SANDBOX_SETTLE_SECONDS = int(os.environ.get("KASSA_SANDBOX_SETTLE_SECONDS"
 KASSA_INSTALLATION = os.environ.get("KASSA_INSTALLATION", "")
 # How many times a refund's gateway call is made before the refund is flagged for a person,
 # and the first wait between two (doubling, capped at an hour).
+# `kassa verify` checks this many objects per query (its --batch-size): memory stays flat.
+KASSA_VERIFY_BATCH = 10000
 KASSA_GATEWAY_ATTEMPTS = max(1, int(os.environ.get("KASSA_GATEWAY_ATTEMPTS", "8")))
 KASSA_GATEWAY_BACKOFF_SECONDS = max(
     1, int(os.environ.get("KASSA_GATEWAY_BACKOFF_SECONDS", "10")))
@@ -218,6 +265,11 @@ KASSA_GATEWAY_BACKOFF_SECONDS = max(
 # same locks, so that even a first run still alive cannot make the effect twice).
 KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = max(
     1, int(os.environ.get("KASSA_IDEMPOTENCY_TAKEOVER_SECONDS", "60")))
+# How long a process keeps what an API token names (its person, role and organization)
+# without asking the database again: so long, at most, a token revoked, a person deactivated
+# or a role changed by *another* process goes on working here (a change made through this
+# process is seen at once). 0 asks on every request.
+KASSA_TOKEN_CACHE_SECONDS = max(0.0, float(os.environ.get("KASSA_TOKEN_CACHE_SECONDS", "5")))
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
@@ -241,3 +293,12 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# SENTRY_DSN: report errors (every 500, with its traceback and the request's id as the tag
+# `request_id`) to Sentry, without personal data (kassa/sentry.py). Unset: nothing is loaded.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from kassa.sentry import start as _start_sentry
+
+    _start_sentry(dsn=SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+                  release=os.environ.get("SENTRY_RELEASE", ""))

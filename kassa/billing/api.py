@@ -11,7 +11,7 @@ from kassa.billing import selectors, services
 from kassa.billing.models import Case, Customer, Invoice, InvoiceLine, Payment, PaymentEvent
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
-from kassa.core.text import Code, Email, Flag, MoneyText, Name, ObjectId
+from kassa.core.text import Code, Count, Email, Flag, MoneyText, Name, ObjectId
 from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
@@ -47,7 +47,7 @@ class CaseOut(Schema):
 class LineIn(Schema):
     kind: Code
     description: Name  # InvoiceLine.description holds 200
-    quantity: int = Field(1, ge=1, le=10_000)
+    quantity: Count = Field(1, ge=1, le=10_000)
     unit_price: MoneyText | None = Field(
         None, description="required, except on a package line (its template's price)")
     tax_rate: Code | None = Field(

@@ -1,25 +1,14 @@
 """`kassa verify` checks of invoices, their lines and payments against their rows and
-sub-ledgers."""
+sub-ledgers: each one query per batch of objects, grouped and compared in the database (see
+kassa/ledger/verify.py), returning only the objects that disagree."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Sum
-
-from kassa.billing.models import (
-    ChargeState,
-    Invoice,
-    InvoiceLine,
-    LineCredit,
-    Payment,
-    PaymentAllocation,
-    PaymentStatus,
-)
+from kassa.billing.models import ChargeState, Payment, PaymentStatus
 from kassa.core.installation import installation_key
-from kassa.gateways.models import SandboxCharge
-from kassa.ledger.selectors import balances_by
-from kassa.ledger.verify import check
+from kassa.ledger.verify import INVOICES, PAYMENTS, Run, check, each, in_list, within
 from kassa.tenancy.models import Organization
 
 # A payment's booking, and its reversal when the processor failed the charge after all.
@@ -27,45 +16,77 @@ PAID_KINDS = ("payment", "payment_reversed")
 
 
 @check
-def invoices_agree_with_ledger(org: Organization) -> Iterable[str]:
-    receivable = balances_by("invoice_id", "receivable", organization=org)
-    issued = balances_by("invoice_id", "receivable", organization=org,
-                         entry__kind="invoice_issued")
-    paid = balances_by("invoice_id", "receivable", organization=org, entry__kind__in=PAID_KINDS)
-    for inv in Invoice.objects.filter(organization=org).iterator():
-        name = f"invoice {inv.number} (id {inv.pk})"
-        if inv.balance_due_minor != receivable.get(inv.pk, 0):
-            yield (f"{name}: balance_due is {inv.balance_due_minor}, "
-                   f"the receivable sub-ledger says {receivable.get(inv.pk, 0)}")
-        if inv.total_minor != issued.get(inv.pk, 0):
-            yield f"{name}: total is {inv.total_minor}, issued {issued.get(inv.pk, 0)}"
-        if inv.paid_minor != -paid.get(inv.pk, 0):
-            yield f"{name}: paid is {inv.paid_minor}, the ledger says {-paid.get(inv.pk, 0)}"
-        expected = inv.total_minor - inv.credits_minor - inv.paid_minor + inv.refunded_minor
-        if inv.balance_due_minor != expected:
-            yield f"{name}: balance_due {inv.balance_due_minor} ≠ total − credits − paid + refunded"
-        status = "open" if inv.balance_due_minor > 0 else "closed"
-        if inv.status != status:
-            yield f"{name}: status is {inv.status}, its balance due says {status}"
+def invoices_agree_with_ledger(org: Organization, run: Run | None = None) -> Iterable[str]:
+    run = run or Run()
+    rows = each(org, INVOICES, run, f"""
+        SELECT i.id, i.number, i.status, i.total_minor, i.credits_minor, i.paid_minor,
+               i.refunded_minor, i.balance_due_minor,
+               COALESCE(l.receivable, 0), COALESCE(l.issued, 0), COALESCE(l.paid, 0)
+        FROM billing_invoice i LEFT JOIN (
+            SELECT p.invoice_id, SUM(p.amount_minor) AS receivable,
+                   SUM(CASE WHEN p.kind = 'invoice_issued' THEN p.amount_minor ELSE 0 END)
+                       AS issued,
+                   SUM(CASE WHEN p.kind IN {in_list(PAID_KINDS)} THEN p.amount_minor ELSE 0 END)
+                       AS paid
+            FROM ledger_posting p
+            WHERE p.code = 'receivable' AND p.organization_id = %(org)s
+              AND {within('p.invoice_id', INVOICES, run)}
+            GROUP BY p.invoice_id) l ON l.invoice_id = i.id
+        WHERE i.organization_id = %(org)s AND {within('i.id', INVOICES, run)}
+          AND (i.balance_due_minor <> COALESCE(l.receivable, 0)
+               OR i.total_minor <> COALESCE(l.issued, 0)
+               OR i.paid_minor <> -COALESCE(l.paid, 0)
+               OR i.balance_due_minor <> i.total_minor - i.credits_minor - i.paid_minor
+                                         + i.refunded_minor
+               OR i.status <> CASE WHEN i.balance_due_minor > 0 THEN 'open' ELSE 'closed' END)
+        ORDER BY i.id""")
+    for (pk, number, status, total, credits, paid, refunded, balance_due,
+         receivable, issued, paid_booked) in rows:
+        name = f"invoice {number} (id {pk})"
+        if balance_due != receivable:
+            yield (f"{name}: balance_due is {balance_due}, "
+                   f"the receivable sub-ledger says {receivable}")
+        if total != issued:
+            yield f"{name}: total is {total}, issued {issued}"
+        if paid != -paid_booked:
+            yield f"{name}: paid is {paid}, the ledger says {-paid_booked}"
+        if balance_due != total - credits - paid + refunded:
+            yield f"{name}: balance_due {balance_due} ≠ total − credits − paid + refunded"
+        expected = "open" if balance_due > 0 else "closed"
+        if status != expected:
+            yield f"{name}: status is {status}, its balance due says {expected}"
 
 
 @check
-def payments_agree_with_ledger(org: Organization) -> Iterable[str]:
+def payments_agree_with_ledger(org: Organization, run: Run | None = None) -> Iterable[str]:
     """A succeeded payment is booked for its amount; any other (processing, failed, declined)
     has nothing booked at all: no posting, no allocation."""
-    taken = balances_by("payment_id", "receivable", organization=org,
-                        entry__kind__in=PAID_KINDS)
-    allocated = set(PaymentAllocation.objects.filter(payment__organization=org)
-                    .values("payment_id").annotate(net=Sum("net_minor"), tax=Sum("tax_minor"))
-                    .exclude(net=0, tax=0).values_list("payment_id", flat=True))
-    for payment in Payment.objects.filter(organization=org).iterator():
-        booked = -taken.get(payment.pk, 0)
-        if payment.status == PaymentStatus.SUCCEEDED and payment.amount_minor != booked:
-            yield (f"payment {payment.pk}: amount is {payment.amount_minor}, "
-                   f"the ledger says {booked}")
-        if payment.status != PaymentStatus.SUCCEEDED and (booked or payment.pk in allocated):
-            yield (f"payment {payment.pk} is {payment.status}, yet {booked} of it is booked"
-                   + (" and allocated to lines" if payment.pk in allocated else ""))
+    run = run or Run()
+    rows = each(org, PAYMENTS, run, f"""
+        SELECT y.id, y.status, y.amount_minor, -COALESCE(l.taken, 0),
+               CASE WHEN a.payment_id IS NULL THEN 0 ELSE 1 END
+        FROM billing_payment y
+        LEFT JOIN (
+            SELECT p.payment_id, SUM(p.amount_minor) AS taken FROM ledger_posting p
+            WHERE p.code = 'receivable' AND p.kind IN {in_list(PAID_KINDS)}
+              AND p.organization_id = %(org)s AND {within('p.payment_id', PAYMENTS, run)}
+            GROUP BY p.payment_id) l ON l.payment_id = y.id
+        LEFT JOIN (
+            SELECT a.payment_id FROM billing_paymentallocation a
+            WHERE {within('a.payment_id', PAYMENTS, run)}
+            GROUP BY a.payment_id HAVING SUM(a.net_minor) <> 0 OR SUM(a.tax_minor) <> 0
+        ) a ON a.payment_id = y.id
+        WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)}
+          AND ((y.status = %(succeeded)s AND y.amount_minor <> -COALESCE(l.taken, 0))
+               OR (y.status <> %(succeeded)s
+                   AND (COALESCE(l.taken, 0) <> 0 OR a.payment_id IS NOT NULL)))
+        ORDER BY y.id""", {"succeeded": PaymentStatus.SUCCEEDED.value})
+    for pk, status, amount, booked, allocated in rows:
+        if status == PaymentStatus.SUCCEEDED:
+            yield f"payment {pk}: amount is {amount}, the ledger says {booked}"
+        else:
+            yield (f"payment {pk} is {status}, yet {booked} of it is booked"
+                   + (" and allocated to lines" if allocated else ""))
 
 
 # What the worker may still have to do about a payment's charge, by the payment's status.
@@ -77,96 +98,137 @@ CHARGE_STATES = {
 }
 
 
+def _allowed_charge_states() -> str:
+    """SQL: the payment's (status, charge_state) is one that CHARGE_STATES allows."""
+    return " OR ".join(
+        f"(y.status = '{status.value}' AND y.charge_state IN "
+        f"({', '.join(repr(str(s.value)) for s in states)}))"
+        for status, states in CHARGE_STATES.items())
+
+
 @check
-def payments_charges_agree(org: Organization) -> Iterable[str]:
+def payments_charges_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
     """No charge is forgotten: a processing payment has a gateway call coming (or a person's
     attention), a failed one that was charged has its give-back coming."""
-    for payment in Payment.objects.filter(organization=org, online=True).iterator():
-        allowed = CHARGE_STATES.get(PaymentStatus(payment.status), set())
-        if payment.charge_state not in allowed:
-            yield (f"payment {payment.pk} is {payment.status} with its charge "
-                   f"{payment.charge_state or 'settled'}")
-        elif payment.charge_state not in (ChargeState.NONE, ChargeState.STUCK) and (
-                payment.next_attempt_at is None):
-            yield f"payment {payment.pk}: its charge is {payment.charge_state} with no call due"
-    offline = Payment.objects.filter(organization=org, online=False).exclude(
-        status=PaymentStatus.SUCCEEDED, charge_state=ChargeState.NONE)
-    for pk in offline.values_list("pk", flat=True):
-        yield f"payment {pk} is offline, yet not simply succeeded"
+    run = run or Run()
+    # The database picks the payments that break a rule; Python words what each one breaks.
+    rows = each(org, PAYMENTS, run, f"""
+        SELECT y.id, y.online, y.status, y.charge_state, y.next_attempt_at IS NULL
+        FROM billing_payment y
+        WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)} AND (
+            (y.online AND (NOT ({_allowed_charge_states()})
+                           OR (y.charge_state NOT IN ('', 'stuck')
+                               AND y.next_attempt_at IS NULL)))
+            OR (NOT y.online AND NOT (y.status = 'succeeded' AND y.charge_state = '')))
+        ORDER BY y.id""")
+    for pk, online, status, charge_state, no_call in rows:
+        if not online:
+            yield f"payment {pk} is offline, yet not simply succeeded"
+            continue
+        allowed = CHARGE_STATES.get(PaymentStatus(status), set())
+        if charge_state not in allowed:
+            yield f"payment {pk} is {status} with its charge {charge_state or 'settled'}"
+        elif no_call:
+            yield f"payment {pk}: its charge is {charge_state} with no call due"
 
 
 @check
-def allocations_agree_with_lines(org: Organization) -> Iterable[str]:
-    sums = {
-        row["line_id"]: (row["net"], row["tax"])
-        for row in PaymentAllocation.objects.filter(payment__organization=org)
-        .values("line_id").annotate(net=Sum("net_minor"), tax=Sum("tax_minor"))
-    }
-    lines = InvoiceLine.objects.filter(invoice__organization=org).iterator()
-    for line in lines:
-        net, tax = sums.get(line.pk, (0, 0))
-        if (line.paid_net_minor, line.paid_tax_minor) != (net or 0, tax or 0):
-            yield (f"invoice line {line.pk}: paid {line.paid_net_minor}+{line.paid_tax_minor}, "
-                   f"its allocations {net}+{tax}")
+def allocations_agree_with_lines(org: Organization, run: Run | None = None) -> Iterable[str]:
+    run = run or Run()
+    rows = each(org, INVOICES, run, f"""
+        SELECT l.id, l.paid_net_minor, l.paid_tax_minor, COALESCE(s.net, 0), COALESCE(s.tax, 0)
+        FROM billing_invoiceline l
+        JOIN billing_invoice i ON i.id = l.invoice_id
+        LEFT JOIN (
+            SELECT a.line_id, SUM(a.net_minor) AS net, SUM(a.tax_minor) AS tax
+            FROM billing_paymentallocation a JOIN billing_invoiceline al ON al.id = a.line_id
+            WHERE {within('al.invoice_id', INVOICES, run)}
+            GROUP BY a.line_id) s ON s.line_id = l.id
+        WHERE i.organization_id = %(org)s AND {within('l.invoice_id', INVOICES, run)}
+          AND {within('i.id', INVOICES, run)}
+          AND (l.paid_net_minor <> COALESCE(s.net, 0) OR l.paid_tax_minor <> COALESCE(s.tax, 0))
+        ORDER BY l.id""")
+    for pk, paid_net, paid_tax, net, tax in rows:
+        yield f"invoice line {pk}: paid {paid_net}+{paid_tax}, its allocations {net}+{tax}"
 
 
 @check
-def line_credits_agree(org: Organization) -> Iterable[str]:
+def line_credits_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
     """A line's credited figures are its LineCredit rows; its refunded figures those that
     give the paid money back (package refunds)."""
-    credited: dict[int, tuple[int, int]] = {}
-    given_back: dict[int, tuple[int, int]] = {}
-    rows = (LineCredit.objects.filter(line__invoice__organization=org)
-            .values("line_id", "gives_back").annotate(n=Sum("net_minor"), t=Sum("tax_minor")))
-    for row in rows:
-        n, t = int(row["n"] or 0), int(row["t"] or 0)
-        old = credited.get(row["line_id"], (0, 0))
-        credited[row["line_id"]] = (old[0] + n, old[1] + t)
-        if row["gives_back"]:
-            given_back[row["line_id"]] = (n, t)
-    for line in InvoiceLine.objects.filter(invoice__organization=org).iterator():
-        if (line.credited_net_minor, line.credited_tax_minor) != credited.get(line.pk, (0, 0)):
-            yield (f"invoice line {line.pk}: credited {line.credited_net_minor}+"
-                   f"{line.credited_tax_minor}, its credits {credited.get(line.pk, (0, 0))}")
-        if (line.refunded_net_minor, line.refunded_tax_minor) != given_back.get(line.pk, (0, 0)):
-            yield (f"invoice line {line.pk}: refunded {line.refunded_net_minor}+"
-                   f"{line.refunded_tax_minor}, its credits that gave money back "
-                   f"{given_back.get(line.pk, (0, 0))}")
+    run = run or Run()
+    rows = each(org, INVOICES, run, f"""
+        SELECT l.id, l.credited_net_minor, l.credited_tax_minor, l.refunded_net_minor,
+               l.refunded_tax_minor, COALESCE(c.n, 0), COALESCE(c.t, 0), COALESCE(c.bn, 0),
+               COALESCE(c.bt, 0)
+        FROM billing_invoiceline l
+        JOIN billing_invoice i ON i.id = l.invoice_id
+        LEFT JOIN (
+            SELECT c.line_id, SUM(c.net_minor) AS n, SUM(c.tax_minor) AS t,
+                   SUM(CASE WHEN c.gives_back THEN c.net_minor ELSE 0 END) AS bn,
+                   SUM(CASE WHEN c.gives_back THEN c.tax_minor ELSE 0 END) AS bt
+            FROM billing_linecredit c JOIN billing_invoiceline cl ON cl.id = c.line_id
+            WHERE {within('cl.invoice_id', INVOICES, run)}
+            GROUP BY c.line_id) c ON c.line_id = l.id
+        WHERE i.organization_id = %(org)s AND {within('l.invoice_id', INVOICES, run)}
+          AND {within('i.id', INVOICES, run)}
+          AND (l.credited_net_minor <> COALESCE(c.n, 0) OR l.credited_tax_minor <> COALESCE(c.t, 0)
+               OR l.refunded_net_minor <> COALESCE(c.bn, 0)
+               OR l.refunded_tax_minor <> COALESCE(c.bt, 0))
+        ORDER BY l.id""")
+    for pk, credited_net, credited_tax, refunded_net, refunded_tax, n, t, bn, bt in rows:
+        if (credited_net, credited_tax) != (n, t):
+            yield (f"invoice line {pk}: credited {credited_net}+{credited_tax}, "
+                   f"its credits {(n, t)}")
+        if (refunded_net, refunded_tax) != (bn, bt):
+            yield (f"invoice line {pk}: refunded {refunded_net}+{refunded_tax}, its credits "
+                   f"that gave money back {(bn, bt)}")
 
 
 @check
-def invoices_agree_with_lines(org: Organization) -> Iterable[str]:
+def invoices_agree_with_lines(org: Organization, run: Run | None = None) -> Iterable[str]:
     """An invoice's credits are its lines' credits."""
-    credits = dict(InvoiceLine.objects.filter(invoice__organization=org).values("invoice_id")
-                   .annotate(s=Sum("credited_net_minor") + Sum("credited_tax_minor"))
-                   .values_list("invoice_id", "s"))
-    for inv in Invoice.objects.filter(organization=org).iterator():
-        if inv.credits_minor != (credits.get(inv.pk) or 0):
-            yield (f"invoice {inv.number}: credits is {inv.credits_minor}, its lines' credits "
-                   f"add up to {credits.get(inv.pk) or 0}")
+    run = run or Run()
+    rows = each(org, INVOICES, run, f"""
+        SELECT i.number, i.credits_minor, COALESCE(s.c, 0) FROM billing_invoice i
+        LEFT JOIN (
+            SELECT l.invoice_id, SUM(l.credited_net_minor + l.credited_tax_minor) AS c
+            FROM billing_invoiceline l WHERE {within('l.invoice_id', INVOICES, run)}
+            GROUP BY l.invoice_id) s ON s.invoice_id = i.id
+        WHERE i.organization_id = %(org)s AND {within('i.id', INVOICES, run)}
+          AND i.credits_minor <> COALESCE(s.c, 0)
+        ORDER BY i.id""")
+    for number, credits, lines_credits in rows:
+        yield (f"invoice {number}: credits is {credits}, its lines' credits "
+               f"add up to {lines_credits}")
 
 
 @check
-def sandbox_charges_agree(org: Organization) -> Iterable[str]:
+def sandbox_charges_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
     """With the sandbox gateway Kassa can see the processor's side: every charge it keeps
     (succeeded, not given back) is a succeeded payment of ours — or one whose charge is being
     given back — and every succeeded sandbox payment is such a charge. (With Stripe, the
     reconciliation report holds the same.)"""
-    payments = {p.pk: p for p in Payment.objects.filter(organization=org, gateway="sandbox",
-                                                        online=True)}
-    if not payments:
-        return
-    prefix = f"kassa-{installation_key()}-payment-"
-    charges = SandboxCharge.objects.filter(
-        idempotency_key__in=[f"{prefix}{pk}" for pk in payments])
-    kept = {c.idempotency_key: c for c in charges if c.state == "succeeded" and not c.cancelled}
-    for pk, payment in payments.items():
-        charge = kept.get(f"{prefix}{pk}")
-        if payment.status == PaymentStatus.SUCCEEDED and (
-                charge is None or charge.reference != payment.gateway_reference):
+    run = run or Run()
+    if not Payment.objects.filter(organization=org, gateway="sandbox", online=True).exists():
+        return  # (and the installation's key is not made for nothing)
+    rows = each(org, PAYMENTS, run, f"""
+        SELECT y.id, y.status, y.gateway_reference, c.reference
+        FROM billing_payment y
+        LEFT JOIN gateways_sandboxcharge c
+               ON c.idempotency_key = %(prefix)s || CAST(y.id AS TEXT)
+              AND c.state = 'succeeded' AND NOT c.cancelled
+        WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)}
+          AND y.gateway = 'sandbox' AND y.online
+          AND ((y.status = 'succeeded'
+                AND (c.reference IS NULL OR c.reference <> y.gateway_reference))
+               OR (y.status <> 'succeeded' AND c.reference IS NOT NULL
+                   AND y.charge_state NOT IN ('give_back', 'stuck')))
+        ORDER BY y.id""", {"prefix": f"kassa-{installation_key()}-payment-"})
+    for pk, status, gateway_reference, charge in rows:
+        if status == PaymentStatus.SUCCEEDED:
             yield (f"payment {pk} succeeded, but the sandbox keeps no charge "
-                   f"{payment.gateway_reference or '(none recorded)'} for it")
-        elif (payment.status != PaymentStatus.SUCCEEDED and charge is not None
-              and payment.charge_state not in (ChargeState.GIVE_BACK, ChargeState.STUCK)):
-            yield (f"payment {pk} is {payment.status}, yet the sandbox keeps its charge "
-                   f"{charge.reference} and nothing gives it back")
+                   f"{gateway_reference or '(none recorded)'} for it")
+        else:
+            yield (f"payment {pk} is {status}, yet the sandbox keeps its charge "
+                   f"{charge} and nothing gives it back")

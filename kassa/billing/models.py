@@ -176,7 +176,9 @@ class ChargeState(models.TextChoices):
 
 
 class Payment(models.Model):
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    # Indexed first in (organization, request_key).
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
     center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
     amount_minor = models.BigIntegerField()

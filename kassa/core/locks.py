@@ -17,7 +17,7 @@ The models are named by their labels because this module sits below the apps tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,12 +42,35 @@ def money_transaction() -> Iterator[None]:
     outermost = getattr(connection, "kassa_lock_rank", None) is None
     if outermost:
         connection.kassa_lock_rank = -1
+        connection.kassa_at_end = {}
+    # Inside a request whose Idempotency-Key claim shares its transaction (kassa.idempotency),
+    # the use case is that transaction, without a savepoint of its own.
+    savepoint = not (outermost and getattr(connection, "kassa_claim_transaction", False))
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             yield
+            if outermost:
+                for state, flush in connection.kassa_at_end.values():
+                    flush(state)
     finally:
         if outermost:
             connection.kassa_lock_rank = None
+            connection.kassa_at_end = {}
+
+
+def at_end(name: str, state: Callable[[], Any], flush: Callable[[Any], None]) -> Any | None:
+    """Work a money transaction does last, just before it commits: the state registered under
+    `name` (made by `state()` the first time) is handed to `flush` once, after the use case's
+    own writes. For rows every transaction of a center touches (the day totals): their row
+    locks are then taken by the last statement and held only until the commit, instead of
+    from the middle of the use case. None outside a money transaction: the caller writes now."""
+    connection = transaction.get_connection()
+    pending = getattr(connection, "kassa_at_end", None)
+    if getattr(connection, "kassa_lock_rank", None) is None or pending is None:
+        return None
+    if name not in pending:
+        pending[name] = (state(), flush)
+    return pending[name][0]
 
 
 def _taken(kind: str) -> None:
@@ -75,10 +98,10 @@ def lock_organization(organization_id: int) -> Any:
 
 def lock_invoice(invoice_id: int) -> Any:
     """The invoice, with its center and organization read along (every money entry is posted
-    to them); only the invoice row is locked."""
+    to them) and its customer (receipts go to them); only the invoice row is locked."""
     _taken("invoice")
     model = apps.get_model(_MODELS["invoice"])
-    return (model.objects.select_related("center", "organization")
+    return (model.objects.select_related("center", "organization", "customer")
             .select_for_update(of=("self",)).get(pk=invoice_id))
 
 

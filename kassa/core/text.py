@@ -96,6 +96,18 @@ ObjectId = Annotated[str, StringConstraints(max_length=19),
                      Field(json_schema_extra={"pattern": ID_PATTERN}), AfterValidator(clean_id)]
 # true or false, nothing else: pydantic alone also takes 0, 1.0, "yes" and "off".
 Flag = Annotated[bool, Strict()]
+
+
+def whole_number(value: object) -> object:
+    """A JSON integer and nothing else: pydantic alone also reads true as 1, 1.0 as 1 and "2"
+    as 2 — a client that sends those has a bug we would hide by guessing."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number such as 2 (not true, 1.0 or \"2\")")
+    return value
+
+
+# A count in a body (a quantity): a JSON integer; bounds are the field's (ge, le).
+Count = Annotated[int, BeforeValidator(whole_number)]
 # A calendar day, ISO 8601 (documented as `format: date`).
 Day = Annotated[dt.date, BeforeValidator(iso_day)]
 # Money as a decimal string; parsed against the organization's currency in the service.

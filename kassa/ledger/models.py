@@ -54,7 +54,9 @@ class Account(models.Model):
 
 
 class JournalEntry(models.Model):
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    # Indexed first in (organization, business_date).
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
     center = models.ForeignKey("tenancy.Center", on_delete=models.CASCADE)
     kind = models.CharField(max_length=40)
     memo = models.CharField(max_length=300, blank=True)
@@ -80,9 +82,11 @@ class JournalEntry(models.Model):
 class Posting(models.Model):
     entry = models.ForeignKey(JournalEntry, on_delete=models.CASCADE, related_name="postings")
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
-    # Copied from the entry and the account so that a report is one indexed scan.
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
-    center = models.ForeignKey("tenancy.Center", on_delete=models.CASCADE)
+    # Copied from the entry and the account so that a report is one indexed scan. (No index
+    # of their own: each is first in one of Meta.indexes, which serve its look-ups too.)
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.CASCADE, db_index=False)
     code = models.CharField(max_length=32, choices=AccountCode.choices)
     kind = models.CharField(max_length=40, default="")  # the entry's kind, for the reports
     business_date = models.DateField()
@@ -97,8 +101,9 @@ class Posting(models.Model):
     refund = models.ForeignKey(
         "refunds.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    package = models.ForeignKey(
-        "packages.Package", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    package = models.ForeignKey(  # indexed first in posting_package_idx
+        "packages.Package", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,
     )
 
     class Meta:

@@ -7,6 +7,7 @@ business rows it explains, or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
+from kassa.core.locks import at_end
 from kassa.ledger.models import Account, AccountCode, DailyTotal, JournalEntry, Posting
 from kassa.tenancy.models import Center, Organization
 
@@ -41,11 +43,41 @@ def business_date(organization: Organization, at: dt.datetime) -> dt.date:
 
 def open_accounts(center: Center) -> None:
     """The chart of accounts of one center; called when the center is created."""
+    forget_chart(center.pk)
     Account.objects.bulk_create(
         [Account(organization_id=center.organization_id, center=center, code=code)
          for code in AccountCode.values],
         ignore_conflicts=True,
     )
+
+
+# A center's chart of accounts, {code: account id}, kept by each process once read whole:
+# accounts are opened with their center and never change or go, and ids are never reused (both
+# databases' keys only grow), so a kept chart cannot go stale. A test that rolls back a center
+# may see its id again: creating a center forgets what was kept under its id.
+_CHARTS: dict[int, dict[str, int]] = {}
+_CHARTS_LOCK = threading.Lock()
+
+
+def forget_chart(center_id: int | None = None) -> None:
+    with _CHARTS_LOCK:
+        if center_id is None:
+            _CHARTS.clear()
+        else:
+            _CHARTS.pop(center_id, None)
+
+
+def _chart(center: Center) -> dict[str, int]:
+    kept = _CHARTS.get(center.pk)
+    if kept is not None:
+        return kept
+    chart = dict(Account.objects.filter(center=center).values_list("code", "pk"))
+    if len(chart) < len(AccountCode.values):
+        open_accounts(center)
+        chart = dict(Account.objects.filter(center=center).values_list("code", "pk"))
+    with _CHARTS_LOCK:
+        _CHARTS[center.pk] = chart
+    return chart
 
 
 def post(
@@ -59,56 +91,95 @@ def post(
     reverses: JournalEntry | None = None,
     memo: str = "",
 ) -> JournalEntry:
+    entry = open_entry(organization=organization, center=center, kind=kind,
+                       created_by=created_by, at=at, reverses=reverses, memo=memo)
+    add_postings(entry, lines)
+    return entry
+
+
+def open_entry(
+    *,
+    organization: Organization,
+    center: Center,
+    kind: str,
+    created_by: Any = None,
+    at: dt.datetime | None = None,
+    reverses: JournalEntry | None = None,
+    memo: str = "",
+) -> JournalEntry:
+    """The entry's row, before its postings: for a use case whose business row points at its
+    entry (a refund's issuing entry) and is pointed at by the postings, so that each row is
+    written once, never inserted and then updated. `add_postings` completes it in the same
+    transaction."""
     assert transaction.get_connection().in_atomic_block, "post() belongs inside a money transaction"
-    lines = [line for line in lines if line.amount_minor != 0]
-    assert lines, f"an entry of kind {kind} with no postings"
-    assert sum(line.amount_minor for line in lines) == 0, f"unbalanced entry {kind}: {lines}"
     at = at or timezone.now()
-    day = business_date(organization, at)
-    accounts = {a.code: a for a in Account.objects.filter(center=center)}
-    if len(accounts) < len(AccountCode.values):
-        open_accounts(center)
-        accounts = {a.code: a for a in Account.objects.filter(center=center)}
-    entry = JournalEntry.objects.create(
+    return JournalEntry.objects.create(
         organization=organization, center=center, kind=kind, memo=memo[:300],
-        business_date=day, created_at=at, created_by=created_by, reverses=reverses,
+        business_date=business_date(organization, at), created_at=at, created_by=created_by,
+        reverses=reverses,
     )
+
+
+def add_postings(entry: JournalEntry, lines: list[Line]) -> None:
+    """The entry's postings (one statement) and its share of the day totals."""
+    lines = [line for line in lines if line.amount_minor != 0]
+    assert lines, f"an entry of kind {entry.kind} with no postings"
+    assert sum(line.amount_minor for line in lines) == 0, (
+        f"unbalanced entry {entry.kind}: {lines}")
+    accounts = _chart(entry.center)
     Posting.objects.bulk_create(
         [
             Posting(
-                entry=entry, account=accounts[line.code], organization=organization,
-                center=center, code=line.code, kind=kind, business_date=day,
+                entry=entry, account_id=accounts[line.code],
+                organization_id=entry.organization_id, center_id=entry.center_id,
+                code=line.code, kind=entry.kind, business_date=entry.business_date,
                 amount_minor=line.amount_minor, **line.refs,
             )
             for line in lines
         ]
     )
-    _add_to_daily_totals(organization.pk, center.pk, day, kind, lines)
-    return entry
+    _add_to_daily_totals(entry.organization_id, entry.center_id, entry.business_date,
+                         entry.kind, lines)
+
+
+DayKey = tuple[int, int, dt.date, str, str]  # organization, center, day, code, kind
 
 
 def _add_to_daily_totals(organization_id: int, center_id: int, day: dt.date, kind: str,
                          lines: list[Line]) -> None:
-    """Upsert the entry's sums into DailyTotal, in a fixed order of rows so that concurrent
-    transactions lock them in the same order and never deadlock on them."""
-    sums: dict[str, list[int]] = {}
+    """Add the entry's sums to DailyTotal. Inside a money transaction they are gathered and
+    written as its last statement (`at_end`): every entry of a center's day upserts the same
+    rows, so their locks are held from that statement to the commit only, and the entries of
+    one transaction cost one statement. Elsewhere they are written now."""
+    pending: dict[DayKey, list[int]] | None = at_end("ledger.daily_totals", dict,
+                                                     _write_daily_totals)
+    sums = pending if pending is not None else {}
     for line in lines:
-        total = sums.setdefault(line.code, [0, 0])
+        total = sums.setdefault((organization_id, center_id, day, line.code, kind), [0, 0])
         total[0] += line.amount_minor
         total[1] += 1
+    if pending is None:
+        _write_daily_totals(sums)
+
+
+def _write_daily_totals(sums: dict[DayKey, list[int]]) -> None:
+    """One upsert of every row, in a fixed order of rows so that concurrent transactions lock
+    them in the same order and never deadlock on them."""
+    if not sums:
+        return
     table = DailyTotal._meta.db_table  # our own table's name; every value is a parameter
+    rows = sorted(sums.items())
     sql = (
         f"INSERT INTO {table} (organization_id, center_id, business_date, code, kind, "  # noqa: S608
-        "amount_minor, postings) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (organization_id, center_id, business_date, code, kind) DO UPDATE SET "
+        "amount_minor, postings) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        + " ON CONFLICT (organization_id, center_id, business_date, code, kind) DO UPDATE SET "
         f"amount_minor = {table}.amount_minor + excluded.amount_minor, "
         f"postings = {table}.postings + excluded.postings"
     )
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [
-            (organization_id, center_id, day, code, kind, amount, count)
-            for code, (amount, count) in sorted(sums.items())
-        ])
+        cursor.execute(sql, [value for key, (amount, count) in rows
+                             for value in (*key, amount, count)])
 
 
 def reverse(

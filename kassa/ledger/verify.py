@@ -5,18 +5,73 @@ The ledger's own check (every entry sums to zero, every posting's copied fields 
 entry and account) lives here; each domain app registers the checks of its own figures with
 `@check` in its `checks.py` (imported when the app is ready). A check yields one line per
 discrepancy, naming the object, the figure, what is stored and what the ledger says.
+
+It has to stay fast over years of history (ten million postings), so every check is set-based
+SQL: the per-object sums are grouped in the database over the indexed sub-ledgers (postings by
+invoice, payment, package, refund, entry), compared there with the stored figures, and only the
+rows that disagree come back. The objects are taken `Run.batch` ids at a time (keyset over the
+object's table, `batches`), so neither the database nor Python ever holds more than one batch.
+
+`--since DATE` checks only what *moved* on or after DATE: an object that has a posting in a
+journal entry of a business day on or after DATE, or that was created on or after DATE (its
+start in the organization's time zone); entries and per-day totals of those days. A change
+that posted nothing (a hand edit, a charge state moving without booking) of an object that
+did not otherwise move is not seen: only a full run is the guarantee.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from django.db.models import F, Q, Sum
+from django.conf import settings
+from django.db import connection
 
-from kassa.ledger.models import JournalEntry, Posting
 from kassa.tenancy.models import Organization
 
-Check = Callable[[Organization], Iterable[str]]
+
+@dataclass(frozen=True)
+class Kind:
+    """What a check batches over: a table of objects with an `organization_id`, the posting
+    column of its sub-ledger, and whether it has a `created_at`."""
+
+    noun: str  # for the summary: "invoices"
+    table: str
+    posting_column: str | None
+    created: bool = True
+
+
+ENTRIES = Kind("journal entries", "ledger_journalentry", None, created=False)
+INVOICES = Kind("invoices", "billing_invoice", "invoice_id")
+PAYMENTS = Kind("payments", "billing_payment", "payment_id")
+PACKAGES = Kind("packages", "packages_package", "package_id")
+REFUNDS = Kind("refunds", "refunds_refund", "refund_id")
+
+
+def _batch_default() -> int:
+    return int(getattr(settings, "KASSA_VERIFY_BATCH", 10000))
+
+
+@dataclass
+class Run:
+    """How a run checks: the batch size (objects per query), `since` (only what moved on or
+    after that business day), a progress callback, and what it checked (kind → objects)."""
+
+    since: dt.date | None = None
+    batch: int = field(default_factory=_batch_default)
+    progress: Callable[[str, int, int], None] | None = None  # (check, objects done, of about)
+    checked: dict[str, int] = field(default_factory=dict)
+    # Set by `verify` for the check being run (progress names it).
+    current: str = ""
+
+    def __post_init__(self) -> None:
+        assert 1 <= self.batch <= 1_000_000, self.batch
+
+
+Check = Callable[..., Iterable[str]]  # (organization, run: Run = Run()) -> lines
 CHECKS: list[Check] = []
 
 
@@ -25,33 +80,144 @@ def check(fn: Check) -> Check:
     return fn
 
 
-@check
-def entries_balance(org: Organization) -> Iterable[str]:
-    unbalanced = (
-        Posting.objects.filter(organization=org).values("entry_id")
-        .annotate(total=Sum("amount_minor")).exclude(total=0)
-    )
-    for row in unbalanced[:100]:
-        yield f"journal entry {row['entry_id']}: postings sum to {row['total']}, not 0"
-    empty = JournalEntry.objects.filter(organization=org, postings__isnull=True)
-    for entry_id in empty.values_list("id", flat=True)[:100]:
-        yield f"journal entry {entry_id}: has no postings"
+def fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _moved(kind: Kind) -> str:
+    """The ids of `kind` that moved since %(since)s: SQL over the entries' (organization,
+    business_date) index and the postings' entry index."""
+    if kind is ENTRIES:
+        return ("SELECT id FROM ledger_journalentry "
+                "WHERE organization_id = %(org)s AND business_date >= %(since)s")
+    sql = (f"SELECT p.{kind.posting_column} AS id FROM ledger_posting p "
+           f"WHERE p.{kind.posting_column} IS NOT NULL AND p.entry_id IN ("
+           "SELECT id FROM ledger_journalentry "
+           "WHERE organization_id = %(org)s AND business_date >= %(since)s)")
+    if kind.created:
+        sql += (f" UNION SELECT id FROM {kind.table} "
+                "WHERE organization_id = %(org)s AND created_at >= %(since_at)s")
+    return sql
+
+
+def within(column: str, kind: Kind, run: Run) -> str:
+    """The SQL condition that `column` (an id of `kind`) is in the current batch."""
+    sql = f"{column} BETWEEN %(lo)s AND %(hi)s"
+    if run.since is not None:
+        sql += f" AND {column} IN ({_moved(kind)})"
+    return sql
+
+
+def batches(org: Organization, kind: Kind, run: Run) -> Iterator[dict[str, Any]]:
+    """The SQL parameters of each batch of `kind`'s objects of `org`: `run.batch` ids at a time,
+    in id order (with `since`, only the ids that moved). Each batch is a keyset step, so a run's
+    memory does not grow with the history."""
+    params = base_params(org, run)
+    source = (_moved(kind) if run.since is not None
+              else f"SELECT id FROM {kind.table} WHERE organization_id = %(org)s")
+    step = (f"SELECT COUNT(*), MAX(id) FROM (SELECT id FROM ({source}) AS m "
+            "WHERE id > %(after)s ORDER BY id LIMIT %(n)s) AS s")
+    about = fetch(f"SELECT COUNT(*) FROM {kind.table} WHERE organization_id = %(org)s",
+                  params)[0][0] if run.progress and run.since is None else 0
+    after, done = 0, 0
+    while True:
+        count, last = fetch(step, {**params, "after": after, "n": run.batch})[0]
+        if not count:
+            break
+        yield {**params, "lo": after + 1, "hi": last}
+        after, done = last, done + count
+        run.checked[kind.noun] = max(run.checked.get(kind.noun, 0), done)
+        if run.progress:
+            run.progress(run.current, done, max(about, done))
+
+
+def base_params(org: Organization, run: Run) -> dict[str, Any]:
+    params: dict[str, Any] = {"org": org.pk}
+    if run.since is not None:
+        start = dt.datetime.combine(run.since, dt.time(), zoneinfo.ZoneInfo(org.timezone))
+        params["since"] = connection.ops.adapt_datefield_value(run.since)
+        params["since_at"] = connection.ops.adapt_datetimefield_value(start)
+    return params
+
+
+def each(org: Organization, kind: Kind, run: Run, sql: str,
+         extra: dict[str, Any] | None = None) -> Iterator[tuple[Any, ...]]:
+    """The rows `sql` returns for every batch of `kind` (the rows that disagree)."""
+    for params in batches(org, kind, run):
+        yield from fetch(sql, {**params, **(extra or {})})
+
+
+def in_list(values: Sequence[str]) -> str:
+    """A SQL list of constant words (account codes, kinds): never user input."""
+    assert all(v.replace("_", "").isalnum() for v in values), values
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+# At most this many lines per ledger check: a broken load could name millions of postings.
+LEDGER_LINES = 100
 
 
 @check
-def postings_agree_with_entries(org: Organization) -> Iterable[str]:
-    wrong = Posting.objects.filter(organization=org).filter(
-        ~Q(center_id=F("entry__center_id")) | ~Q(business_date=F("entry__business_date"))
-        | ~Q(code=F("account__code")) | ~Q(center_id=F("account__center_id"))
-    )
-    for posting_id in wrong.values_list("id", flat=True)[:100]:
-        yield f"posting {posting_id}: center, day or account code differs from its entry"
+def entries_balance(org: Organization, run: Run | None = None) -> Iterable[str]:
+    run = run or Run()
+    # One pass over the entries and their postings: an entry without postings has a count
+    # of 0 (the LEFT JOIN's NULL posting).
+    rows = each(org, ENTRIES, run, f"""
+        SELECT e.id, COUNT(p.id), SUM(p.amount_minor) FROM ledger_journalentry e
+        LEFT JOIN ledger_posting p
+               ON p.entry_id = e.id AND {within('p.entry_id', ENTRIES, run)}
+        WHERE e.organization_id = %(org)s AND {within('e.id', ENTRIES, run)}
+        GROUP BY e.id HAVING COUNT(p.id) = 0 OR SUM(p.amount_minor) <> 0
+        ORDER BY e.id""")
+    unbalanced: list[str] = []
+    empty: list[str] = []
+    for entry_id, postings, total in rows:
+        if postings and len(unbalanced) < LEDGER_LINES:
+            unbalanced.append(f"journal entry {entry_id}: postings sum to {total}, not 0")
+        elif not postings and len(empty) < LEDGER_LINES:
+            empty.append(f"journal entry {entry_id}: has no postings")
+    yield from unbalanced
+    yield from empty
 
 
-def verify(organization: Organization | None = None) -> list[str]:
-    organizations = [organization] if organization else list(Organization.objects.order_by("id"))
-    problems: list[str] = []
+@check
+def postings_agree_with_entries(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """A posting's copies of its entry's center, day and kind and of its account's code and
+    center are what they copy (the reports and the other checks read the copies)."""
+    run = run or Run()
+    wrong = each(org, ENTRIES, run, f"""
+        SELECT p.id FROM ledger_posting p
+        JOIN ledger_journalentry e ON e.id = p.entry_id
+        JOIN ledger_account a ON a.id = p.account_id
+        WHERE p.organization_id = %(org)s AND {within('p.entry_id', ENTRIES, run)}
+          AND {within('e.id', ENTRIES, run)}
+          AND (p.center_id <> e.center_id OR p.business_date <> e.business_date
+               OR p.kind <> e.kind OR p.code <> a.code OR p.center_id <> a.center_id)
+        ORDER BY p.id""")
+    for n, (posting_id,) in enumerate(wrong):
+        if n == LEDGER_LINES:
+            break
+        yield f"posting {posting_id}: center, day, kind or account code differs from its entry"
+
+
+def checks_of(run: Run) -> Iterator[tuple[Check, Run]]:
+    for fn in CHECKS:
+        run.current = fn.__name__
+        yield fn, run
+
+
+def lines(organization: Organization | None = None, run: Run | None = None) -> Iterator[str]:
+    """Every discrepancy, as it is found (organization by organization, check by check)."""
+    run = run or Run()
+    organizations = ([organization] if organization
+                     else Organization.objects.order_by("id").iterator())
     for org in organizations:
-        for fn in CHECKS:
-            problems.extend(f"organization {org.pk}: {line}" for line in fn(org))
-    return problems
+        for fn, r in checks_of(run):
+            for line in fn(org, r):
+                yield f"organization {org.pk}: {line}"
+
+
+def verify(organization: Organization | None = None, run: Run | None = None) -> list[str]:
+    return list(lines(organization, run))

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
-from kassa.core.text import Code, MoneyText, Name, ObjectId
+from kassa.core.text import Code, Count, MoneyText, Name, ObjectId
 from kassa.packages import selectors, services
 from kassa.packages.models import Package, PackageTemplate
 from kassa.tenancy.auth import AuthedRequest
@@ -19,7 +19,7 @@ router = Router(tags=["packages"])
 
 class BenefitIn(Schema):
     name: Name
-    quantity: int = Field(..., ge=1, le=10_000)
+    quantity: Count = Field(..., ge=1, le=10_000)
     unit_value: MoneyText
 
 
@@ -72,7 +72,7 @@ class PackageOut(Schema):
 
 class RedemptionIn(Schema):
     benefit: Code
-    quantity: int = Field(1, ge=1, le=10_000)
+    quantity: Count = Field(1, ge=1, le=10_000)
 
 
 class PackageFilters(Schema):

@@ -105,7 +105,7 @@ def refund_payment(request: AuthedRequest, payment_id: str, payload: PaymentRefu
         decrease_balance_owed=payload.decrease_balance_owed,
         request_key=request.headers.get("Idempotency-Key"),
     )
-    return Status(201, refund_json(selectors.get_refund(request.auth.organization, refund.pk)))
+    return Status(201, refund_json(refund))
 
 
 @router.get("/refunds", response={200: list[RefundOut], **READ_ERRORS})
@@ -132,7 +132,7 @@ def refund_package(request: AuthedRequest, package_id: str, payload: PackageRefu
         method=payload.refund_to.method, note=payload.refund_to.note or "",
         request_key=request.headers.get("Idempotency-Key"),
     )
-    return Status(201, refund_json(selectors.get_refund(request.auth.organization, refund.pk)))
+    return Status(201, refund_json(refund))
 
 
 STUCK_ERRORS = {**WRITE_ERRORS, 503: Problem}

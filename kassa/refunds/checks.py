@@ -1,97 +1,144 @@
-"""`kassa verify` checks of refunds and the payments' refunded figures."""
+"""`kassa verify` checks of refunds and the payments' refunded figures: set-based, batch by
+batch of payments, invoices, packages or refunds (see kassa/ledger/verify.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Q, Sum
-
-from kassa.billing.models import Invoice, InvoiceLine, LineKind, Payment
 from kassa.ledger.models import TENDER_CODES
-from kassa.ledger.selectors import balances_by
-from kassa.ledger.verify import check
-from kassa.refunds.models import Refund, RefundStatus
+from kassa.ledger.verify import (
+    INVOICES,
+    PACKAGES,
+    PAYMENTS,
+    REFUNDS,
+    Run,
+    check,
+    each,
+    in_list,
+    within,
+)
+from kassa.refunds.models import RefundStatus
 from kassa.tenancy.models import Organization
 
-LIVE = ~Q(status=RefundStatus.FAILED)
+# What a refund that did not fail gives back: its amount and the tax returned with it.
+LIVE_TOTAL = "CASE WHEN f.status <> 'failed' THEN f.amount_minor + f.tax_minor ELSE 0 END"
+assert RefundStatus.FAILED == "failed" and RefundStatus.PENDING == "pending"
 
 
 @check
-def payments_refunded_agree(org: Organization) -> Iterable[str]:
-    refunded = dict(
-        Refund.objects.filter(LIVE, organization=org, payment__isnull=False)
-        .values("payment_id").annotate(s=Sum("amount_minor") + Sum("tax_minor"))
-        .values_list("payment_id", "s"))
-    pending = set(Refund.objects.filter(organization=org, status=RefundStatus.PENDING)
-                  .values_list("payment_id", flat=True))
-    for p in Payment.objects.filter(organization=org).iterator():
-        if p.refunded_minor != (refunded.get(p.pk) or 0):
-            yield (f"payment {p.pk}: refunded is {p.refunded_minor}, its refunds that did not "
-                   f"fail add up to {refunded.get(p.pk) or 0}")
-        if p.refund_pending != (p.pk in pending):
-            yield f"payment {p.pk}: refund_pending is {p.refund_pending}, its refunds disagree"
+def payments_refunded_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
+    run = run or Run()
+    rows = each(org, PAYMENTS, run, f"""
+        SELECT y.id, y.refunded_minor, y.refund_pending, COALESCE(r.refunded, 0),
+               COALESCE(r.pending, 0)
+        FROM billing_payment y LEFT JOIN (
+            SELECT f.payment_id, SUM({LIVE_TOTAL}) AS refunded,
+                   SUM(CASE WHEN f.status = 'pending' THEN 1 ELSE 0 END) AS pending
+            FROM refunds_refund f
+            WHERE f.organization_id = %(org)s AND {within('f.payment_id', PAYMENTS, run)}
+            GROUP BY f.payment_id) r ON r.payment_id = y.id
+        WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)}
+          AND (y.refunded_minor <> COALESCE(r.refunded, 0)
+               OR y.refund_pending <> (COALESCE(r.pending, 0) > 0))
+        ORDER BY y.id""")
+    for pk, refunded, refund_pending, live, pending in rows:
+        if refunded != live:
+            yield (f"payment {pk}: refunded is {refunded}, its refunds that did not "
+                   f"fail add up to {live}")
+        if bool(refund_pending) != (pending > 0):
+            yield f"payment {pk}: refund_pending is {bool(refund_pending)}, its refunds disagree"
 
 
 @check
-def invoices_refunded_agree(org: Organization) -> Iterable[str]:
-    refunded = dict(
-        Refund.objects.filter(LIVE, organization=org).values("invoice_id")
-        .annotate(s=Sum("amount_minor") + Sum("tax_minor")).values_list("invoice_id", "s"))
-    for inv in Invoice.objects.filter(organization=org).iterator():
-        if inv.refunded_minor != (refunded.get(inv.pk) or 0):
-            yield (f"invoice {inv.number}: refunded is {inv.refunded_minor}, its refunds add up "
-                   f"to {refunded.get(inv.pk) or 0}")
+def invoices_refunded_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
+    run = run or Run()
+    rows = each(org, INVOICES, run, f"""
+        SELECT i.number, i.refunded_minor, COALESCE(r.refunded, 0)
+        FROM billing_invoice i LEFT JOIN (
+            SELECT f.invoice_id, SUM({LIVE_TOTAL}) AS refunded FROM refunds_refund f
+            WHERE f.organization_id = %(org)s AND {within('f.invoice_id', INVOICES, run)}
+            GROUP BY f.invoice_id) r ON r.invoice_id = i.id
+        WHERE i.organization_id = %(org)s AND {within('i.id', INVOICES, run)}
+          AND i.refunded_minor <> COALESCE(r.refunded, 0)
+        ORDER BY i.id""")
+    for number, refunded, live in rows:
+        yield f"invoice {number}: refunded is {refunded}, its refunds add up to {live}"
 
 
 @check
-def package_refunds_agree_with_lines(org: Organization) -> Iterable[str]:
+def package_refunds_agree_with_lines(org: Organization, run: Run | None = None) -> Iterable[str]:
     """What package refunds that did not fail gave back is their package line's refunded."""
-    refunded = {
-        row["package__line_id"]: (int(row["n"] or 0), int(row["t"] or 0))
-        for row in Refund.objects.filter(LIVE, organization=org, package__isnull=False)
-        .values("package__line_id").annotate(n=Sum("amount_minor"), t=Sum("tax_minor"))}
-    lines = InvoiceLine.objects.filter(invoice__organization=org, kind=LineKind.PACKAGE)
-    for line in lines.iterator():
-        figure = (line.refunded_net_minor, line.refunded_tax_minor)
-        if figure != refunded.get(line.pk, (0, 0)):
-            yield (f"invoice line {line.pk}: refunded {figure[0]}+{figure[1]}, the refunds of "
-                   f"its package {refunded.get(line.pk, (0, 0))}")
+    run = run or Run()
+    rows = each(org, PACKAGES, run, f"""
+        SELECT l.id, l.refunded_net_minor, l.refunded_tax_minor, COALESCE(r.n, 0),
+               COALESCE(r.t, 0)
+        FROM packages_package k
+        JOIN billing_invoiceline l ON l.id = k.line_id
+        LEFT JOIN (
+            SELECT f.package_id, SUM(f.amount_minor) AS n, SUM(f.tax_minor) AS t
+            FROM refunds_refund f
+            WHERE f.status <> 'failed' AND f.organization_id = %(org)s
+              AND {within('f.package_id', PACKAGES, run)}
+            GROUP BY f.package_id) r ON r.package_id = k.id
+        WHERE k.organization_id = %(org)s AND {within('k.id', PACKAGES, run)}
+          AND (l.refunded_net_minor <> COALESCE(r.n, 0) OR l.refunded_tax_minor <> COALESCE(r.t, 0))
+        ORDER BY l.id""")
+    for pk, net, tax, n, t in rows:
+        yield (f"invoice line {pk}: refunded {net}+{tax}, the refunds of "
+               f"its package {(n, t)}")
 
 
 @check
-def refund_credits_agree_with_ledger(org: Organization) -> Iterable[str]:
+def refund_credits_agree_with_ledger(org: Organization, run: Run | None = None) -> Iterable[str]:
     """A payment refund's credit (decrease balance owed) is what its issuing entry posted to
     sales credits and tax payable."""
-    posted: dict[int, dict[str, int]] = {}
-    for code in ("sales_credits", "tax_payable"):
-        for refund_id, total in balances_by(
-                "refund_id", code, organization=org,
-                entry__kind__in=["refund_issued", "refund_recorded"]).items():
-            posted.setdefault(refund_id, {})[code] = total
-    for refund in Refund.objects.filter(organization=org, package__isnull=True).iterator():
-        booked = posted.get(refund.pk, {})
-        expected = (booked.get("sales_credits", 0), booked.get("tax_payable", 0))
-        if (refund.credit_net_minor, refund.credit_tax_minor) != expected:
-            yield (f"refund {refund.pk}: credit {refund.credit_net_minor}+"
-                   f"{refund.credit_tax_minor}, its entry posted {expected[0]}+{expected[1]}")
+    run = run or Run()
+    rows = each(org, REFUNDS, run, f"""
+        SELECT f.id, f.credit_net_minor, f.credit_tax_minor, COALESCE(g.net, 0), COALESCE(g.tax, 0)
+        FROM refunds_refund f LEFT JOIN (
+            SELECT p.refund_id,
+                   SUM(CASE WHEN p.code = 'sales_credits' THEN p.amount_minor ELSE 0 END) AS net,
+                   SUM(CASE WHEN p.code = 'tax_payable' THEN p.amount_minor ELSE 0 END) AS tax
+            FROM ledger_posting p
+            WHERE p.code IN ('sales_credits', 'tax_payable')
+              AND p.kind IN ('refund_issued', 'refund_recorded')
+              AND p.organization_id = %(org)s AND {within('p.refund_id', REFUNDS, run)}
+            GROUP BY p.refund_id) g ON g.refund_id = f.id
+        WHERE f.organization_id = %(org)s AND {within('f.id', REFUNDS, run)}
+          AND f.package_id IS NULL
+          AND (f.credit_net_minor <> COALESCE(g.net, 0) OR f.credit_tax_minor <> COALESCE(g.tax, 0))
+        ORDER BY f.id""")
+    for pk, net, tax, posted_net, posted_tax in rows:
+        yield f"refund {pk}: credit {net}+{tax}, its entry posted {posted_net}+{posted_tax}"
 
 
 @check
-def refunds_agree_with_ledger(org: Organization) -> Iterable[str]:
-    in_transit = balances_by("refund_id", "refunds_in_transit", organization=org)
-    tendered: dict[int, int] = {}
-    for code in TENDER_CODES:
-        for refund_id, total in balances_by("refund_id", code, organization=org).items():
-            tendered[refund_id] = tendered.get(refund_id, 0) + total
-    for refund in Refund.objects.filter(organization=org).iterator():
-        transit = in_transit.get(refund.pk, 0)
-        paid_out = -tendered.get(refund.pk, 0)
-        expected_transit = -refund.total_minor if refund.status == RefundStatus.PENDING else 0
-        expected_out = (refund.total_minor if refund.status in (RefundStatus.SUCCEEDED,
-                                                                RefundStatus.RECORDED) else 0)
-        if transit != expected_transit:
-            yield (f"refund {refund.pk} ({refund.status}): refunds in transit holds {-transit}, "
-                   f"expected {-expected_transit}")
-        if paid_out != expected_out:
-            yield (f"refund {refund.pk} ({refund.status}): the tenders paid out {paid_out}, "
-                   f"expected {expected_out}")
+def refunds_agree_with_ledger(org: Organization, run: Run | None = None) -> Iterable[str]:
+    run = run or Run()
+    total = "(f.amount_minor + f.tax_minor)"
+    expected_transit = f"CASE WHEN f.status = 'pending' THEN -{total} ELSE 0 END"
+    expected_out = f"CASE WHEN f.status IN ('succeeded', 'recorded') THEN {total} ELSE 0 END"
+    rows = each(org, REFUNDS, run, f"""
+        SELECT f.id, f.status, COALESCE(g.transit, 0), -COALESCE(g.tendered, 0),
+               {expected_transit}, {expected_out}
+        FROM refunds_refund f LEFT JOIN (
+            SELECT p.refund_id,
+                   SUM(CASE WHEN p.code = 'refunds_in_transit' THEN p.amount_minor ELSE 0 END)
+                       AS transit,
+                   SUM(CASE WHEN p.code IN {in_list(TENDER_CODES)} THEN p.amount_minor ELSE 0 END)
+                       AS tendered
+            FROM ledger_posting p
+            WHERE p.code IN {in_list(('refunds_in_transit', *TENDER_CODES))}
+              AND p.organization_id = %(org)s AND {within('p.refund_id', REFUNDS, run)}
+            GROUP BY p.refund_id) g ON g.refund_id = f.id
+        WHERE f.organization_id = %(org)s AND {within('f.id', REFUNDS, run)}
+          AND (COALESCE(g.transit, 0) <> {expected_transit}
+               OR -COALESCE(g.tendered, 0) <> {expected_out})
+        ORDER BY f.id""")
+    for pk, status, transit, paid_out, want_transit, want_out in rows:
+        if transit != want_transit:
+            yield (f"refund {pk} ({status}): refunds in transit holds {-transit}, "
+                   f"expected {-want_transit}")
+        if paid_out != want_out:
+            yield (f"refund {pk} ({status}): the tenders paid out {paid_out}, "
+                   f"expected {want_out}")

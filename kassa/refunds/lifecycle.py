@@ -15,8 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db.models import Count, F, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection
 from django.utils import timezone
 
 from kassa.billing import allocation
@@ -33,7 +32,7 @@ from kassa.core.locks import (
 from kassa.core.models import KEY_LIFE
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import RefundState
-from kassa.ledger.services import Line, post, reverse
+from kassa.ledger.services import Line, add_postings, open_entry, post, reverse
 from kassa.packages import services as packages
 from kassa.refunds import receipts
 from kassa.refunds.models import GatewayState, ReceiptKind, Refund, RefundStatus, RefundType
@@ -46,15 +45,20 @@ logger = logging.getLogger("kassa.refunds")
 
 def open_refund(
     *, actor: Membership, invoice: Invoice, payment: Payment | None, online: bool,
-    amount_minor: int, method: str, reason: str, now: dt.datetime, tax_minor: int = 0,
-    package_id: int | None = None, close_package: bool = False, internal_note: str = "",
-    note: str = "", decrease_balance_owed: bool = False, credit: tuple[int, int] = (0, 0),
-    request_key: str = "",
+    amount_minor: int, method: str, reason: str, now: dt.datetime, kind: str, memo: str,
+    tax_minor: int = 0, package_id: int | None = None, close_package: bool = False,
+    internal_note: str = "", note: str = "", decrease_balance_owed: bool = False,
+    credit: tuple[int, int] = (0, 0), request_key: str = "",
 ) -> Refund:
-    """The refund's row: pending with its gateway call due (online), or recorded (offline)."""
+    """The refund's row: pending with its gateway call due (online), or recorded (offline);
+    with its issuing entry (of `kind`), whose postings `book` adds. The refund holds
+    everything an answer about it shows (its organization, invoice, payment, creator), so
+    nothing is read again to render it."""
     assert not online or payment is not None, "an online refund goes back to a payment"
+    entry = open_entry(organization=invoice.organization, center=invoice.center, kind=kind,
+                       memo=memo, at=now, created_by=actor.user)
     return Refund.objects.create(
-        organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
+        organization=invoice.organization, center_id=invoice.center_id, invoice=invoice,
         payment=payment, package_id=package_id, close_package=close_package,
         type=RefundType.ONLINE if online else RefundType.OFFLINE,
         status=RefundStatus.PENDING if online else RefundStatus.RECORDED,
@@ -64,7 +68,7 @@ def open_refund(
         created_by=actor.user, created_at=now,
         gateway=payment.gateway if online and payment is not None else "",
         gateway_state=GatewayState.TO_CALL if online else GatewayState.NONE,
-        next_attempt_at=now if online else None, request_key=request_key,
+        next_attempt_at=now if online else None, request_key=request_key, issue_entry=entry,
     )
 
 
@@ -83,12 +87,10 @@ def made_by_request(actor: Membership, request_key: str, *, payment_id: int | No
     return found
 
 
-def book(refund: Refund, *, actor: Membership, kind: str, lines: list[Line], memo: str,
-         now: dt.datetime) -> None:
-    """Post the refund's issuing entry (the one a failure reverses)."""
-    refund.issue_entry = post(organization=actor.organization, center=refund.invoice.center,
-                              at=now, created_by=actor.user, kind=kind, lines=lines, memo=memo)
-    refund.save(update_fields=["issue_entry"])
+def book(refund: Refund, lines: list[Line]) -> None:
+    """The postings of the refund's issuing entry (the one a failure reverses)."""
+    assert refund.issue_entry is not None
+    add_postings(refund.issue_entry, lines)
 
 
 def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
@@ -112,13 +114,23 @@ def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
 
 def refresh_payment(payment: Payment) -> None:
     """A payment's refunded amount (its refunds that did not fail, pending ones included)
-    and whether one of them is pending, derived from its refunds."""
-    figures = Refund.objects.filter(payment=payment).exclude(status=RefundStatus.FAILED).aggregate(
-        refunded=Coalesce(Sum(F("amount_minor") + F("tax_minor")), 0),
-        pending=Count("pk", filter=Q(status=RefundStatus.PENDING)))
-    payment.refunded_minor = figures["refunded"]
-    payment.refund_pending = figures["pending"] > 0
-    payment.save(update_fields=["refunded_minor", "refund_pending"])
+    and whether one of them is pending, derived from its refunds: one statement, which
+    derives, stores and returns them (both databases have UPDATE … RETURNING)."""
+    refunds = Refund._meta.db_table  # our own tables' names; every value is a parameter
+    sql = (
+        f"UPDATE {Payment._meta.db_table} SET "  # noqa: S608
+        "refunded_minor = (SELECT COALESCE(SUM(r.amount_minor + r.tax_minor), 0) "
+        f"FROM {refunds} r WHERE r.payment_id = %s AND r.status <> %s), "
+        f"refund_pending = EXISTS (SELECT 1 FROM {refunds} r "
+        "WHERE r.payment_id = %s AND r.status = %s) "
+        "WHERE id = %s RETURNING refunded_minor, refund_pending"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [payment.pk, RefundStatus.FAILED, payment.pk, RefundStatus.PENDING,
+                             payment.pk])
+        refunded, pending = cursor.fetchone()
+    payment.refunded_minor = int(refunded)
+    payment.refund_pending = bool(pending)
 
 
 # --- what the gateway says ------------------------------------------------------------------

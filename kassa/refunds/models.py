@@ -49,7 +49,9 @@ class GatewayState(models.TextChoices):
 
 
 class Refund(models.Model):
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
+    # Indexed first in (organization, created_at), which the daily report's refund count reads.
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
     center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
     invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="refunds")
     payment = models.ForeignKey(
@@ -81,7 +83,8 @@ class Refund(models.Model):
 
     # The gateway call, for online refunds (the outbox).
     gateway = models.CharField(max_length=20, blank=True)
-    gateway_reference = models.CharField(max_length=200, blank=True, db_index=True)
+    # Looked up by equality (a webhook's refund id): a plain index, no LIKE copy (Meta).
+    gateway_reference = models.CharField(max_length=200, blank=True)
     gateway_state = models.CharField(max_length=10, choices=GatewayState.choices, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -114,7 +117,13 @@ class Refund(models.Model):
                                     name="refund_settle_entry_unique"),
         ]
         indexes = [models.Index(fields=["gateway_state", "next_attempt_at"]),
-                   models.Index(fields=["organization", "request_key"])]
+                   models.Index(fields=["organization", "request_key"]),
+                   models.Index(fields=["organization", "created_at"],
+                                name="refund_org_created_idx"),
+                   models.Index(fields=["gateway_reference"], name="refund_gateway_ref_idx"),
+                   # The daily report counts a failed refund against the day it failed.
+                   models.Index(fields=["organization", "settled_at"],
+                                condition=Q(status="failed"), name="refund_failed_day_idx")]
 
     def __str__(self) -> str:
         return f"Refund {self.pk} ({self.type}, {self.status})"

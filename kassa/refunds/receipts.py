@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+import zoneinfo
 
 from django.core.mail import EmailMessage
 from django.db.models import F
@@ -62,7 +63,9 @@ def build_message(receipt: Receipt) -> EmailMessage:
         subject = f"{org.name}: your refund of {context['total']} was paid by {refund.method}"
     else:
         subject = f"{org.name}: refund receipt for {context['total']}"
-    body = render_to_string("refunds/receipt.txt", context)
+    # Its dates in the organization's time zone, as its pages show them (the worker runs in UTC).
+    with timezone.override(zoneinfo.ZoneInfo(org.timezone)):
+        body = render_to_string("refunds/receipt.txt", context)
     return EmailMessage(
         subject=subject, body=body, to=[receipt.to_email],
         headers={"Message-ID": f"<kassa-receipt-{receipt.pk}@{org.pk}.kassa>"},

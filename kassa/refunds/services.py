@@ -184,7 +184,9 @@ def _create_payment_refund(
     refund = lifecycle.open_refund(
         actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
         method=method, reason=reason, internal_note=internal_note, note=note, now=now,
-        decrease_balance_owed=decrease_balance_owed, credit=credited, request_key=request_key)
+        decrease_balance_owed=decrease_balance_owed, credit=credited, request_key=request_key,
+        kind="refund_issued" if online else "refund_recorded",
+        memo=f"Refund of payment {payment.pk}: {reason}")
     refs = {"invoice": invoice, "payment": payment, "refund": refund}
     lines = [debit("receivable", amount_minor, **refs),
              credit("refunds_in_transit" if online else method, amount_minor, **refs),
@@ -196,8 +198,7 @@ def _create_payment_refund(
         lines += [debit("sales_credits", credited[0], **refs),
                   debit("tax_payable", credited[1], **refs),
                   credit("receivable", amount_minor, **refs)]
-    lifecycle.book(refund, actor=actor, kind="refund_issued" if online else "refund_recorded",
-                   lines=lines, memo=f"Refund of payment {payment.pk}: {reason}", now=now)
+    lifecycle.book(refund, lines)
     allocation.refresh(invoice)
     how = "online, back to the card" if online else f"offline by {method}"
     lifecycle.start_payout(
@@ -283,13 +284,12 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
         actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
         tax_minor=tax_minor, method=payment.method if payment is not None else method,
         reason=reason, note=note, now=now, package_id=pkg.pk, close_package=close,
-        request_key=request_key)
+        request_key=request_key, kind="package_refund",
+        memo=f"Refund of package {pkg.pk}: {reason}")
     refs = {"invoice": invoice, "package": pkg, "refund": refund, "payment": payment}
-    lifecycle.book(refund, actor=actor, kind="package_refund",
-                   memo=f"Refund of package {pkg.pk}: {reason}", now=now, lines=[
-                       debit("package_liability", amount_minor, **refs),
-                       debit("tax_payable", tax_minor, **refs),
-                       credit("refunds_in_transit" if online else method, total, **refs)])
+    lifecycle.book(refund, [debit("package_liability", amount_minor, **refs),
+                            debit("tax_payable", tax_minor, **refs),
+                            credit("refunds_in_transit" if online else method, total, **refs)])
     if close:
         packages.close(pkg, invoice=invoice, refunding_minor=amount_minor, actor=actor, now=now)
     # The sale goes down by what was refunded, and the paid money goes back: so the balance

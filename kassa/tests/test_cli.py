@@ -200,6 +200,25 @@ def test_verify_names_a_payment_whose_amount_was_corrupted():
     assert f"payment {payment['id']}: amount is 5100, the ledger says 5000" in done.stdout
 
 
+def test_verify_since_a_day_checks_what_moved_and_says_how_much_in_batches_of_two():
+    _, invoice, _ = books_with_money()
+    day = Invoice.objects.get(pk=invoice["id"]).created_at.date().isoformat()
+    done = kassa("verify", "--since", "2000-01-01", "--batch-size", "2")
+    assert done.stdout.endswith("the books balance and every figure agrees with the ledger\n")
+    assert "checked what moved since 2000-01-01: " in done.stdout
+    assert "1 invoices, 1 payments" in done.stdout
+    Invoice.objects.filter(pk=invoice["id"]).update(paid_minor=4999, balance_due_minor=5889)
+    done = kassa("verify", "--since", day, "--batch-size", "1", check=False)
+    assert done.returncode == 1
+    assert "paid is 4999, the ledger says 5000" in done.stdout
+    assert done.stdout.endswith("2 discrepancies\n")
+    # Nothing moved after 2999: nothing is checked, and the output says so.
+    done = kassa("verify", "--since", "2999-01-01")
+    assert "checked what moved since 2999-01-01: nothing" in done.stdout
+    for bad in (["--since", "yesterday"], ["--batch-size", "0"]):
+        assert kassa("verify", *bad, check=False).returncode == 2
+
+
 def test_verify_checks_only_the_organization_asked_for():
     org, invoice, _ = books_with_money()
     clean = one_json_object(kassa("org", "create", "--name", "Clean", "--admin-email",

@@ -32,6 +32,28 @@ def wait_for(url: str, seconds: float = 180) -> int:
     raise AssertionError(f"{url} never answered")
 
 
+def raw_request(port: int, request: bytes) -> bytes:
+    """What the server answers to bytes as sent, read until it closes or goes quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(request)
+        answer = b""
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+    return answer
+
+
+def test_the_documented_server_limits_are_the_ones_kassa_run_sets() -> None:
+    from kassa.api import SERVER_LIMITS, api
+    from kassa.cli import HEADER_FIELD_LIMIT, HEADER_FIELDS_LIMIT, REQUEST_LINE_LIMIT
+
+    for limit in (REQUEST_LINE_LIMIT, HEADER_FIELD_LIMIT, HEADER_FIELDS_LIMIT):
+        assert f" {limit} " in SERVER_LIMITS
+    assert SERVER_LIMITS in api.description
+
+
 def test_run_serves_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
@@ -45,6 +67,15 @@ def test_run_serves_the_demo_and_ctrl_c_stops_everything(tmp_path: Path) -> None
         assert wait_for(f"{base}/accounts/login/") == 200
         assert wait_for(f"{base}/static/web/kassa.css") == 200
         assert wait_for(f"{base}/api/v1/openapi.json") == 200
+        # The web server's own refusals (documented, see kassa.api.SERVER_LIMITS), and it
+        # goes on serving after each.
+        long_line = raw_request(port, b"GET /api/v1/centers?q=" + b"a" * 5000 +
+                                b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert long_line.startswith(b"HTTP/1.1 414 "), long_line[:200]
+        long_header = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  b"X-Big: " + b"b" * 10_000 + b"\r\n\r\n")
+        assert long_header.startswith(b"HTTP/1.1 431 "), long_header[:200]
+        assert wait_for(f"{base}/healthz", seconds=10) == 200
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
     finally:

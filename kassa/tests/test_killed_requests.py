@@ -216,15 +216,17 @@ def past_the_takeover(key: str) -> IdempotentRequest:
 REFUND = {"type": "offline", "method": "cash", "amount": "30.00", "reason": "Guest changed plans"}
 
 
-def test_a_refund_killed_waiting_for_its_lock_is_made_once_by_its_retry(
+def test_a_refund_killed_waiting_for_its_lock_leaves_nothing_and_its_retry_makes_it_once(
     tenant: Tenant, tmp_path: Path,
 ) -> None:
+    """A keyed refund's claim shares the refund's transaction: killed, it leaves no claim to
+    wait out, and its retry runs at once."""
     payment = tenant.pay(tenant.invoice()["id"], "100.00")
     path = f"/payments/{payment['id']}/refunds"
 
     with holder() as locks:
         locks.execute("SELECT id FROM billing_payment WHERE id = %s FOR UPDATE", [payment["id"]])
-        with serving(tmp_path, takeover=TAKEOVER) as server:
+        with serving(tmp_path, takeover=NEVER) as server:
             first = InFlight(lambda: post(server, tenant, path, REFUND, key="refund-1"))
             pid, query = waiting_on(locks, first)
             assert "billing_payment" in query and "FOR UPDATE" in query, query
@@ -233,17 +235,10 @@ def test_a_refund_killed_waiting_for_its_lock_is_made_once_by_its_retry(
         locks.rollback()
         gone(pid)
 
-    assert not Refund.objects.exists()  # the killed request's transaction rolled back
-    assert IdempotentRequest.objects.get(key="refund-1").status_code is None  # died unanswered
+    assert not Refund.objects.exists()  # the killed request's transaction rolled back,
+    assert not IdempotentRequest.objects.filter(key="refund-1").exists()  # its claim with it
 
-    # Its claim is not taken over while it might still be running.
     with serving(tmp_path, takeover=NEVER) as server:
-        early = post(server, tenant, path, REFUND, key="refund-1")
-    assert early.status == 409 and early.json()["code"] == "idempotency_conflict", early.body
-    assert not Refund.objects.exists()
-
-    with serving(tmp_path, takeover=TAKEOVER) as server:
-        past_the_takeover("refund-1")
         again = post(server, tenant, path, REFUND, key="refund-1")
         assert again.status == 201, again.body
         assert again.headers.get("Idempotent-Replayed") is None
@@ -257,49 +252,46 @@ def test_a_refund_killed_waiting_for_its_lock_is_made_once_by_its_retry(
     assert verify(tenant.organization) == []
 
 
-def test_a_refund_that_committed_but_died_before_its_answer_is_answered_not_made_again(
+def test_a_refund_killed_after_its_writes_before_its_commit_leaves_nothing(
     tenant: Tenant, tmp_path: Path,
 ) -> None:
-    """The refund commits; the middleware's storing of the answer waits on a lock of the test's
-    on the key's row; the server is killed there. Its backend, whose UPDATE would otherwise go
-    through once the lock is free, is terminated: as if the process had died between the
-    commit and the answer. The retry finds the refund by its request key."""
+    """The refund has written everything but its day totals, the last statement before its
+    answer is stored and all of it commits; the test holds the day's row and the server is
+    killed there. Nothing of it stays: no refund, no entry, no claim; the retry makes one."""
     payment = tenant.pay(tenant.invoice()["id"], "100.00")
     path = f"/payments/{payment['id']}/refunds"
+    earlier = tenant.api.post(path, {**REFUND, "amount": "1.00"})  # today's cash-refund row
+    assert earlier.status_code == 201, earlier.content
+    entries = JournalEntry.objects.count()
 
-    with holder() as payment_lock, holder() as answer_lock:
-        payment_lock.execute("SELECT id FROM billing_payment WHERE id = %s FOR UPDATE",
-                             [payment["id"]])
-        with serving(tmp_path, takeover=TAKEOVER) as server:
+    with holder() as day_row:
+        held = day_row.execute("SELECT id FROM ledger_dailytotal WHERE kind = "
+                               "'refund_recorded' AND code = 'cash' FOR UPDATE").fetchall()
+        assert held, "the day's row exists"
+        with serving(tmp_path, takeover=NEVER) as server:
             first = InFlight(lambda: post(server, tenant, path, REFUND, key="refund-2"))
-            waiting_on(payment_lock, first)
-            # The claim is committed before the service runs: lock its row, then let the
-            # refund go on to its commit.
-            answer_lock.execute("SELECT id FROM core_idempotentrequest WHERE key = %s "
-                                "FOR UPDATE", ["refund-2"])
-            payment_lock.rollback()
-            pid, query = waiting_on(answer_lock, first)
-            assert query.startswith('UPDATE "core_idempotentrequest"'), query
-            assert Refund.objects.filter(payment_id=payment["id"]).count() == 1  # committed
+            pid, query = waiting_on(day_row, first)
+            assert query.startswith("INSERT INTO ledger_dailytotal"), query
             server.kill()
         first.died()
         _activity("SELECT pg_terminate_backend(%s)", pid)
         gone(pid)
-        answer_lock.rollback()
+        day_row.rollback()
 
-    assert IdempotentRequest.objects.get(key="refund-2").status_code is None
-    [made] = Refund.objects.filter(payment_id=payment["id"])
+    assert Refund.objects.filter(payment_id=payment["id"]).count() == 1  # the earlier one
+    assert JournalEntry.objects.count() == entries
+    assert not IdempotentRequest.objects.filter(key="refund-2").exists()
+    assert verify(tenant.organization) == []
 
-    with serving(tmp_path, takeover=TAKEOVER) as server:
-        past_the_takeover("refund-2")
+    with serving(tmp_path, takeover=NEVER) as server:
         again = post(server, tenant, path, REFUND, key="refund-2")
         replay = post(server, tenant, path, REFUND, key="refund-2")
 
-    assert again.status == 201 and again.json()["id"] == str(made.pk), again.body
-    assert Refund.objects.filter(payment_id=payment["id"]).count() == 1
+    assert again.status == 201, again.body
+    assert Refund.objects.filter(payment_id=payment["id"]).count() == 2
     assert replay.status == 201 and replay.headers["Idempotent-Replayed"] == "true"
     assert replay.body == again.body
-    assert Payment.objects.get(pk=payment["id"]).refunded_minor == 3000
+    assert Payment.objects.get(pk=payment["id"]).refunded_minor == 3100
     assert verify(tenant.organization) == []
 
 

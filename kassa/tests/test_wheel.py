@@ -1,5 +1,6 @@
 """The built wheel is the product: installed from it alone, in an empty directory, Kassa
-migrates and serves its pages with their CSS, and a receipt's template is there."""
+migrates, collects its static files and serves its pages with their CSS (hashed and
+compressed, as outside DEBUG), and a receipt's template is there."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVE = """
-import django, os
+import django, os, re
 os.environ["DJANGO_SETTINGS_MODULE"] = "kassa.settings"
 django.setup()
 import kassa
@@ -21,9 +22,15 @@ from django.test import Client
 assert kassa.__file__.startswith(os.environ["FROM"]), kassa.__file__
 client = Client()
 page = client.get("/accounts/login/")
-css = client.get("/static/web/kassa.css")
+# The page names the hashed copy, which WhiteNoise serves gzipped and cached for ever.
+[hashed] = re.findall(r'href="(/static/web/kassa\\.[0-9a-f]{12}\\.css)"', page.content.decode())
+css = client.get(hashed, headers={"Accept-Encoding": "gzip"})
+assert css["Content-Encoding"] == "gzip", css.headers
+assert "immutable" in css["Cache-Control"], css["Cache-Control"]
+plain = client.get("/static/web/kassa.css")
 get_template("refunds/receipt.txt")
-print(page.status_code, css.status_code, b"".join(css.streaming_content)[:20] != b"")
+print(page.status_code, css.status_code, plain.status_code,
+      b"".join(plain.streaming_content)[:20] != b"")
 """
 
 
@@ -54,7 +61,11 @@ def test_the_wheel_installed_alone_serves_a_page_with_its_css(tmp_path):
     migrated = subprocess.run([sys.executable, "-m", "kassa", "migrate"], cwd=empty, env=env,
                               capture_output=True, text=True, timeout=300, check=False)
     assert migrated.returncode == 0, migrated.stderr
+    collected = subprocess.run([sys.executable, "-m", "kassa", "collectstatic", "--noinput"],
+                               cwd=empty, env=env, capture_output=True, text=True, timeout=300,
+                               check=False)
+    assert collected.returncode == 0, collected.stderr
     served = subprocess.run([sys.executable, "-c", SERVE], cwd=empty, env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert served.returncode == 0, served.stderr
-    assert served.stdout.split() == ["200", "200", "True"]
+    assert served.stdout.split() == ["200", "200", "200", "True"]

@@ -23,7 +23,8 @@ def page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        membership = membership_for_user(request.user)
+        # Looked up already by web.middleware (which set the organization's time zone).
+        membership = getattr(request, "membership", None) or membership_for_user(request.user)
         if membership is None:
             raise Http404("You belong to no organization")
         request.membership = membership  # type: ignore[attr-defined]

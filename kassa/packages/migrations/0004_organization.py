@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("packages", "0003_figures_from_the_line"),
-        ("billing", "0006_organization"),
+        ("billing", "0007_organization"),
         ("tenancy", "0001_initial"),
     ]
 

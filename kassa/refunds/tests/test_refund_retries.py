@@ -103,6 +103,53 @@ def test_a_refused_refund_replays_its_refusal(tenant, card_payment):
     assert not Refund.objects.exists()
 
 
+def test_a_keyed_refund_its_claim_and_its_answer_commit_together(tenant, card_payment,
+                                                                   monkeypatch):
+    """The request fails after the refund is written, while its answer is made: the refund
+    goes with it, and so does the claim, so the retry simply runs."""
+    from kassa.core.models import IdempotentRequest
+    from kassa.refunds import api
+
+    path = f"/payments/{card_payment['id']}/refunds"
+    body = {"type": "offline", "amount": "10.00", "reason": "Changed plans", "method": "cash"}
+    entries = JournalEntry.objects.count()
+    real = api.refund_json
+    monkeypatch.setattr(api, "refund_json", lambda refund: 1 / 0)
+    tenant.api.client.raise_request_exception = False
+    failed = tenant.api.post(path, body, key="k-dies")
+    assert failed.status_code == 500
+    assert not Refund.objects.exists() and JournalEntry.objects.count() == entries
+    assert not IdempotentRequest.objects.filter(key="k-dies").exists()
+    assert Payment.objects.get(pk=card_payment["id"]).refunded_minor == 0
+
+    monkeypatch.setattr(api, "refund_json", real)
+    again = tenant.api.post(path, body, key="k-dies")
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert Refund.objects.count() == 1
+    assert verify(tenant.organization) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_with_one_key_make_one_refund_and_share_its_answer(tenant):
+    """The later ones wait for the first's transaction to end (its claim is not committed
+    before), then answer what it answered."""
+    from django.test import Client
+
+    from conftest import Api, race
+
+    payment = tenant.pay(tenant.invoice()["id"], "100.00")
+    path = f"/payments/{payment['id']}/refunds"
+    body = {"type": "offline", "amount": "10.00", "reason": "Changed plans", "method": "cash"}
+    answers = race(4, lambda i: Api(tenant.token, Client()).post(path, body, key="k-race"))
+    assert [a.status_code for a in answers] == [201] * 4, answers
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.get("Idempotent-Replayed") == "true" for a in answers) == 3
+    assert Refund.objects.count() == 1
+    assert Payment.objects.get(pk=payment["id"]).refunded_minor == 1000
+    assert verify(tenant.organization) == []
+
+
 # The gateway call: repeated, it is one refund at the gateway.
 
 def test_gateway_call_made_twice_refunds_once(tenant, card_payment):

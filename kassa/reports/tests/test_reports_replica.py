@@ -43,9 +43,11 @@ def scenario(tmp: Path, *args: str, database: str, reports: str | None) -> dict[
 
 def statements(log: str, database: str = "kassa") -> list[str]:
     """The statements a server logged for one database (log_statement=all), each whole
-    (a statement may span lines)."""
+    (a statement may span lines): sent as text, or bound on the server (`execute <name>:`,
+    prepared or not)."""
     entries = re.split(r"^(?=\d{4}-\d\d-\d\d )", log, flags=re.MULTILINE)
-    prefix = re.compile(rf"^\S+ \S+ \S+ \[\d+\] {database} LOG:  statement: ")
+    prefix = re.compile(
+        rf"^\S+ \S+ \S+ \[\d+\] {database} LOG:  (?:statement|execute [^:]+): ")
     return [entry[m.end():].strip() for entry in entries if (m := prefix.match(entry))]
 
 

@@ -25,11 +25,11 @@ class Migration(migrations.Migration):
     dependencies = [
         ("tenancy", "0002_apitoken_organization"),
         ("core", "0004_idempotency_takeover"),
-        ("ledger", "0006_unique_per_organization"),
-        ("billing", "0006_organization"),
+        ("ledger", "0007_unique_per_organization"),
+        ("billing", "0007_organization"),
         ("gateways", "0004_unique_per_organization"),
         ("packages", "0004_organization"),
-        ("refunds", "0007_organization"),
+        ("refunds", "0009_organization"),
     ]
 
     operations = [TenantKeys(TENANT_MODELS)]

@@ -10,7 +10,7 @@ from kassa.core.tenant_keys import copy_organization
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("billing", "0005_payment_intents"),
+        ("billing", "0006_fewer_indexes"),
         ("tenancy", "0001_initial"),
     ]
 

@@ -11,7 +11,7 @@ import kassa.core.fields
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("ledger", "0005_daily_totals"),
+        ("ledger", "0006_fewer_indexes"),
     ]
 
     operations = [

@@ -13,8 +13,8 @@ from kassa.core.tenant_keys import copy_organization
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("refunds", "0006_refund_request_key"),
-        ("ledger", "0006_unique_per_organization"),
+        ("refunds", "0008_failed_refunds_by_day"),
+        ("ledger", "0007_unique_per_organization"),
         ("tenancy", "0001_initial"),
     ]
 

@@ -1,0 +1,87 @@
+"""What `post` costs and when it writes: the chart of accounts read once per process, and the
+day totals — rows every entry of a center's day updates — written as a money transaction's
+last statement, so that their locks are held from there to the commit only."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from conftest import Tenant
+from kassa.core.locks import money_transaction
+from kassa.ledger.models import DailyTotal, Posting
+from kassa.ledger.services import credit, debit, forget_chart, post
+from kassa.tenancy.models import Center
+
+pytestmark = pytest.mark.django_db
+
+
+def cash_sale(tenant: Tenant, amount: int = 1000) -> None:
+    center = Center.objects.get(pk=tenant.center_id)
+    post(organization=tenant.organization, center=center, kind="payment_received",
+         lines=[debit("cash", amount), credit("receivable", amount)])
+
+
+def statements(captured: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def test_the_day_totals_are_the_last_statement_of_a_money_transaction(tenant: Tenant) -> None:
+    with CaptureQueriesContext(connection) as captured, money_transaction():
+        cash_sale(tenant, 1000)
+        cash_sale(tenant, 250)
+        assert not DailyTotal.objects.filter(organization=tenant.organization).exists(), \
+            "nothing written to the day totals before the end"
+    sql = [s for s in statements(captured) if "ledger_dailytotal" in s]
+    assert len(sql) == 2, sql  # the look above, and one upsert for both entries
+    # The test's own transaction makes the money transaction a savepoint: around those, the
+    # upsert is the last thing done.
+    done = [s for s in statements(captured) if not s.startswith(("SAVEPOINT", "RELEASE"))]
+    assert done[-1].startswith("INSERT INTO ledger_dailytotal"), done[-3:]
+    cash = DailyTotal.objects.get(organization=tenant.organization, code="cash")
+    assert (cash.amount_minor, cash.postings) == (1250, 2)
+
+
+def test_a_money_transaction_that_fails_writes_no_day_total(tenant: Tenant) -> None:
+    with pytest.raises(RuntimeError), money_transaction():
+        cash_sale(tenant)
+        raise RuntimeError("a rule broke after the entry")
+    assert not DailyTotal.objects.filter(organization=tenant.organization).exists()
+    assert not Posting.objects.filter(organization=tenant.organization).exists()
+
+
+def test_outside_a_money_transaction_the_day_totals_are_written_at_once(tenant: Tenant) -> None:
+    with transaction.atomic():
+        cash_sale(tenant, 700)
+        cash = DailyTotal.objects.get(organization=tenant.organization, code="cash")
+        assert (cash.amount_minor, cash.postings) == (700, 1)
+
+
+def test_the_chart_of_accounts_is_read_once_per_process(tenant: Tenant) -> None:
+    forget_chart()
+    with CaptureQueriesContext(connection) as first, money_transaction():
+        cash_sale(tenant)
+    with CaptureQueriesContext(connection) as second, money_transaction():
+        cash_sale(tenant)
+    assert sum("ledger_account" in s for s in statements(first)) == 1
+    assert not any("ledger_account" in s for s in statements(second))
+    assert Posting.objects.filter(organization=tenant.organization, code="cash").count() == 2
+
+
+def test_a_new_center_under_a_kept_id_gets_its_own_accounts(tenant: Tenant) -> None:
+    """A rolled-back center's id can come back (SQLite reuses it); what was kept for the old
+    one must not be used for the new one."""
+    with transaction.atomic():
+        sid = transaction.savepoint()
+        center = Center.objects.create(organization=tenant.organization, name="Annex")
+        with money_transaction():
+            post(organization=tenant.organization, center=center, kind="payment_received",
+                 lines=[debit("cash", 100), credit("receivable", 100)])
+        transaction.savepoint_rollback(sid)
+        again = Center.objects.create(organization=tenant.organization, name="Annex again")
+        with money_transaction():
+            post(organization=tenant.organization, center=again, kind="payment_received",
+                 lines=[debit("cash", 100), credit("receivable", 100)])
+        posting = Posting.objects.get(center=again, code="cash")
+        assert posting.account.center_id == again.pk

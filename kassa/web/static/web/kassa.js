@@ -1,0 +1,32 @@
+// The pages' own behaviour, as listeners on htmx and DOM events: the Content-Security-Policy
+// allows no inline script and no inline event handler (hx-on, onclick), so none is written.
+(function () {
+  "use strict";
+
+  // An element marked data-swap-refusals="403 409 422" lets htmx swap in those answers too:
+  // they carry the form back with its messages (or the refusal), not an error page.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var holder = event.target.closest("[data-swap-refusals]");
+    if (!holder) { return; }
+    var statuses = holder.getAttribute("data-swap-refusals").split(/\s+/).map(Number);
+    if (statuses.indexOf(event.detail.xhr.status) >= 0) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // A form marked data-once disables the (unnamed) button that submitted it: a double click
+  // must not refund or redeem twice. A named button stays enabled, so that its value is sent.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.hasAttribute("data-once") && event.submitter && !event.submitter.name) {
+      event.submitter.disabled = true;
+    }
+  });
+
+  // A link in a <details> menu closes the menu when it is followed in place (hx-get).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest("details.menu a") : null;
+    if (link) { link.closest("details").open = false; }
+  });
+})();
