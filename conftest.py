@@ -123,19 +123,25 @@ def forgotten_caches() -> Iterator[None]:
     yield
 
 
+def plain_static_files() -> Any:
+    """Settings under which pages name the apps' own static files, not collected ones (for
+    the suite, and for the scenario processes that render pages without `collectstatic`)."""
+    from django.test import override_settings
+
+    return override_settings(
+        STORAGES={"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+                  "staticfiles": {
+                      "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}},
+        WHITENOISE_USE_FINDERS=True)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def static_files_from_the_apps() -> Iterator[None]:
     """Outside DEBUG (as tests run) the pages name hashed static files from a manifest that
     `collectstatic` writes; the suite renders pages without collecting, so it names the apps'
     own files. The manifest storage itself runs in the tests that start the product as a
     process (test_wheel.py, test_cli_run.py), as a deployment does."""
-    from django.test import override_settings
-
-    plain = override_settings(
-        STORAGES={"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-                  "staticfiles": {
-                      "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}},
-        WHITENOISE_USE_FINDERS=True)
+    plain = plain_static_files()
     plain.enable()
     yield
     plain.disable()

@@ -30,9 +30,11 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connections, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from conftest import Api, make_tenant  # noqa: E402
+from conftest import Api, make_tenant, plain_static_files  # noqa: E402
 from kassa.reports.selectors import reports_database  # noqa: E402
 from kassa.tenancy.models import Membership  # noqa: E402
+
+plain_static_files().enable()  # it renders pages, and collects no static files
 
 TIMED_ROUNDS = 10
 
