@@ -116,10 +116,10 @@ def forgotten_caches() -> Iterator[None]:
     test's rolled-back rows may come back under the same ids in the next one (SQLite reuses
     them)."""
     from kassa.ledger.services import forget_chart
-    from kassa.tenancy.selectors import forget_tokens
+    from kassa.tenancy.selectors import clear_kept_tokens
 
     forget_chart()
-    forget_tokens()
+    clear_kept_tokens()
     yield
 
 

@@ -24,7 +24,7 @@ from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from kassa.core.errors import DomainError, InvalidAmount
-from kassa.problems import PROBLEM, problem
+from kassa.problems import PROBLEM, busy, problem
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import membership_for_token
 
@@ -167,22 +167,14 @@ def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return problem(404, "not_found", "Not found", str(exc) or "Not found")
 
 
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_not_available: its lock_timeout passed
-
-
 @api.exception_handler(OperationalError)
 def on_database_busy(request: HttpRequest, exc: OperationalError) -> HttpResponse:
-    """A row lock waited for longer than settings.LOCK_WAIT_SECONDS (PostgreSQL's
-    lock_timeout, SQLite's "database is locked"): the transaction rolled back, nothing changed,
-    and the same request may be retried. Any other operational error stays a 500."""
-    cause = exc.__cause__
-    timed_out = getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE or (
-        "database is locked" in str(exc))
-    if not timed_out:
+    """A row lock waited out: 503 `busy` (kassa.problems.busy). Any other operational error
+    stays a 500."""
+    answer = busy(exc)
+    if answer is None:
         raise exc
-    return problem(503, "busy", "Kassa is busy; try again",
-                   "Another change to the same records took too long; nothing was changed. "
-                   "Retry the request (with the same Idempotency-Key).")
+    return answer
 
 
 @api.exception_handler(HttpError)

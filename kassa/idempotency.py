@@ -33,12 +33,12 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from kassa.core.models import KEY_LIFE, IdempotentRequest
-from kassa.problems import problem
+from kassa.problems import busy, problem
 from kassa.tenancy.selectors import membership_for_token
 
 logger = logging.getLogger("kassa.idempotency")
@@ -54,7 +54,9 @@ def _claim_in_transaction(organization_id: int, key: str, fingerprint: str) -> i
     """Insert the key's row in the open transaction; None when the key is taken already (on
     PostgreSQL, after waiting for a transaction that claimed it to end)."""
     table = IdempotentRequest._meta.db_table  # our own table's name; every value a parameter
-    now = timezone.now()
+    # As the ORM stores it (on SQLite, text without an offset), so that its look-ups by
+    # `claimed_at` match this row.
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (organization_id, key, fingerprint, status_code, "  # noqa: S608
@@ -68,7 +70,9 @@ def _claim_in_transaction(organization_id: int, key: str, fingerprint: str) -> i
 def _store_refusal(organization_id: int, key: str, fingerprint: str,
                    response: HttpResponse) -> None:
     """Keep a refusal's answer, after its request's transaction rolled back. Should another
-    request have taken the key meanwhile, its answer is the one kept."""
+    request have taken the key meanwhile, its answer is the one kept (and should that request
+    hold the key past the lock wait, the refusal goes unstored: a retry runs again and is
+    refused again)."""
     try:
         with transaction.atomic():
             now = timezone.now()
@@ -76,7 +80,7 @@ def _store_refusal(organization_id: int, key: str, fingerprint: str,
                 organization_id=organization_id, key=key, fingerprint=fingerprint,
                 claimed_at=now, status_code=response.status_code, body=response.content,
                 content_type=response.get("Content-Type", "application/json"))
-    except IntegrityError:
+    except (IntegrityError, OperationalError):
         pass
 
 
@@ -200,6 +204,18 @@ class IdempotencyMiddleware:
                             fingerprint: str) -> HttpResponse | None:
         """Claim a new key, run the request and store its answer in one transaction; None
         when the key was claimed before."""
+        try:
+            return self._claimed_in_transaction(request, organization_id, key, fingerprint)
+        except OperationalError as exc:
+            # The database was busy before the API could answer it (SQLite's BEGIN IMMEDIATE,
+            # or the wait on another request's claim of the key): rolled back, nothing changed.
+            answer = busy(exc)
+            if answer is None:
+                raise
+            return answer
+
+    def _claimed_in_transaction(self, request: HttpRequest, organization_id: int, key: str,
+                                fingerprint: str) -> HttpResponse | None:
         conn = transaction.get_connection()
         with transaction.atomic():
             claim_id = _claim_in_transaction(organization_id, key, fingerprint)

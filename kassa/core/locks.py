@@ -48,6 +48,8 @@ def money_transaction() -> Iterator[None]:
     savepoint = not (outermost and getattr(connection, "kassa_claim_transaction", False))
     try:
         with transaction.atomic(savepoint=savepoint):
+            if outermost:
+                connection.kassa_at_end_depth = len(connection.atomic_blocks)
             yield
             if outermost:
                 for state, flush in connection.kassa_at_end.values():
@@ -63,10 +65,14 @@ def at_end(name: str, state: Callable[[], Any], flush: Callable[[Any], None]) ->
     `name` (made by `state()` the first time) is handed to `flush` once, after the use case's
     own writes. For rows every transaction of a center touches (the day totals): their row
     locks are then taken by the last statement and held only until the commit, instead of
-    from the middle of the use case. None outside a money transaction: the caller writes now."""
+    from the middle of the use case. None outside a money transaction, and inside a block nested
+    in it (a savepoint whose rollback would not take gathered state with it): the caller
+    writes now, within that block."""
     connection = transaction.get_connection()
     pending = getattr(connection, "kassa_at_end", None)
     if getattr(connection, "kassa_lock_rank", None) is None or pending is None:
+        return None
+    if len(connection.atomic_blocks) != getattr(connection, "kassa_at_end_depth", -1):
         return None
     if name not in pending:
         pending[name] = (state(), flush)

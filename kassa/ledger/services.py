@@ -51,10 +51,11 @@ def open_accounts(center: Center) -> None:
     )
 
 
-# A center's chart of accounts, {code: account id}, kept by each process once read whole:
-# accounts are opened with their center and never change or go, and ids are never reused (both
-# databases' keys only grow), so a kept chart cannot go stale. A test that rolls back a center
-# may see its id again: creating a center forgets what was kept under its id.
+# A center's chart of accounts, {code: account id}, kept by each process once read whole and
+# committed: accounts are opened with their center and never change or go, and committed ids
+# are never reused, so a kept chart cannot go stale. It is kept only once the transaction that
+# read it commits: accounts opened in a transaction that rolls back (their ids handed out again
+# on SQLite) are never kept. Creating a center forgets what was kept under its id.
 _CHARTS: dict[int, dict[str, int]] = {}
 _CHARTS_LOCK = threading.Lock()
 
@@ -75,9 +76,13 @@ def _chart(center: Center) -> dict[str, int]:
     if len(chart) < len(AccountCode.values):
         open_accounts(center)
         chart = dict(Account.objects.filter(center=center).values_list("code", "pk"))
-    with _CHARTS_LOCK:
-        _CHARTS[center.pk] = chart
+    transaction.on_commit(lambda: _keep_chart(center.pk, chart))
     return chart
+
+
+def _keep_chart(center_id: int, chart: dict[str, int]) -> None:
+    with _CHARTS_LOCK:
+        _CHARTS[center_id] = chart
 
 
 def post(

@@ -246,8 +246,9 @@ def refund_package(
 def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amount_minor: int,
                     reason: str, close: bool, payment_id: int | None, method: str,
                     note: str, request_key: str) -> Refund:
-    organization = actor.organization
     invoice = lock_invoice(invoice_id)
+    # The organization as read with the lock (its rules), not as the token's look-up kept it.
+    organization = invoice.organization
     payment = lock_payment(payment_id) if payment_id else None
     pkg = lock_package(package_id)
     if request_key and (earlier := lifecycle.made_by_request(

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -31,6 +32,13 @@ def forget_tokens(*_: Any, update_fields: frozenset[str] | None = None, **__: An
     changed (connected to their signals in `TenancyConfig.ready`)."""
     if update_fields and update_fields <= UNCHECKED_FIELDS:
         return
+    clear_kept_tokens()
+    # Again once the change commits: until then another thread of this process may still read
+    # the old rows, and keep them.
+    transaction.on_commit(clear_kept_tokens)
+
+
+def clear_kept_tokens() -> None:
     with _TOKENS_LOCK:
         _TOKENS.clear()
 

@@ -58,6 +58,7 @@ def test_outside_a_money_transaction_the_day_totals_are_written_at_once(tenant: 
         assert (cash.amount_minor, cash.postings) == (700, 1)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_the_chart_of_accounts_is_read_once_per_process(tenant: Tenant) -> None:
     forget_chart()
     with CaptureQueriesContext(connection) as first, money_transaction():
@@ -67,6 +68,40 @@ def test_the_chart_of_accounts_is_read_once_per_process(tenant: Tenant) -> None:
     assert sum("ledger_account" in s for s in statements(first)) == 1
     assert not any("ledger_account" in s for s in statements(second))
     assert Posting.objects.filter(organization=tenant.organization, code="cash").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accounts_opened_by_a_transaction_that_rolls_back_are_not_kept(tenant: Tenant) -> None:
+    """Their ids may be handed out again (SQLite), to another organization's accounts."""
+    from kassa.ledger.models import Account
+    from kassa.ledger.services import _CHARTS
+
+    forget_chart()
+    Account.objects.filter(center_id=tenant.center_id, code="check").delete()
+    with pytest.raises(RuntimeError), money_transaction():
+        center = Center.objects.get(pk=tenant.center_id)
+        post(organization=tenant.organization, center=center, kind="payment_received",
+             lines=[debit("check", 100), credit("receivable", 100)])  # opens `check`
+        raise RuntimeError("the request died")
+    assert int(tenant.center_id) not in _CHARTS
+    with money_transaction():
+        cash_sale(tenant)
+    assert int(tenant.center_id) in _CHARTS  # kept once a transaction that read it committed
+
+
+def test_a_savepoint_rolled_back_inside_a_money_transaction_takes_its_day_totals(
+        tenant: Tenant) -> None:
+    with money_transaction():
+        cash_sale(tenant, 1000)
+        try:
+            with transaction.atomic():
+                cash_sale(tenant, 500)
+                raise RuntimeError("a nested block failed and was handled")
+        except RuntimeError:
+            pass
+    cash = DailyTotal.objects.get(organization=tenant.organization, code="cash")
+    assert (cash.amount_minor, cash.postings) == (1000, 1)
+    assert Posting.objects.filter(organization=tenant.organization, code="cash").count() == 1
 
 
 def test_a_new_center_under_a_kept_id_gets_its_own_accounts(tenant: Tenant) -> None:

@@ -129,6 +129,39 @@ def test_a_keyed_refund_its_claim_and_its_answer_commit_together(tenant, card_pa
     assert verify(tenant.organization) == []
 
 
+def test_a_keyed_refund_waiting_out_the_database_is_503_busy_and_changes_nothing(
+        tenant, card_payment, monkeypatch):
+    from django.db import OperationalError
+
+    from kassa import idempotency
+    from kassa.core.models import IdempotentRequest
+
+    def locked(*args):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(idempotency, "_claim_in_transaction", locked)
+    path = f"/payments/{card_payment['id']}/refunds"
+    body = {"type": "offline", "amount": "10.00", "reason": "Changed plans", "method": "cash"}
+    r = tenant.api.post(path, body, key="k-busy")
+    assert r.status_code == 503 and r.json()["code"] == "busy", r.content
+    assert not Refund.objects.exists() and not IdempotentRequest.objects.exists()
+
+
+def test_a_keyed_refunds_key_is_free_again_after_its_day(tenant, card_payment):
+    """Its claim was written in the refund's transaction, by hand-written SQL: stored as the
+    ORM stores it, so the look-up that frees an expired key matches it."""
+    import time_machine
+
+    path = f"/payments/{card_payment['id']}/refunds"
+    body = {"type": "offline", "amount": "10.00", "reason": "Changed plans", "method": "cash"}
+    assert tenant.api.post(path, body, key="k-day").status_code == 201
+    with time_machine.travel(dt.timedelta(hours=25)):
+        again = tenant.api.post(path, {**body, "amount": "5.00"}, key="k-day")
+    assert again.status_code == 201, again.content
+    assert "Idempotent-Replayed" not in again
+    assert Refund.objects.count() == 2
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_requests_with_one_key_make_one_refund_and_share_its_answer(tenant):
