@@ -147,6 +147,26 @@ def test_a_keyed_refund_waiting_out_the_database_is_503_busy_and_changes_nothing
     assert not Refund.objects.exists() and not IdempotentRequest.objects.exists()
 
 
+def test_a_refund_whose_claim_was_left_unanswered_is_answered_not_made_again(tenant,
+                                                                             card_payment):
+    """A claim left unanswered with its refund committed (as the earlier, three-transaction
+    path could leave one, or a takeover's run): the retry takes it over and answers the
+    refund its key made, found under the locks."""
+    from kassa.core.models import IdempotentRequest
+
+    path = f"/payments/{card_payment['id']}/refunds"
+    body = {"type": "offline", "amount": "10.00", "reason": "Changed plans", "method": "cash"}
+    first = tenant.api.post(path, body, key="k-left")
+    assert first.status_code == 201
+    IdempotentRequest.objects.filter(key="k-left").update(
+        status_code=None, body=b"", claimed_at=timezone.now() - dt.timedelta(minutes=5))
+    again = tenant.api.post(path, body, key="k-left")
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    assert Refund.objects.count() == 1
+    assert Payment.objects.get(pk=card_payment["id"]).refunded_minor == 1000
+    assert verify(tenant.organization) == []
+
+
 def test_a_keyed_refunds_key_is_free_again_after_its_day(tenant, card_payment):
     """Its claim was written in the refund's transaction, by hand-written SQL: stored as the
     ORM stores it, so the look-up that frees an expired key matches it."""
