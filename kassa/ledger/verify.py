@@ -68,6 +68,9 @@ class Run:
     current: str = ""
     # The ledger pass of `entries_balance`, by organization, for `postings_agree_with_entries`.
     ledger: dict[int, Any] = field(default_factory=dict)
+    # The per-day pass's span and movements by account code, by organization, for the reports'
+    # reconciliation (kassa/reports/checks.py).
+    moved: dict[int, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert 1 <= self.batch <= 1_000_000, self.batch
