@@ -302,10 +302,10 @@ FROM ent e WHERE e.kind = 'payment'
     # The sandbox processor's side of every card payment: the charge it keeps (`kassa verify`
     # holds each succeeded sandbox payment against it).
     ("gateways_sandboxcharge", """
-INSERT INTO gateways_sandboxcharge (reference, idempotency_key, amount_minor, currency, source,
-    state, cancelled, created_at)
-SELECT 'sbx_ch_' || e.pay, %(charge_key)s || e.pay, e.a, 'USD', 'sandbox_ok', 'succeeded',
-       false, e.at
+INSERT INTO gateways_sandboxcharge (organization_id, reference, idempotency_key, amount_minor,
+    currency, source, state, cancelled, created_at)
+SELECT %(org)s, 'sbx_ch_' || e.pay, %(charge_key)s || e.pay, e.a, 'USD', 'sandbox_ok',
+       'succeeded', false, e.at
 FROM ent e WHERE e.kind = 'payment' AND e.method = 'card'
 """),
     ("billing_paymentallocation", """

@@ -66,6 +66,11 @@ class Run:
     checked: dict[str, int] = field(default_factory=dict)
     # Set by `verify` for the check being run (progress names it).
     current: str = ""
+    # The ledger pass of `entries_balance`, by organization, for `postings_agree_with_entries`.
+    ledger: dict[int, Any] = field(default_factory=dict)
+    # The per-day pass's span and movements by account code, by organization, for the reports'
+    # reconciliation (kassa/reports/checks.py).
+    moved: dict[int, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert 1 <= self.batch <= 1_000_000, self.batch
@@ -159,27 +164,72 @@ def in_list(values: Sequence[str]) -> str:
 LEDGER_LINES = 100
 
 
+# A posting's copies that disagree with its entry or its account (the reports and the other
+# checks read the copies). `p`, `e`, `a`: the posting, its entry, its account.
+_COPIES_DIFFER = """p.organization_id = %(org)s
+    AND (p.center_id <> e.center_id OR p.business_date <> e.business_date OR p.kind <> e.kind
+         OR p.code <> a.code OR p.center_id <> a.center_id)"""
+
+
+@dataclass
+class _Ledger:
+    """What the one pass over the entries and their postings found, for the two checks that
+    report it."""
+
+    unbalanced: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+
+
+def _ledger_pass(org: Organization, run: Run) -> _Ledger:
+    """One read of every posting, a batch of entries at a time over the postings' entry index:
+    each entry's count and sum and how many of its postings' copies differ, grouped in the
+    database; only the entries that are wrong come back. The postings that differ are then
+    named from those few entries alone."""
+    found = _Ledger()
+    flagged = each(org, ENTRIES, run, f"""
+        SELECT e.id, COUNT(p.id), SUM(p.amount_minor),
+               SUM(CASE WHEN {_COPIES_DIFFER} THEN 1 ELSE 0 END)
+        FROM ledger_journalentry e
+        LEFT JOIN ledger_posting p
+               ON p.entry_id = e.id AND {within('p.entry_id', ENTRIES, run)}
+        LEFT JOIN ledger_account a ON a.id = p.account_id
+        WHERE e.organization_id = %(org)s AND {within('e.id', ENTRIES, run)}
+        GROUP BY e.id
+        HAVING COUNT(p.id) = 0 OR SUM(p.amount_minor) <> 0
+            OR SUM(CASE WHEN {_COPIES_DIFFER} THEN 1 ELSE 0 END) > 0
+        ORDER BY e.id""")
+    differing: list[int] = []
+    for entry_id, postings, total, wrong in flagged:
+        if postings and total and len(found.unbalanced) < LEDGER_LINES:
+            found.unbalanced.append(f"journal entry {entry_id}: postings sum to {total}, not 0")
+        elif not postings and len(found.empty) < LEDGER_LINES:
+            found.empty.append(f"journal entry {entry_id}: has no postings")
+        if wrong and len(differing) < LEDGER_LINES:
+            differing.append(entry_id)
+    # Each entry named holds at least one posting that differs: these ids, at most
+    # LEDGER_LINES of them, name every posting the lines may show.
+    if differing:
+        rows = fetch(f"""
+            SELECT p.id FROM ledger_posting p
+            JOIN ledger_journalentry e ON e.id = p.entry_id
+            JOIN ledger_account a ON a.id = p.account_id
+            WHERE p.entry_id IN ({", ".join(str(int(i)) for i in differing)})
+              AND {_COPIES_DIFFER}
+            ORDER BY p.id LIMIT {LEDGER_LINES}""", {"org": org.pk})
+        found.wrong = [f"posting {posting_id}: center, day, kind or account code differs from "
+                       "its entry" for (posting_id,) in rows]
+    return found
+
+
 @check
 def entries_balance(org: Organization, run: Run | None = None) -> Iterable[str]:
     run = run or Run()
-    # One pass over the entries and their postings: an entry without postings has a count
-    # of 0 (the LEFT JOIN's NULL posting).
-    rows = each(org, ENTRIES, run, f"""
-        SELECT e.id, COUNT(p.id), SUM(p.amount_minor) FROM ledger_journalentry e
-        LEFT JOIN ledger_posting p
-               ON p.entry_id = e.id AND {within('p.entry_id', ENTRIES, run)}
-        WHERE e.organization_id = %(org)s AND {within('e.id', ENTRIES, run)}
-        GROUP BY e.id HAVING COUNT(p.id) = 0 OR SUM(p.amount_minor) <> 0
-        ORDER BY e.id""")
-    unbalanced: list[str] = []
-    empty: list[str] = []
-    for entry_id, postings, total in rows:
-        if postings and len(unbalanced) < LEDGER_LINES:
-            unbalanced.append(f"journal entry {entry_id}: postings sum to {total}, not 0")
-        elif not postings and len(empty) < LEDGER_LINES:
-            empty.append(f"journal entry {entry_id}: has no postings")
-    yield from unbalanced
-    yield from empty
+    # The pass serves the next check too (it runs right after this one in a `verify`): it
+    # keeps what it found on the run, so every posting is read once.
+    found = run.ledger[org.pk] = _ledger_pass(org, run)
+    yield from found.unbalanced
+    yield from found.empty
 
 
 @check
@@ -187,19 +237,8 @@ def postings_agree_with_entries(org: Organization, run: Run | None = None) -> It
     """A posting's copies of its entry's center, day and kind and of its account's code and
     center are what they copy (the reports and the other checks read the copies)."""
     run = run or Run()
-    wrong = each(org, ENTRIES, run, f"""
-        SELECT p.id FROM ledger_posting p
-        JOIN ledger_journalentry e ON e.id = p.entry_id
-        JOIN ledger_account a ON a.id = p.account_id
-        WHERE p.organization_id = %(org)s AND {within('p.entry_id', ENTRIES, run)}
-          AND {within('e.id', ENTRIES, run)}
-          AND (p.center_id <> e.center_id OR p.business_date <> e.business_date
-               OR p.kind <> e.kind OR p.code <> a.code OR p.center_id <> a.center_id)
-        ORDER BY p.id""")
-    for n, (posting_id,) in enumerate(wrong):
-        if n == LEDGER_LINES:
-            break
-        yield f"posting {posting_id}: center, day, kind or account code differs from its entry"
+    found = run.ledger.pop(org.pk, None) or _ledger_pass(org, run)
+    yield from found.wrong
 
 
 def checks_of(run: Run) -> Iterator[tuple[Check, Run]]:
