@@ -153,7 +153,9 @@ class Server:
         shutil.rmtree(self.runtime, ignore_errors=True)
 
 
-def start_server(url: str, workers: int, threads: int) -> Server:
+def start_server(url: str, workers: int, threads: int, log: Path) -> Server:
+    """`kassa run` on a free loopback port; its stderr (gunicorn's and the app's JSON log, a
+    line per refund) goes to `log`."""
     port = free_port()
     # gunicorn keeps a control socket under $XDG_RUNTIME_DIR: one of its own per instance.
     runtime = tempfile.mkdtemp(prefix="kassa-bench-run-")
@@ -163,12 +165,14 @@ def start_server(url: str, workers: int, threads: int) -> Server:
     command = [sys.executable, "-m", "kassa.cli", "run", "--port", str(port), "--workers",
                str(workers), "--threads", str(threads), "--no-access-log", "--no-demo",
                "--no-worker"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=sink)
     server = Server(process, port, runtime)
     deadline = time.monotonic() + 120  # migrate and collectstatic come first
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"bench: kassa run exited with {process.returncode}")
+            raise SystemExit(f"bench: kassa run exited with {process.returncode} (see {log})")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
@@ -441,7 +445,9 @@ def run(*, seconds: float, payments: int, workers: int, threads: int, clients: i
     shapes = [Shape(title.replace("8", str(clients)), clients if n > 1 else 1, hot)
               for title, n, hot in SHAPES]
     load_before = [round(x, 2) for x in os.getloadavg()]
-    server = start_server(url, workers, threads)
+    log = output.parent / "refunds-server.log"
+    server = start_server(url, workers, threads, log)
+    say(f"bench: kassa run serving on port {server.port} (its log: {log})")
     try:
         with tempfile.TemporaryDirectory(prefix="kassa-bench-sql-") as tmp:
             script = Path(tmp) / "refund.sql"
