@@ -7,7 +7,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/kassa
 # Both cores: each pytest-xdist worker has its own test database. XDIST= runs serially.
 XDIST ?= -n 2
 
-.PHONY: install run test test-sqlite test-postgres bench lint lock browser clean
+.PHONY: install run test test-sqlite test-postgres bench bench-refunds lint lock browser clean
 
 install: $(STAMP)
 
@@ -47,8 +47,14 @@ test-postgres: install
 browser:
 	@test -x /usr/bin/chromium || scripts/install-chromium
 
+# The reports over the ten-million-posting history, then the refund API beside the bare SQL
+# refund on pgbench (bench/refunds.py, about 2½ minutes; `make bench-refunds` alone).
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench --refunds $(REFUNDS_ARGS)
+
+bench-refunds: install
+	$(BIN)/python -m bench --refunds $(REFUNDS_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import bulk_load, database, dataset, timings
+from bench import bulk_load, database, dataset, refunds, timings
+from bench.refunds import DEFAULT_URL as DEFAULT_REFUNDS_URL
 
 RESULTS = database.ROOT / "var" / "bench" / "results.json"
 
@@ -33,7 +34,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--explain", action="store_true",
                         help="print EXPLAIN ANALYZE of every query the reports run")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    refunds = parser.add_argument_group(
+        "the refund API beside the bare SQL refund on pgbench (bench.refunds)")
+    refunds.add_argument("--refunds", action="store_true",
+                         help="run this part only, in its own database (KASSA_BENCH_REFUNDS_URL,"
+                              f" default {DEFAULT_REFUNDS_URL})")
+    refunds.add_argument("--seconds", type=float, default=10.0,
+                         help="duration of each phase (default 10; 12 phases)")
+    refunds.add_argument("--clients", type=int, default=8,
+                         help="clients of the concurrent shapes (default 8)")
+    refunds.add_argument("--payments", type=int, default=32,
+                         help="payments per organization (default 32)")
+    refunds.add_argument("--workers", type=int, default=2, help="kassa run --workers (2)")
+    refunds.add_argument("--threads", type=int, default=4, help="kassa run --threads (4)")
     args = parser.parse_args(argv)
+    if not 0.5 <= args.seconds <= 120:
+        parser.error("--seconds must be 0.5 to 120")
+    if not 1 <= args.clients <= 64 or not 1 <= args.payments <= 1000:
+        parser.error("--clients must be 1 to 64, --payments 1 to 1000")
     if not 0 < args.scale <= 2:
         parser.error("--scale must be in (0, 2]")
     if not 1 <= args.repeats <= 100:
@@ -159,6 +177,11 @@ def load() -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.refunds:
+        given = sys.argv[1:] if argv is None else argv
+        return refunds.run(seconds=args.seconds, payments=args.payments, workers=args.workers,
+                           threads=args.threads, clients=args.clients, output=args.output,
+                           command=f"make bench BENCH_ARGS='{' '.join(given)}'")
     url = database.bench_url()
     database.ensure_server(url)
     plan = dataset.Plan.at(args.scale)
