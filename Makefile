@@ -58,7 +58,7 @@ bench-refunds: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy kassa
+	$(BIN)/mypy kassa bench
 	DATABASE_URL=sqlite:///var/lint.sqlite3 DJANGO_SETTINGS_MODULE=kassa.settings \
 	  $(BIN)/python -m django makemigrations --check --dry-run
 

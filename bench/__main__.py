@@ -213,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                 for sql, params in m.sql:
                     if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
                         continue  # the snapshot's SET TRANSACTION
-                    plan = timings.explain(sql, params, analyze=args.explain)
-                    whole += [f"{case.title}: {m.label}: {t}" for t in seq_scans(plan)]
+                    chosen = timings.explain(sql, params, analyze=args.explain)
+                    whole += [f"{case.title}: {m.label}: {t}" for t in seq_scans(chosen)]
                     if args.explain:
-                        print(f"\n--- {case.title}: {m.label}\n{sql}\n{params}\n{plan}",
+                        print(f"\n--- {case.title}: {m.label}\n{sql}\n{params}\n{chosen}",
                               flush=True)
     say(f"bench: report queries that read a big table whole: {len(whole)}")
     for line in whole:
