@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from kassa.billing.models import Case, Customer, Invoice, Payment
+from kassa.billing.models import Case, CreditEntry, Customer, Invoice, Payment
 from kassa.core.lookup import get_scoped, parse_id
 from kassa.tenancy.models import Organization
 
@@ -58,3 +58,8 @@ def payments(organization: Organization) -> QuerySet[Payment]:
 
 def get_payment(organization: Organization, payment_id: object) -> Payment:
     return get_scoped(payments(organization), payment_id)
+
+
+def credit_entries(customer: Customer) -> QuerySet[CreditEntry]:
+    """The customer's credit entries, oldest first, with who made each."""
+    return customer.credit_entries.select_related("by").order_by("at", "id")

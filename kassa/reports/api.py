@@ -62,6 +62,13 @@ class RefundsOut(Schema):
     total: str
 
 
+class CreditMovedOut(Schema):
+    issued: str
+    applied: str
+    refunded_out: str
+    written_off: str
+
+
 class DailyOut(Schema):
     date: str
     center: str | None
@@ -69,6 +76,7 @@ class DailyOut(Schema):
     collections: CollectionsOut
     tax: TaxOut
     refunds: RefundsOut
+    credit: CreditMovedOut
 
 
 class LiabilityFigures(Schema):

@@ -123,7 +123,7 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> HttpRes
 
 def daily_csv(report: dict[str, Any]) -> HttpResponse:
     rows: list[list[Any]] = []
-    for section in ("sales", "collections", "tax", "refunds"):
+    for section in ("sales", "collections", "tax", "refunds", "credit"):
         for figure, value in report[section].items():
             if isinstance(value, dict):
                 rows += [[section, f"{figure}.{k}", v] for k, v in value.items()]

@@ -40,6 +40,10 @@ from kassa.refunds.models import Refund, RefundStatus
 from kassa.tenancy.models import Center, Organization
 
 ISSUED = ("invoice_issued",)
+# Money received: payments (less those the processor failed after all) and deposits.
+RECEIVED_KINDS = ("payment", "payment_reversed", "deposit", "deposit_reversed")
+CREDIT_OUT_KINDS = ("credit_applied", "credit_refund", "credit_refund_reversed",
+                    "credit_written_off")
 SALES_CODES = ("revenue_service", "revenue_product", "package_sold_unpaid")
 REVENUE_KINDS = {"service": "revenue_service", "product": "revenue_product",
                  "redemption": "revenue_redemption", "forfeit": "revenue_forfeit"}
@@ -109,8 +113,8 @@ def daily(scope: Scope) -> dict[str, Any]:
                + total(("package_liability",), ("package_refund", "package_refund_reversed"))
                + total(("package_sold_unpaid",), ("package_closed", "package_closed_reversed")))
     # A payment the processor failed after it was booked is money that never came.
-    received = total(TENDER_CODES, ("payment", "payment_reversed"))
-    refunded = -total(TENDER_CODES, exclude=("payment", "payment_reversed"))
+    received = total(TENDER_CODES, RECEIVED_KINDS)
+    refunded = -total(TENDER_CODES, exclude=RECEIVED_KINDS)
     by_method = {code: total((code,)) for code in TENDER_CODES}
     charged = -total(("tax_payable",), ISSUED)
     credited = total(("tax_payable",), exclude=ISSUED)
@@ -122,7 +126,19 @@ def daily(scope: Scope) -> dict[str, Any]:
                             "cash", "check", "card")}},
         "tax": {"charged": charged, "credited": credited, "net": charged - credited},
         "refunds": refunds,
+        "credit": credit_moved(total),
     }
+
+
+def credit_moved(total: Any) -> dict[str, int]:
+    """The customers' credit over the scope, from its account's sums by kind of event:
+    issued is every entry into it (deposits, overpayments, refunds to credit, less deposits
+    whose card payment failed), refunded out is net of refunds out that failed."""
+    applied = total(("customer_credit",), ("credit_applied",))
+    refunded_out = total(("customer_credit",), ("credit_refund", "credit_refund_reversed"))
+    written_off = total(("customer_credit",), ("credit_written_off",))
+    return {"issued": -total(("customer_credit",), exclude=CREDIT_OUT_KINDS),
+            "applied": applied, "refunded_out": refunded_out, "written_off": written_off}
 
 
 def _refund_counts(scope: Scope) -> dict[str, int]:
