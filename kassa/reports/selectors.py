@@ -35,7 +35,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Count, QuerySet, Sum
 
-from kassa.ledger.models import TENDER_CODES, DailyTotal
+from kassa.billing.models import Customer
+from kassa.ledger.models import TENDER_CODES, DailyTotal, Posting
 from kassa.refunds.models import Refund, RefundStatus
 from kassa.tenancy.models import Center, Organization
 
@@ -271,3 +272,53 @@ def _liability_rows(scope: Scope, *, limit: int, offset: int) -> list[dict[str, 
                      "refunded": int(refunded), "forfeited": int(forfeited),
                      "closing": int(closing)})
     return rows
+
+
+CREDIT_COLUMNS = ("opening", "issued", "applied", "refunded_out", "written_off", "closing")
+
+
+def _credit_figures(moved: dict[str, int], opening: int) -> dict[str, int]:
+    """One customer's (or the totals') movements of credit by kind of event → the columns;
+    closing = opening + issued − applied − refunded_out − written_off."""
+    applied = moved.get("credit_applied", 0)
+    refunded_out = moved.get("credit_refund", 0) + moved.get("credit_refund_reversed", 0)
+    written_off = moved.get("credit_written_off", 0)
+    issued = -sum(v for kind, v in moved.items() if kind not in CREDIT_OUT_KINDS)
+    return {"opening": opening, "issued": issued, "applied": applied,
+            "refunded_out": refunded_out, "written_off": written_off,
+            "closing": opening + issued - applied - refunded_out - written_off}
+
+
+def customer_credit(scope: Scope, *, limit: int = 500, offset: int = 0) -> dict[str, Any]:
+    """Per customer: opening, issued, applied, refunded out, written off and closing credit for
+    the period, from the customer_credit sub-ledger (every posting names its customer); at a
+    center, the credit held there. Totals come from the per-day totals (a few rows a day)."""
+    with _snapshot(scope.database):
+        postings = Posting.objects.using(scope.database).filter(
+            organization=scope.organization, code="customer_credit",
+            business_date__lte=scope.end)
+        if scope.center is not None:
+            postings = postings.filter(center=scope.center)
+        before = {r["customer_id"]: -int(r["s"]) for r in postings.filter(
+            business_date__lt=scope.start).values("customer_id").annotate(s=Sum("amount_minor"))}
+        moved: dict[int, dict[str, int]] = {}
+        for r in (postings.filter(business_date__gte=scope.start)
+                  .values("customer_id", "kind").annotate(s=Sum("amount_minor"))):
+            moved.setdefault(r["customer_id"], {})[r["kind"]] = int(r["s"])
+        ids = sorted({c for c, v in before.items() if v} | set(moved))
+        page = ids[offset: offset + limit]
+        names = dict(Customer.objects.using(scope.database).filter(pk__in=page)
+                     .values_list("pk", "name"))
+        day_rows = DailyTotal.objects.using(scope.database).filter(
+            organization=scope.organization, code="customer_credit",
+            business_date__lte=scope.end)
+        if scope.center is not None:
+            day_rows = day_rows.filter(center=scope.center)
+        opening_total = -int(day_rows.filter(business_date__lt=scope.start)
+                             .aggregate(s=Sum("amount_minor"))["s"] or 0)
+        by_kind = {r["kind"]: int(r["s"]) for r in day_rows.filter(
+            business_date__gte=scope.start).values("kind").annotate(s=Sum("amount_minor"))}
+    rows = [{"customer": str(c), "name": names.get(c, ""),
+             **_credit_figures(moved.get(c, {}), before.get(c, 0))} for c in page]
+    return {"rows": rows, "totals": _credit_figures(by_kind, opening_total),
+            "count": len(ids)}

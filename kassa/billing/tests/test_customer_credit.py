@@ -369,3 +369,39 @@ def test_another_organizations_customer_is_not_found_and_an_accountant_may_not_r
         refused(tenant.api.post(f"/customers/{guest}/credit/refunds", {
             "amount": "5.00", "reason": "r",
             "refund_to": {"payment": "999999"}}), 422, "validation_error", "refund_to.payment")
+
+
+# --- the report -------------------------------------------------------------------------------
+
+def test_the_customer_credit_report_adds_up_per_customer_and_in_total(tenant):
+    ann = tenant.customer("Ann Guest", "ann@example.com")
+    bob = tenant.customer("Bob Guest", "bob@example.com")
+    for who, amount in ((ann, "100.00"), (bob, "40.00")):
+        ok(tenant.api.post(f"/customers/{who}/deposits", {
+            "center": tenant.center_id, "amount": amount, "method": "cash"}))
+    invoice = tenant.invoice(service("30.00"), customer=ann)
+    ok(tenant.api.post(f"/invoices/{invoice['id']}/payments",
+                       {"amount": "30.00", "method": "credit"}))
+    ok(tenant.api.post(f"/customers/{ann}/credit/refunds", {
+        "amount": "20.00", "reason": "Part back", "refund_to": {"method": "cash"}}))
+    ok(tenant.api.post(f"/customers/{bob}/credit/write-offs",
+                       {"amount": "5.00", "reason": "Unclaimed"}))
+    today = invoice["created_at"][:10]
+    report = ok(tenant.api.get("/reports/customer-credit", start=today, end=today), 200)
+    assert [(r["name"], r["opening"], r["issued"], r["applied"], r["refunded_out"],
+             r["written_off"], r["closing"]) for r in report["rows"]] == [
+        ("Ann Guest", "0.00", "100.00", "30.00", "20.00", "0.00", "50.00"),
+        ("Bob Guest", "0.00", "40.00", "0.00", "0.00", "5.00", "35.00")]
+    assert report["totals"] == {"opening": "0.00", "issued": "140.00", "applied": "30.00",
+                                "refunded_out": "20.00", "written_off": "5.00",
+                                "closing": "85.00"}
+    csv = tenant.api.get("/reports/customer-credit", start=today, end=today, format="csv")
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    assert csv.content.decode().splitlines()[-1] == "total,,0.00,140.00,30.00,20.00,5.00,85.00"
+    # The next day opens with what the last one closed.
+    import datetime as dt
+
+    tomorrow = (dt.date.fromisoformat(today) + dt.timedelta(days=1)).isoformat()
+    later = ok(tenant.api.get("/reports/customer-credit", start=tomorrow, end=tomorrow), 200)
+    assert later["totals"]["opening"] == later["totals"]["closing"] == "85.00"
+    assert [r["opening"] for r in later["rows"]] == ["50.00", "35.00"]
