@@ -162,15 +162,27 @@ def record_gateway_reference(*, refund_id: int, reference: str) -> bool:
 def lock_with_its_payment(refund_id: int) -> tuple[Invoice | None, Payment | None, Refund]:
     """A refund and what it changes, locked in the order: its invoice (or, for a refund out
     of credit, its customer), its payment, itself."""
-    unlocked = Refund.objects.only("invoice_id", "payment_id", "customer_id").get(pk=refund_id)
-    invoice = None
+    _, invoice, payment, refund = _lock(refund_id, customer_too=False)
+    return invoice, payment, refund
+
+
+def _lock(refund_id: int, *, customer_too: bool,
+          ) -> tuple[Customer | None, Invoice | None, Payment | None, Refund]:
+    """`customer_too`: a succeeded refund of an invoice that may fail now, whose money may have
+    to go into its customer's credit: its customer is locked first (the lock order)."""
+    unlocked = (Refund.objects.only("invoice_id", "payment_id", "customer_id", "status")
+                .get(pk=refund_id))
+    customer, invoice = None, None
     if unlocked.invoice_id is not None:
+        if customer_too and unlocked.status == RefundStatus.SUCCEEDED:
+            customer = lock_customer(Invoice.objects.values_list("customer_id", flat=True)
+                                     .get(pk=unlocked.invoice_id))
         invoice = lock_invoice(unlocked.invoice_id)
     else:
         assert unlocked.customer_id is not None  # a refund out of credit
-        lock_customer(unlocked.customer_id)
+        customer = lock_customer(unlocked.customer_id)
     payment = lock_payment(unlocked.payment_id) if unlocked.payment_id else None
-    return invoice, payment, lock_refund(refund_id)
+    return customer, invoice, payment, lock_refund(refund_id)
 
 
 def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = "") -> bool:
@@ -180,7 +192,8 @@ def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = ""
     if state == RefundState.PENDING:
         return False
     with money_transaction():
-        invoice, payment, refund = lock_with_its_payment(refund_id)
+        customer, invoice, payment, refund = _lock(
+            refund_id, customer_too=state == RefundState.FAILED)
         now = timezone.now()
         if state == RefundState.SUCCEEDED and refund.status == RefundStatus.PENDING:
             settle(refund, invoice, payment, now)
@@ -189,10 +202,17 @@ def apply_gateway_result(*, refund_id: int, state: str, failure_reason: str = ""
                                                              RefundStatus.SUCCEEDED):
             reason = failure_reason or "the gateway refused it"
             if refund.status == RefundStatus.SUCCEEDED and not _fits_back(refund, invoice):
+                assert invoice is not None  # (a refund out of credit always fits back)
+                if customer is not None:
+                    fail_to_credit(refund, invoice, customer, now, reason)
+                    return True
+                # It succeeded between our look and our lock (we hold no lock on the
+                # customer): a person decides, as before there was credit.
                 return hold(refund, payment, now, reason)
             fail(refund, invoice, payment, now, reason)
             return True
         return False
+
 
 
 def post_settlement(refund: Refund, invoice: Invoice | None, now: dt.datetime, *, memo: str,
@@ -239,6 +259,59 @@ def _fits_back(refund: Refund, invoice: Invoice | None) -> bool:
     if refund.package_id or refund.decrease_balance_owed or invoice is None:
         return True  # (a refund out of credit goes back into the credit, which always fits)
     return allocation.fits_back(invoice, refund_id=refund.pk, total_minor=refund.total_minor)
+
+
+def fail_to_credit(refund: Refund, invoice: Invoice, customer: Customer, now: dt.datetime,
+                   reason: str) -> None:
+    """The gateway failed a refund after it had succeeded, and the balance that refund re-opened
+    has been paid again since: its money cannot go back onto the invoice without paying it
+    twice. So it goes into the customer's credit: the refund fails as any (its entries
+    reversed), and in the same transaction a refund to credit of the same amount takes its
+    place (`replaces`) — taking back from the lines exactly what it took, posting the same
+    package legs — so the invoice's and the payment's figures stand, and the credit shows a
+    `refund_failed_to_credit` entry. The customer is told."""
+    payment = refund.payment
+    assert payment is not None and refund.issue_entry is not None
+    if refund.settle_entry is not None:
+        reverse(refund.settle_entry, at=now, organization=invoice.organization,
+                center=invoice.center)
+    reverse(refund.issue_entry, at=now, organization=invoice.organization, center=invoice.center)
+    back = allocation.put_back(organization_id=refund.organization_id, refund_id=refund.pk,
+                               now=now)
+    instead = Refund.objects.create(
+        organization=invoice.organization, center=invoice.center, invoice=invoice,
+        payment=payment, type=RefundType.CREDIT, status=RefundStatus.RECORDED,
+        amount_minor=refund.amount_minor, tax_minor=refund.tax_minor, method="credit",
+        reason=refund.reason, internal_note=refund.internal_note,
+        note=f"In place of refund {refund.pk}, which the gateway failed ({reason})"[:2000],
+        created_by=None, created_at=now, replaces=refund,
+        issue_entry=open_entry(organization=invoice.organization, center=invoice.center,
+                               kind="refund_to_credit", at=now,
+                               memo=f"Refund {refund.pk} failed: kept as credit"))
+    allocation.take_back(payment=payment, refund_id=instead.pk, shares=back, now=now)
+    moved = customer_credit.take_in(
+        customer, kind=CreditKind.REFUND_FAILED_TO_CREDIT, amount_minor=refund.total_minor,
+        center=invoice.center, at=now, by=None, payment=payment, invoice_id=invoice.pk,
+        refund_id=instead.pk, note=f"Refund {refund.pk} to the card failed ({reason})")
+    # The same postings as the failed refund's issuing entry, into credit instead of transit.
+    lines = []
+    for posting in refund.issue_entry.postings.all():
+        refs = {"invoice_id": posting.invoice_id, "payment_id": posting.payment_id,
+                "package_id": posting.package_id, "refund_id": instead.pk}
+        if posting.code == "refunds_in_transit":
+            lines += moved.lines(invoice.center, **refs)
+        else:
+            lines.append(Line(posting.code, posting.amount_minor, refs))
+    book(instead, lines)
+    allocation.refresh(invoice)
+    logger.warning("refund %s failed after it succeeded; its %s went into customer %s's credit "
+                   "(refund %s)", refund.pk, refund.total_minor, customer.pk, instead.pk)
+    refund.failure_reason = reason[:300]
+    _finished(refund, payment, RefundStatus.FAILED, now, event="refund_failed",
+              detail=f"Refund {refund.pk} failed after it succeeded ({reason}); the balance it "
+              f"re-opened was paid since, so its money is kept as account credit "
+              f"(refund {instead.pk})")
+    receipts.queue(refund, ReceiptKind.FAILURE_NOTICE, now)
 
 
 def hold(refund: Refund, payment: Payment | None, now: dt.datetime, reason: str) -> bool:

@@ -63,6 +63,10 @@ def build_message(receipt: Receipt) -> EmailMessage:
         "payment": refund.payment,
         "payment_amount": money(refund.payment.amount_minor) if refund.payment else "",
         "failure": receipt.kind == ReceiptKind.FAILURE_NOTICE,
+        # A refund that failed after it succeeded, once its balance was paid again: kept as
+        # credit instead.
+        "kept_as_credit": (receipt.kind == ReceiptKind.FAILURE_NOTICE
+                           and Refund.objects.filter(replaces=refund).exists()),
         "paid_another_way": receipt.kind == ReceiptKind.PAID_ANOTHER_WAY,
     }
     if context["failure"]:
