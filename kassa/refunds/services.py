@@ -38,6 +38,7 @@ from kassa.core.errors import (
     NoteRequired,
     OnlineRefundNotAllowed,
     PackageAlreadyRefunded,
+    PackageRefundExceedsBalance,
     PaymentNotSucceeded,
     RefundExceedsRefundable,
     RefundPending,
@@ -239,9 +240,11 @@ def _refund_locked_payment(
             f"The gateway can refund at most "
             f"{_money(payment.refundable_online_minor, organization)} more of this charge.",
             field=f"{where}amount")
-    # Like a negative payment: out of what the payment paid into each line, pro rata; with
-    # *decrease balance owed* the same shares are credited off the sale.
-    held = allocation.held_by(payment)
+    # Like a negative payment: out of what the payment paid into each line, pro rata among the
+    # lines that can give it back (a package gives back at most its balance, a closed one
+    # nothing); with *decrease balance owed* the same shares are credited off the sale.
+    held, locked = _able_to_give(allocation.held_by(payment), amount_minor, organization,
+                                 field=f"{where}amount")
     tax_part = (allocation.credit_split(held, invoice, amount_minor)
                 if decrease_balance_owed else None)
     shares = allocation.plan_take_back(held, amount_minor, tax_part=tax_part)
@@ -249,7 +252,7 @@ def _refund_locked_payment(
     # is written, if that would leave one below zero.
     out_of_packages = packages.pay_in(shares={
         line_id: (-net, -tax) for line_id, (net, tax) in shares.items()
-        if held.kinds[line_id] == LineKind.PACKAGE and (net or tax)})
+        if held.kinds[line_id] == LineKind.PACKAGE and (net or tax)}, locked=locked)
     credited = ((sum(n for n, _ in shares.values()), sum(t for _, t in shares.values()))
                 if decrease_balance_owed else (0, 0))
 
@@ -294,6 +297,28 @@ def _refund_locked_payment(
         detail=f"Refund {refund.pk} {how}: {reason}"
         + (" (balance owed decreased)" if decrease_balance_owed else ""))
     return refund
+
+
+def _able_to_give(held: allocation.Held, amount_minor: int, organization: Organization, *,
+                  field: str) -> tuple[allocation.Held, dict[int, Package]]:
+    """What a payment holds on each line that the line can give back now: all of it on a
+    service or product line, at most its package's balance (and the tax it has not returned)
+    on a package line. Refused, saying how much can be refunded, when the amount is more."""
+    package_lines = [line_id for line_id, kind in held.kinds.items() if kind == LineKind.PACKAGE]
+    caps, locked = packages.can_give_back(package_lines) if package_lines else ({}, {})
+    able = allocation.Held(
+        {line_id: (min(net, caps[line_id][0]), min(tax, caps[line_id][1]))
+         if line_id in caps else (net, tax) for line_id, (net, tax) in held.shares.items()},
+        held.kinds)
+    if amount_minor > able.net + able.tax:
+        short = [line_id for line_id in package_lines if able.shares[line_id] != held.shares[
+            line_id]]
+        names = ", ".join(packages.names_of_lines(short))
+        raise PackageRefundExceedsBalance(
+            f"At most {_money(able.net + able.tax, organization)} of this payment can be "
+            f"refunded now: what it paid into the package {names} was used or refunded "
+            "already. Refund the package instead, or refund less", field=field)
+    return able, locked
 
 
 def _into_credit(customer: Customer, *, payment: Payment, invoice: Invoice, refund: Refund,
