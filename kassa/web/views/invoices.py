@@ -30,6 +30,7 @@ from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.refunds.services import CREDIT
 from kassa.tenancy.services import may_refund, require_refund_permission
 from kassa.web.access import page
 from kassa.web.forms import show_error
@@ -62,7 +63,8 @@ class PaymentRefundForm(forms.Form):
     reason = forms.CharField(label="Reason for refund", required=False)
     method = forms.ChoiceField(
         label="Refund method", required=False,
-        choices=[("", "Choose a method"), *OfflineMethod.choices])
+        choices=[("", "Choose a method"), *OfflineMethod.choices,
+                 (CREDIT, "Refund to account credit")])
     note = forms.CharField(label="Notes", required=False,
                            help_text="Required when the method is Other.",
                            widget=forms.Textarea(attrs={"rows": 2}))
@@ -201,11 +203,13 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
         return _show_form(request, membership, payment, form, status=422)
     data = form.cleaned_data
     try:
+        to_credit = data.get("method") == CREDIT  # into the customer's credit: no tender
         refund = refund_services.refund_payment(
-            actor=membership, payment=payment.pk, type=kind, amount=data["amount"],
+            actor=membership, payment=payment.pk,
+            type=RefundType.CREDIT if to_credit else kind, amount=data["amount"],
             reason=data["reason"], internal_note=data["internal_note"],
-            method=data.get("method") or None, note=data.get("note", ""),
-            decrease_balance_owed=data["decrease_balance_owed"])
+            method=None if to_credit else data.get("method") or None,
+            note=data.get("note", ""), decrease_balance_owed=data["decrease_balance_owed"])
     except PermissionDenied as exc:
         return _refused(request, membership, payment, exc)
     except DomainError as exc:
@@ -216,6 +220,9 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
     if refund.type == RefundType.ONLINE:
         messages.success(request, f"Online refund of {amount} issued. It is pending until the "
                          "gateway settles it, which can take 24–48 hours.")
+    elif refund.type == RefundType.CREDIT:
+        messages.success(request, f"Refund of {amount} to account credit recorded: it pays "
+                         "the customer's next invoice, or is refunded from their credit.")
     else:
         method = OfflineMethod(refund.method).label
         messages.success(request, f"Offline refund of {amount} by {method.lower()} recorded.")
