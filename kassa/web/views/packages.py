@@ -35,7 +35,7 @@ from kassa.packages import selectors
 from kassa.packages.models import Package, PackageStatus
 from kassa.packages.services import redeem_benefit, refund_tax
 from kassa.refunds.selectors import get_refund
-from kassa.refunds.services import PACKAGE_REFUND_METHODS, refund_package
+from kassa.refunds.services import CREDIT, PACKAGE_REFUND_METHODS, refund_package
 from kassa.tenancy.services import may_refund, require_refund_permission, require_writer
 from kassa.web.access import page
 from kassa.web.forms import show_error
@@ -93,7 +93,8 @@ class PaymentMethodForm(forms.Form):
         assert isinstance(refund_to, forms.ChoiceField)
         refund_to.choices = (
             [(f"{ONLINE_PREFIX}{p.pk}", f"Online to payment {p.pk}") for p in online_payments]
-            + [(m.value, m.label) for m in PACKAGE_REFUND_METHODS])
+            + [(m.value, m.label) for m in PACKAGE_REFUND_METHODS]
+            + [(CREDIT, "Account credit")])
 
 
 class RedeemForm(forms.Form):
@@ -169,7 +170,8 @@ def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpR
             actor=membership, package=pkg.pk, amount=select.cleaned_data["amount"],
             reason=select.cleaned_data["reason"],
             close_package=select.cleaned_data["close_package"], refund_to_payment=online_to,
-            method=None if online_to else refund_to, note=method_form.cleaned_data["note"])
+            method=None if online_to or refund_to == CREDIT else refund_to,
+            note=method_form.cleaned_data["note"], to_credit=refund_to == CREDIT)
     except (NotFound, PermissionDenied):
         raise
     except DomainError as error:
@@ -240,6 +242,7 @@ def _methods_window(select: SelectItemsForm, pkg: Package, method_form: PaymentM
     return {"step": "methods", "form": select, "method_form": method_form, "package": pkg,
             "online_choices": [(f"{ONLINE_PREFIX}{p.pk}", p) for p in online],
             "offline_methods": PACKAGE_REFUND_METHODS,
+            "credit_method": CREDIT,
             "amount_minor": amount_minor, "tax_minor": tax_minor,
             "total_minor": amount_minor + tax_minor}
 
