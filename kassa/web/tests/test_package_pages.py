@@ -257,7 +257,7 @@ def test_front_desk_without_permission_sees_no_refund_and_posting_is_refused(pag
 
 
 def test_the_wizard_refunds_a_package_to_account_credit(page, tenant):
-    guest, _inv, pkg, _ = sell_package(tenant, paid="1000.00")
+    guest, _inv, _pkg, _ = sell_package(tenant, paid="1000.00")
     sign_in(page, tenant.admin.user.email)
     page.goto(f"/customers/{guest}/packages/")
     select_items(page, "150.00")
