@@ -324,3 +324,37 @@ def intercenter_nets_to_zero(org: Organization, run: Run | None = None) -> Itera
                         {"org": org.pk})
     if total:
         yield f"intercenter sums to {total} over the organization, not 0"
+
+
+@check
+def credit_postings_name_their_customer(org: Organization, run: Run | None = None,
+                                        ) -> Iterable[str]:
+    """Every posting to customer_credit names the customer whose credit it moves (else it
+    would be in no one's sub-ledger)."""
+    rows = fetch("SELECT entry_id, amount_minor FROM ledger_posting WHERE organization_id = "
+                 "%(org)s AND code = 'customer_credit' AND customer_id IS NULL ORDER BY id",
+                 {"org": org.pk})
+    for entry_id, amount in rows:
+        yield f"entry {entry_id}: a customer_credit posting of {amount} names no customer"
+
+
+@check
+def payments_credit_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """What a payment put into credit (all of a deposit, an overpayment's excess) is what its
+    credit entries brought in: its to_credit while it stands, nothing once it failed."""
+    run = run or Run()
+    rows = each(org, PAYMENTS, run, f"""
+        SELECT y.id, y.status, y.to_credit_minor, COALESCE(e.brought, 0)
+        FROM billing_payment y LEFT JOIN (
+            SELECT e.payment_id, SUM(e.amount_minor) AS brought FROM billing_creditentry e
+            WHERE e.organization_id = %(org)s
+              AND e.kind IN ('deposit', 'overpayment', 'payment_failed')
+              AND {within('e.payment_id', PAYMENTS, run)}
+            GROUP BY e.payment_id) e ON e.payment_id = y.id
+        WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)}
+          AND COALESCE(e.brought, 0) <> CASE WHEN y.status = %(succeeded)s
+                                             THEN y.to_credit_minor ELSE 0 END
+        ORDER BY y.id""", {"succeeded": PaymentStatus.SUCCEEDED.value})
+    for pk, status, to_credit, brought in rows:
+        yield (f"payment {pk} ({status}): {to_credit} of it went into credit, its credit "
+               f"entries brought in {brought}")

@@ -120,10 +120,10 @@ def refund_credits_agree_with_ledger(org: Organization, run: Run | None = None) 
 
 @check
 def refunds_agree_with_ledger(org: Organization, run: Run | None = None) -> Iterable[str]:
-    run = run or Run()
     """What a refund holds in transit, paid out by a tender and moved of a customer's credit is
     what its status and type say: a refund to credit pays nothing out but puts its total into
     credit; a refund out of credit that did not fail took its total out of it."""
+    run = run or Run()
     run = run or Run()
     total = "(f.amount_minor + f.tax_minor)"
     expected_transit = f"CASE WHEN f.status = 'pending' THEN -{total} ELSE 0 END"

@@ -66,7 +66,8 @@ def build_message(receipt: Receipt) -> EmailMessage:
         # A refund that failed after it succeeded, once its balance was paid again: kept as
         # credit instead.
         "kept_as_credit": (receipt.kind == ReceiptKind.FAILURE_NOTICE
-                           and Refund.objects.filter(replaces=refund).exists()),
+                           and (refund.from_credit
+                                or Refund.objects.filter(replaces=refund).exists())),
         "paid_another_way": receipt.kind == ReceiptKind.PAID_ANOTHER_WAY,
     }
     if context["failure"]:

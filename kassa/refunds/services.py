@@ -19,7 +19,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from kassa.billing import allocation
@@ -32,6 +32,7 @@ from kassa.billing.models import (
     LineKind,
     Method,
     Payment,
+    PaymentAllocation,
     PaymentStatus,
 )
 from kassa.core.errors import (
@@ -54,7 +55,7 @@ from kassa.core.locks import (
 )
 from kassa.core.lookup import get_scoped
 from kassa.core.money import display, parse_amount
-from kassa.ledger.services import credit, debit
+from kassa.ledger.services import Line, credit, debit
 from kassa.packages import services as packages
 from kassa.packages.models import Package
 from kassa.refunds import lifecycle
@@ -321,6 +322,53 @@ def _able_to_give(held: allocation.Held, amount_minor: int, organization: Organi
     return able, locked
 
 
+def _package_into_credit(customer: Customer, *, pkg: Package, invoice: Invoice, refund: Refund,
+                         total: int, by: object, now: dt.datetime,
+                         refs: dict[str, object]) -> list[Line]:
+    """A package refund into its customer's credit keeps the money what it was: split pro rata
+    over the payments that paid into the package, each part card money of its card (an online
+    payment), back into the lots it came from (a payment from credit), or plain money. What no
+    payment explains (nothing paid in) is plain money."""
+    held = [(payment, int(paid)) for payment, paid in (
+        (Payment.objects.get(pk=row["payment_id"]), row["s"]) for row in
+        PaymentAllocation.objects.filter(line_id=pkg.line_id).values("payment_id")
+        .annotate(s=Sum(F("net_minor") + F("tax_minor"))).order_by("payment_id"))
+        if paid and paid > 0]
+    capacity = sum(paid for _, paid in held)
+    shares = allocation.split_pro_rata(min(total, capacity), [(p.pk, paid) for p, paid in held])
+    note = f"Refund {refund.pk} of package {pkg.name}"
+    moved: list[customer_credit.Moved] = []
+    plain = total - sum(shares.values())
+    for payment, _ in held:
+        part = int(shares[payment.pk])
+        if not part:
+            continue
+        if payment.method == Method.CREDIT:
+            moved.append(customer_credit.put_back(
+                customer, of_entries=customer_credit.entries_of_payment(payment),
+                amount_minor=part, kind=CreditKind.REFUND_TO_CREDIT, center=invoice.center,
+                at=now, by=by, payment=payment, invoice_id=invoice.pk, refund_id=refund.pk,
+                note=note))
+        else:
+            moved.append(customer_credit.take_in(
+                customer, kind=CreditKind.REFUND_TO_CREDIT, amount_minor=part,
+                center=invoice.center, at=now, by=by, payment=payment, invoice_id=invoice.pk,
+                refund_id=refund.pk, note=note))
+    if plain:
+        moved.append(customer_credit.take_in(
+            customer, kind=CreditKind.REFUND_TO_CREDIT, amount_minor=plain,
+            center=invoice.center, at=now, by=by, invoice_id=invoice.pk, refund_id=refund.pk,
+            note=note))
+    lines: list[Line] = []
+    for movement in moved:
+        lines += movement.lines(invoice.center, **refs)
+        movement.post_elsewhere(organization=invoice.organization, here=invoice.center,
+                                kind="package_refund", at=now, by=by,
+                                memo=f"Refund {refund.pk} to credit", refund_id=refund.pk,
+                                package_id=pkg.pk)
+    return lines
+
+
 def _into_credit(customer: Customer, *, payment: Payment, invoice: Invoice, refund: Refund,
                  amount_minor: int, by: object, now: dt.datetime) -> customer_credit.Moved:
     """A refund of a payment into its customer's credit: new money in (card money, if the
@@ -420,6 +468,11 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
             raise RefundExceedsRefundable(
                 f"The payment has {_money(payment.refundable_minor, organization)} left to "
                 "refund", field="refund_to.payment")
+        if total > payment.refundable_online_minor:
+            raise RefundExceedsRefundable(
+                f"The gateway can refund at most "
+                f"{_money(payment.refundable_online_minor, organization)} more of this charge",
+                field="refund_to.payment")
 
     now = timezone.now()
     refund = lifecycle.open_refund(
@@ -432,13 +485,8 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     lines = [debit("package_liability", amount_minor, **refs),
              debit("tax_payable", tax_minor, **refs)]
     if customer is not None:
-        # Into credit: new money of the customer's, at the invoice's center (so no other
-        # center's entry).
-        lines += customer_credit.take_in(
-            customer, kind=CreditKind.REFUND_TO_CREDIT, amount_minor=total,
-            center=invoice.center, at=now, by=actor.user, invoice_id=invoice.pk,
-            refund_id=refund.pk, note=f"Refund {refund.pk} of package {pkg.name}",
-        ).lines(invoice.center, **refs)
+        lines += _package_into_credit(customer, pkg=pkg, invoice=invoice, refund=refund,
+                                      total=total, by=actor.user, now=now, refs=refs)
     else:
         lines.append(credit("refunds_in_transit" if online else method, total, **refs))
     lifecycle.book(refund, lines)

@@ -37,7 +37,7 @@ from django.db.models import Count, QuerySet, Sum
 
 from kassa.billing.models import Customer
 from kassa.ledger.models import TENDER_CODES, DailyTotal, Posting
-from kassa.refunds.models import Refund, RefundStatus
+from kassa.refunds.models import Refund, RefundStatus, RefundType
 from kassa.tenancy.models import Center, Organization
 
 ISSUED = ("invoice_issued",)
@@ -150,7 +150,10 @@ def _refund_counts(scope: Scope) -> dict[str, int]:
     zone = ZoneInfo(scope.organization.timezone)
     since = dt.datetime.combine(scope.start, dt.time.min, zone)
     until = dt.datetime.combine(scope.end + dt.timedelta(days=1), dt.time.min, zone)
-    rows = Refund.objects.using(scope.database).filter(organization=scope.organization)
+    # A refund to credit gives no money back (the credit block counts it); its refund out of
+    # credit, if any, is the refund.
+    rows = Refund.objects.using(scope.database).filter(
+        organization=scope.organization).exclude(type=RefundType.CREDIT)
     if scope.center is not None:
         rows = rows.filter(center=scope.center)
     made = rows.filter(created_at__gte=since, created_at__lt=until).aggregate(

@@ -169,6 +169,16 @@ def intercenter_left_open(books: Books) -> None:
     _copy_posting(books, amount_minor=-1)
 
 
+def credit_posting_without_customer(books: Books) -> None:
+    _copy_posting(books, code="customer_credit", amount_minor=1)
+    _copy_posting(books, amount_minor=-1)
+
+
+def payment_to_credit_moved(books: Books) -> None:
+    deposit = Payment.objects.filter(customer_id=books.customer, invoice__isnull=True).get()
+    Payment.objects.filter(pk=deposit.pk).update(to_credit_minor=F("to_credit_minor") - 1)
+
+
 def unbooked_payment_booked(books: Books) -> None:
     """A payment marked failed although its money was booked (and allocated)."""
     Payment.objects.filter(pk=books.cash["id"]).update(status="failed")
@@ -259,6 +269,9 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "customers_credit_agree": (customer_credit_moved, "their credit entries add up to"),
     "credit_lots_agree": (credit_draw_moved, "its lots moved"),
     "intercenter_nets_to_zero": (intercenter_left_open, "intercenter sums to 1"),
+    "credit_postings_name_their_customer": (credit_posting_without_customer,
+                                            "names no customer"),
+    "payments_credit_agree": (payment_to_credit_moved, "its credit entries brought in 8000"),
 }
 EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     # figure → (corruption, the check that holds it, words of its report)

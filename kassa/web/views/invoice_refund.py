@@ -32,11 +32,11 @@ def _destinations(payment: Payment) -> list[tuple[str, str]]:
     """Where a part of this payment may go, as `type:method` values."""
     if payment.method == Method.CREDIT:
         return [("credit:", "Back to account credit")]
+    offline = [(f"offline:{m.value}", f"{m.label} (recorded offline)") for m in OfflineMethod]
     if payment.online:
         return [("online:", f"Online, back to the {payment.get_method_display().lower()}"),
-                ("credit:", "To account credit")]
-    return [(f"offline:{m.value}", f"{m.label}") for m in OfflineMethod] + [
-        ("credit:", "To account credit")]
+                *offline, ("credit:", "To account credit")]
+    return [*offline, ("credit:", "To account credit")]
 
 
 def _rows(invoice: Invoice, posted: Any = None) -> list[dict[str, Any]]:
@@ -61,6 +61,7 @@ def _render(request: HttpRequest, membership: Any, invoice: Invoice, rows: list[
         "invoice": invoice, "organization": organization, "rows": rows, "error": error,
         "reason": (posted or {}).get("reason", ""),
         "internal_note": (posted or {}).get("internal_note", ""),
+        "note": (posted or {}).get("note", ""),
         "decrease": bool((posted or {}).get("decrease_balance_owed")),
         "currency_digits": 2 if organization.currency not in ("JPY", "KRW") else 0,
     }, status=status)
@@ -82,7 +83,8 @@ def refund_invoice(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
             continue
         kind, _, method = row["destination"].partition(":")
         parts.append(refund_services.Part(payment=str(row["payment"].pk), type=kind,
-                                          amount=amount, method=method or None))
+                                          amount=amount, method=method or None,
+                                          note=request.POST.get("note", "")))
         part_rows.append(row)
     try:
         _group, refunds = refund_services.refund_invoice(
