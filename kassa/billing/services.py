@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
-from kassa.billing import allocation, charges
+from kassa.billing import allocation, charges, webhook_events
 from kassa.billing.inputs import LineInput
 from kassa.billing.line_kinds import handler_for
 from kassa.billing.models import (
@@ -291,4 +291,5 @@ def _record_payment(*, actor: Membership, invoice_id: int, amount_minor: int,
     )
     charges.book(payment, invoice, lines, weights, now=now, by=actor.user,
                  detail=f"{method} payment")
+    webhook_events.announce("payment.succeeded", payment)
     return payment
