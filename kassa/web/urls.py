@@ -4,7 +4,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from kassa.web.forms import EmailLoginForm
-from kassa.web.views import attention, frontdesk, invoices, packages, reports, settings_pages
+from kassa.web.views import (
+    attention,
+    frontdesk,
+    invoices,
+    packages,
+    reports,
+    settings_pages,
+    webhook_pages,
+)
 
 urlpatterns = [
     path("accounts/login/",
@@ -16,4 +24,5 @@ urlpatterns = [
     *packages.urlpatterns,
     *reports.urlpatterns,
     *settings_pages.urlpatterns,
+    *webhook_pages.urlpatterns,
 ]
