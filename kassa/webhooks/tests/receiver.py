@@ -66,7 +66,7 @@ def receiver(port: int | None = None, answers: list[int] | None = None,
     state = Receiver(port or free_port(), list(answers or []), hold=hold)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             state.requests.append(Received(self.path, dict(self.headers.items()), body))
