@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,7 +63,8 @@ def verify(secret: str, header: str, body: bytes, *, tolerance: int | None = Non
 
 @contextmanager
 def receiver(port: int | None = None, answers: list[int] | None = None,
-             hold: threading.Event | None = None) -> Iterator[Receiver]:
+             hold: threading.Event | None = None,
+             tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
     state = Receiver(port or free_port(), list(answers or []), hold=hold)
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,6 +89,8 @@ def receiver(port: int | None = None, answers: list[int] | None = None,
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", state.port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
