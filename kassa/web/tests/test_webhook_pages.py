@@ -51,6 +51,8 @@ def test_admin_adds_an_endpoint_sees_the_secret_once_and_removes_it(page, tenant
     row = hooks.get_by_role("row", name=PUBLIC)
     expect(row).to_contain_text("refund.created")
     assert secret not in page.content()  # shown once, never again
+    hooks.scroll_into_view_if_needed()
+    screenshot(page, "settings-webhook-endpoints")
     row.get_by_role("button", name=f"Remove {PUBLIC}").click()
     expect(page.get_by_role("status")).to_contain_text("Webhook endpoint removed.")
     expect(page.get_by_role("region", name="Webhook endpoints")).to_contain_text(
