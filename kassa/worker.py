@@ -40,6 +40,7 @@ from django_tasks_db.models import DBTaskResult
 
 from kassa.core.models import KEY_LIFE, IdempotentRequest, Lease
 from kassa.core.outbox import MAIL_QUEUE, WEBHOOK_QUEUE, run_sweeps
+from kassa.webhooks.models import WebhookEvent
 
 logger = logging.getLogger("kassa.worker")
 
@@ -49,6 +50,9 @@ IDLE_SECONDS = 1.0
 BATCH = 50  # tasks per round
 PRUNE_BATCH = 1000  # rows deleted per table and pruning
 KEEP_TASKS = dt.timedelta(days=7)  # finished task records, for looking into what ran
+# Outgoing webhook events and their deliveries, for the deliveries list: long after their
+# three days of retries are over.
+KEEP_WEBHOOK_EVENTS = dt.timedelta(days=30)
 
 
 def claim(name: str, now: dt.datetime, every: dt.timedelta) -> bool:
@@ -69,7 +73,8 @@ def claim_sweep(now: dt.datetime) -> bool:
 
 def prune(now: dt.datetime) -> dict[str, int]:
     """Delete what is past keeping, a bounded batch of each: finished task records,
-    Idempotency-Keys older than a day (the key may then be used again), expired sessions."""
+    Idempotency-Keys older than a day (the key may then be used again), expired sessions,
+    outgoing webhook events (with their deliveries) older than a month."""
     tasks = DBTaskResult.objects.filter(status__in=["SUCCESSFUL", "FAILED"],
                                         finished_at__lt=now - KEEP_TASKS)
     # A claim never answered that old died with its request long ago (a retry could have
@@ -77,10 +82,14 @@ def prune(now: dt.datetime) -> dict[str, int]:
     keys = IdempotentRequest.objects.filter(created_at__lt=now - KEY_LIFE).exclude(
         status_code__isnull=True, claimed_at__gte=now - KEY_LIFE)
     sessions = Session.objects.filter(expire_date__lt=now)
+    events = WebhookEvent.objects.filter(created_at__lt=now - KEEP_WEBHOOK_EVENTS)
     counts = {}
-    for name, found in (("tasks", tasks), ("idempotency_keys", keys), ("sessions", sessions)):
+    for name, found in (("tasks", tasks), ("idempotency_keys", keys), ("sessions", sessions),
+                        ("webhook_events", events)):
         pks: list[Any] = list(found.order_by("pk").values_list("pk", flat=True)[:PRUNE_BATCH])
-        counts[name] = found.model.objects.filter(pk__in=pks).delete()[0] if pks else 0
+        # The rows of the model itself (a webhook event's deliveries go with it, uncounted).
+        counts[name] = (found.model.objects.filter(pk__in=pks).delete()[1]
+                        .get(found.model._meta.label, 0) if pks else 0)
     return counts
 
 

@@ -58,6 +58,7 @@ class WebhookEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["uid", "organization"], name="webhook_event_uid"),
         ]
+        indexes = [models.Index(fields=["created_at"], name="webhook_events_by_age")]  # prune
 
 
 class DeliveryStatus(models.TextChoices):

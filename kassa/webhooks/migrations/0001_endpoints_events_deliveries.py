@@ -63,6 +63,10 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('uid', 'organization'), name='webhook_event_uid'),
         ),
         migrations.AddIndex(
+            model_name='webhookevent',
+            index=models.Index(fields=['created_at'], name='webhook_events_by_age'),
+        ),
+        migrations.AddIndex(
             model_name='webhookdelivery',
             index=models.Index(fields=['status', 'next_attempt_at'], name='webhook_deliveries_due'),
         ),

@@ -238,3 +238,20 @@ def test_deliveries_run_on_their_own_queue_apart_from_mail_and_gateway_calls(ten
         assert worker.webhook_lane().ready().filter(
             task_path="kassa.webhooks.tasks.deliver").count() == 1
         assert not main.ready().filter(task_path="kassa.webhooks.tasks.deliver").exists()
+
+
+def test_the_worker_prunes_events_a_month_old_with_their_deliveries(tenant):
+    from kassa import worker
+
+    with receiver() as hook:
+        endpoint = add_endpoint(tenant.api, hook.url, ["refund.created"])
+        payment = tenant.pay(tenant.invoice()["id"], "100.00")
+        refund(tenant, payment["id"], amount="1.00")
+        refund(tenant, payment["id"], amount="2.00")
+        run_tasks()
+    old, recent = WebhookEvent.objects.order_by("pk")
+    WebhookEvent.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - worker.KEEP_WEBHOOK_EVENTS - dt.timedelta(hours=1))
+    assert worker.prune(timezone.now())["webhook_events"] == 1
+    assert list(WebhookEvent.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert [d.event_id for d in deliveries(endpoint)] == [recent.pk]
