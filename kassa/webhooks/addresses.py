@@ -47,6 +47,9 @@ class Target:
 
 def parse(url: str, *, field: str = "url") -> SplitResult:
     """The URL's parts, refusing what is not an absolute http(s) URL to a host."""
+    if any(c.isspace() for c in url):
+        # http.client would refuse it at every try: refuse it now (encode spaces as %20).
+        raise AddressRefused("must not contain spaces", field=field)
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -89,7 +89,7 @@ def test_an_unknown_event_type_is_refused_naming_events(tenant, events):
     "http://192.168.0.10/", "http://172.16.5.4/", "http://169.254.169.254/latest/meta-data",
     "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://[fd00::1]/",
     "http://100.64.0.1/", "http://224.0.0.1/", "http://240.0.0.1/",
-    "http://no-such-host.invalid/",
+    "http://no-such-host.invalid/", "https://93.184.215.14/a path",
 ])
 def test_a_url_kassa_will_not_send_to_is_refused_naming_url(tenant, url):
     before = database_state()
