@@ -2,8 +2,10 @@
 receiver has the request, Kassa never heard its answer — and a later `kassa worker --once`
 that delivers it again, with the same event id, once the claim of the dead one has expired.
 
-The receiver holds the first request open until the test has killed the worker. The test
-database is shared with the subprocesses through DATABASE_URL, hence `transaction=True`.
+The receiver holds the first request open until the test has killed the worker. And SIGTERM,
+unlike SIGKILL, lets the worker finish the try in hand on its webhooks lane before it exits.
+The test database is shared with the subprocesses through DATABASE_URL, hence
+`transaction=True`.
 """
 
 from __future__ import annotations
@@ -77,3 +79,33 @@ def test_a_worker_killed_mid_delivery_delivers_after_a_restart(tenant, tmp_path:
     assert first.event["data"]["object"]["id"] == r.json()["id"]
     assert all(verify(endpoint["secret"], request.headers["Kassa-Signature"], request.body)
                for request in hook.requests)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_lets_the_delivery_in_hand_finish(tenant, tmp_path: Path, private_allowed):
+    env = {**environment(tmp_path), "KASSA_WEBHOOKS_ALLOW_PRIVATE": "1"}
+    answer = threading.Event()
+    with receiver(hold=answer) as hook:
+        endpoint = add_endpoint(tenant.api, hook.url, ["refund.created"])
+        payment = tenant.pay(tenant.invoice()["id"], "100.00")
+        assert tenant.api.post(f"/payments/{payment['id']}/refunds", {
+            "type": "offline", "method": "cash", "amount": "5.00", "reason": "x"}
+        ).status_code == 201
+        worker = subprocess.Popen([sys.executable, "-m", "kassa.cli", "worker"], cwd=ROOT,
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert hook.arrived.wait(60), "the worker never delivered"
+            worker.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert worker.poll() is None  # still finishing the try in hand
+            answer.set()
+            _, err = worker.communicate(timeout=30)
+            assert worker.returncode == 0, err
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    [delivery] = WebhookDelivery.objects.filter(endpoint_id=endpoint["id"])
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert len(hook.requests) == 1
