@@ -17,6 +17,7 @@ from kassa.billing.models import (
     Payment,
     PaymentEvent,
 )
+from kassa.billing.webhook_events import credit_entry_object
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Count, Email, Flag, MoneyText, Name, ObjectId, ShortText
@@ -340,15 +341,7 @@ def take_payment(request: AuthedRequest, invoice_id: str, payload: PaymentIn) ->
 # --- the customer's credit -----------------------------------------------------------------
 
 def credit_entry_json(e: CreditEntry, currency: str) -> dict[str, Any]:
-    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
-    return {
-        "id": str(e.pk), "at": e.at.isoformat(), "kind": e.kind, "amount": money(e.amount_minor),
-        "balance_after": money(e.balance_after_minor), "center": str(e.center_id),
-        "payment": str(e.payment_id) if e.payment_id else None,
-        "invoice": str(e.invoice_id) if e.invoice_id else None,
-        "refund": str(e.refund_id) if e.refund_id else None,
-        "by": e.by.email if e.by else None, "note": e.note,
-    }
+    return credit_entry_object(e, currency)  # the same object the webhooks send
 
 
 @router.post("/customers/{customer_id}/deposits",

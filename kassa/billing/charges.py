@@ -28,7 +28,7 @@ from django.db import OperationalError
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
-from kassa.billing import allocation
+from kassa.billing import allocation, webhook_events
 from kassa.billing import credit as customer_credit
 from kassa.billing.line_kinds import handler_for
 from kassa.billing.models import (
@@ -175,6 +175,7 @@ def decline(payment_id: int, reason: str) -> None:
     payment.next_attempt_at = None
     payment.save(update_fields=["status", "charge_state", "failure_reason", "next_attempt_at"])
     _event(payment, "payment_declined", PaymentStatus.DECLINED, reason)
+    webhook_events.announce("payment.failed", payment)
 
 
 @money_transaction()
@@ -264,6 +265,7 @@ def _reverse_booking(payment: Payment, invoice: Invoice | None, customer: Custom
     payment.save(update_fields=["status", "failure_reason"])
     _event(payment, "payment_failed", PaymentStatus.FAILED,
            f"The gateway failed the charge after all ({reason}): its booking is reversed")
+    webhook_events.announce("payment.failed", payment)
 
 
 def _book_charge(payment: Payment, invoice: Invoice | None, customer: Customer | None,
@@ -285,6 +287,7 @@ def _book_charge(payment: Payment, invoice: Invoice | None, customer: Customer |
                 "The invoice no longer owed this payment when the charge succeeded")
             payment.save(update_fields=["status", "failure_reason"])
             _to_give_back(payment, reference, now, payment.failure_reason)
+            webhook_events.announce("payment.failed", payment)
             return
         book(payment, invoice, lines, weights, now=now, by=by, detail=detail,
              customer=customer)
@@ -292,6 +295,7 @@ def _book_charge(payment: Payment, invoice: Invoice | None, customer: Customer |
     payment.next_attempt_at, payment.failure_reason = None, ""  # a past call's error is moot
     payment.save(update_fields=["status", "charge_state", "gateway_reference",
                                 "next_attempt_at", "failure_reason"])
+    webhook_events.announce("payment.succeeded", payment)
 
 
 def book(payment: Payment, invoice: Invoice, lines: list[InvoiceLine],
@@ -388,6 +392,7 @@ def _fail(payment: Payment, reason: str, reference: str) -> None:
     payment.save(update_fields=["status", "charge_state", "failure_reason", "next_attempt_at",
                                 "gateway_reference"])
     _event(payment, "payment_failed", PaymentStatus.FAILED, reason)
+    webhook_events.announce("payment.failed", payment)
 
 
 def _to_give_back(payment: Payment, reference: str, now: dt.datetime, why: str) -> None:

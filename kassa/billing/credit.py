@@ -30,6 +30,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Sum
 
+from kassa.billing import webhook_events
 from kassa.billing.models import CreditDraw, CreditEntry, CreditKind, Customer, Payment
 from kassa.core.errors import CardRefundMustGoToCard, CreditInsufficient
 from kassa.core.money import display
@@ -142,11 +143,13 @@ def _money(minor: int, organization: Organization) -> str:
 def _entry(customer: Customer, *, kind: str, amount_minor: int, center: Center,
            at: dt.datetime, by: Any, note: str, payment: Payment | None, invoice_id: int | None,
            refund_id: int | None, card_payment: Payment | None = None) -> CreditEntry:
-    return CreditEntry.objects.create(
+    entry = CreditEntry.objects.create(
         organization_id=customer.organization_id, customer=customer, center=center, kind=kind,
         amount_minor=amount_minor, balance_after_minor=customer.credit_minor + amount_minor,
         at=at, by=by, note=note[:500], payment=payment, invoice_id=invoice_id,
         refund_id=refund_id, card_payment=card_payment)
+    webhook_events.announce_credit(customer, entry)
+    return entry
 
 
 def take_in(customer: Customer, *, kind: str, amount_minor: int, center: Center,

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
-from kassa.billing import allocation, charges
+from kassa.billing import allocation, charges, webhook_events
 from kassa.billing import credit as customer_credit
 from kassa.billing.inputs import LineInput
 from kassa.billing.line_kinds import handler_for
@@ -329,6 +329,7 @@ def _record_payment(*, actor: Membership, invoice_id: int, customer_id: int, amo
                  detail="paid from account credit" if method == Method.CREDIT
                  else f"{method} payment" + (" (the excess kept as credit)" if to_credit else ""),
                  customer=customer)
+    webhook_events.announce("payment.succeeded", payment)
     return payment
 
 

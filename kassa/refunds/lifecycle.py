@@ -37,7 +37,7 @@ from kassa.gateways.base import RefundState
 from kassa.ledger.models import JournalEntry
 from kassa.ledger.services import Line, add_postings, open_entry, post, reverse
 from kassa.packages import services as packages
-from kassa.refunds import receipts
+from kassa.refunds import receipts, webhook_events
 from kassa.refunds.models import GatewayState, ReceiptKind, Refund, RefundStatus, RefundType
 from kassa.tenancy.models import Center, Membership
 
@@ -117,6 +117,7 @@ def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
             amount_minor=refund.total_minor, status=refund.status, by=actor.user,
             detail=detail[:500])
     receipts.queue(refund, ReceiptKind.RECEIPT, now)
+    webhook_events.announce_created(refund)
     if refund.type == RefundType.ONLINE:
         enqueue("refunds.call_gateway", refund.pk)
     logger.info("refund %s %s: %s of invoice %s, payment %s, package %s", refund.pk,
@@ -244,6 +245,7 @@ def _finished(refund: Refund, payment: Payment | None, status: str, now: dt.date
     refund.gateway_state = GatewayState.DONE
     refund.save(update_fields=["status", "failure_reason", "settled_at", "gateway_state",
                                "settle_entry"])
+    webhook_events.announce(f"refund.{status}", refund)  # refund.succeeded, refund.failed
     if payment is not None:
         refresh_payment(payment)
         PaymentEvent.objects.create(organization_id=payment.organization_id,

@@ -13,6 +13,7 @@ from kassa.web.views import (
     packages,
     reports,
     settings_pages,
+    webhook_pages,
 )
 
 urlpatterns = [
@@ -27,4 +28,5 @@ urlpatterns = [
     *packages.urlpatterns,
     *reports.urlpatterns,
     *settings_pages.urlpatterns,
+    *webhook_pages.urlpatterns,
 ]

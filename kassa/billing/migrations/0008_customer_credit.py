@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
             name='CreditEntry',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('deposit', 'Deposit'), ('overpayment', 'Overpayment'), ('refund_to_credit', 'Refund to credit'), ('applied', 'Paid an invoice'), ('refunded_out', 'Refunded out'), ('refund_out_failed', 'Refund out failed: back in credit'), ('refund_failed_to_credit', 'Failed refund kept as credit'), ('written_off', 'Written off')], max_length=30)),
+                ('kind', models.CharField(choices=[('deposit', 'Deposit'), ('overpayment', 'Overpayment'), ('refund_to_credit', 'Refund to credit'), ('applied', 'Paid an invoice'), ('refunded_out', 'Refunded out'), ('refund_out_failed', 'Refund out failed: back in credit'), ('refund_failed_to_credit', 'Failed refund kept as credit'), ('written_off', 'Written off'), ('payment_failed', 'Card payment failed after all')], max_length=30)),
                 ('amount_minor', models.BigIntegerField()),
                 ('balance_after_minor', models.BigIntegerField()),
                 ('at', models.DateTimeField()),
