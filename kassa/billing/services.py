@@ -384,6 +384,7 @@ def _record_deposit(*, actor: Membership, customer_id: int, center: Center, amou
         created_by=actor.user)
     charges.book_deposit(payment, customer, now=now, by=actor.user,
                          detail=f"{method} deposit" + (f": {note}" if note else ""))
+    webhook_events.announce("payment.succeeded", payment)
     return payment
 
 

@@ -97,3 +97,20 @@ def test_every_designed_type_can_be_listened_for():
     assert set(EventType.values) == {
         *ANNOUNCED_TODAY, "dispute.created", "dispute.closed", "credit.changed",
         "refund_request.created", "refund_request.decided"}
+
+
+def test_every_movement_of_a_customers_credit_is_announced(tenant):
+    guest = tenant.customer()
+    with receiver() as hook:
+        add_endpoint(tenant.api, hook.url, ["credit.changed", "payment.succeeded"])
+        deposit = tenant.api.post(f"/customers/{guest}/deposits", {
+            "center": tenant.center_id, "amount": "50.00", "method": "cash"}).json()
+        inv = tenant.invoice(customer=guest)
+        tenant.api.post(f"/invoices/{inv['id']}/payments", {"amount": "20.00",
+                                                             "method": "credit"})
+        run_tasks()
+    changes = events_of(hook, "credit.changed")
+    entries = tenant.api.get(f"/customers/{guest}/credit").json()["entries"]
+    assert [c["entry"] for c in changes] == entries
+    assert [c["balance"] for c in changes] == ["50.00", "30.00"]
+    assert deposit in events_of(hook, "payment.succeeded")
