@@ -17,7 +17,7 @@ from kassa.billing.models import (
     Payment,
     PaymentEvent,
 )
-from kassa.billing.webhook_events import credit_entry_object
+from kassa.billing.webhook_events import credit_entry_object, payment_object
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Count, Email, Flag, MoneyText, Name, ObjectId, ShortText
@@ -197,17 +197,7 @@ def case_json(c: Case) -> dict[str, Any]:
 
 
 def payment_json(p: Payment, currency: str) -> dict[str, Any]:
-    return {
-        "id": str(p.pk), "invoice": str(p.invoice_id) if p.invoice_id else None,
-        "customer": str(p.customer_id),
-        "amount": format_decimal_string(p.amount_minor, currency),
-        "to_credit": format_decimal_string(p.to_credit_minor, currency), "method": p.method,
-        "online": p.online, "refunded": format_decimal_string(p.refunded_minor, currency),
-        "refundable": format_decimal_string(p.refundable_minor, currency),
-        "refundable_online": format_decimal_string(p.refundable_online_minor, currency),
-        "refund_pending": p.refund_pending, "status": p.status,
-        "failure_reason": p.failure_reason, "created_at": p.created_at.isoformat(),
-    }
+    return payment_object(p, currency)  # the same object the webhooks send
 
 
 def line_json(line: InvoiceLine, currency: str) -> dict[str, Any]:

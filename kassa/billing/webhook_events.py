@@ -14,8 +14,10 @@ from kassa.core.money import format_decimal_string
 from kassa.webhooks.events import emit
 
 
-def payment_object(payment: Payment) -> dict[str, Any]:
-    currency = payment.organization.currency
+def payment_object(payment: Payment, currency: str | None = None) -> dict[str, Any]:
+    """The payment as `GET /payments/{id}` answers it (the API renders it with this too);
+    `currency` when the caller has it, saving the organization's read."""
+    currency = currency or payment.organization.currency
     money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
     return {
         "id": str(payment.pk),

@@ -12,6 +12,7 @@ from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging
 from kassa.core.text import Code, Count, MoneyText, Name, ObjectId
 from kassa.packages import selectors, services
 from kassa.packages.models import Package, PackageTemplate
+from kassa.packages.objects import package_object
 from kassa.tenancy.auth import AuthedRequest
 
 router = Router(tags=["packages"])
@@ -91,18 +92,7 @@ def template_json(t: PackageTemplate) -> dict[str, Any]:
 
 
 def package_json(p: Package) -> dict[str, Any]:
-    currency = p.organization.currency
-    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
-    return {
-        "id": str(p.pk), "invoice": str(p.invoice_id), "customer": str(p.customer_id),
-        "name": p.name, "status": p.status, "price": money(p.price_minor),
-        "paid": money(p.paid_minor), "redeemed": money(p.redeemed_minor),
-        "refunded": money(p.refunded_minor), "forfeited": money(p.forfeited_minor),
-        "balance": money(p.balance_minor), "tax_rate": str(p.tax_rate.normalize()),
-        "tax_paid": money(p.tax_paid_minor), "tax_refunded": money(p.tax_refunded_minor),
-        "benefits": [{"id": str(b.pk), "name": b.name, "quantity": b.quantity, "used": b.used,
-                      "unit_value": money(b.unit_value_minor)} for b in p.benefits.all()],
-    }
+    return package_object(p)  # the same object the webhooks send
 
 
 @router.post("/package-templates", response={201: TemplateOut, **WRITE_ERRORS})

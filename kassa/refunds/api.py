@@ -7,11 +7,11 @@ from typing import Any, Literal
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
-from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Flag, MoneyText, Name, Note, ObjectId, ShortText
 from kassa.refunds import attention, selectors, services
-from kassa.refunds.models import GatewayState, Refund
+from kassa.refunds.models import Refund
+from kassa.refunds.webhook_events import refund_object
 from kassa.tenancy.auth import AuthedRequest
 
 router = Router(tags=["refunds"])
@@ -119,26 +119,7 @@ class ResolveIn(Schema):
 
 
 def refund_json(refund: Refund) -> dict[str, Any]:
-    currency = refund.organization.currency
-    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
-    package_id = getattr(refund, "package_id", None)
-    return {
-        "id": str(refund.pk), "payment": str(refund.payment_id) if refund.payment_id else None,
-        "package": str(package_id) if package_id else None,
-        "invoice": str(refund.invoice_id) if refund.invoice_id else None,
-        "customer": str(refund.customer_id) if refund.customer_id else None,
-        "type": refund.type, "status": refund.status, "amount": money(refund.amount_minor),
-        "tax": money(refund.tax_minor), "total": money(refund.total_minor),
-        "method": refund.method, "reason": refund.reason, "internal_note": refund.internal_note,
-        "note": refund.note, "decrease_balance_owed": refund.decrease_balance_owed,
-        "created_by": refund.created_by.email if refund.created_by else None,
-        "created_at": refund.created_at.isoformat(),
-        "settled_at": refund.settled_at.isoformat() if refund.settled_at else None,
-        "failure_reason": refund.failure_reason,
-        "needs_attention": refund.gateway_state == GatewayState.STUCK,
-        "payee": refund.payee, "group": refund.split_group or None,
-        "replaces": str(refund.replaces_id) if refund.replaces_id else None,
-    }
+    return refund_object(refund)  # the same object the webhooks send
 
 
 @router.post("/payments/{payment_id}/refunds", response={201: RefundOut, **WRITE_ERRORS})

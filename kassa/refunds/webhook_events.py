@@ -17,6 +17,7 @@ from typing import Any
 
 from kassa.core.money import format_decimal_string
 from kassa.packages.models import Package
+from kassa.packages.objects import package_object
 from kassa.refunds.models import GatewayState, Refund
 from kassa.webhooks.events import emit
 
@@ -44,22 +45,10 @@ def refund_object(refund: Refund) -> dict[str, Any]:
     }
 
 
-def package_object(package_id: int) -> dict[str, Any]:
+def package_after(package_id: int) -> dict[str, Any]:
     """Read when the refund's transaction is about to commit: its figures after the refund."""
-    p = (Package.objects.select_related("organization", "line").prefetch_related("benefits")
-         .get(pk=package_id))
-    currency = p.organization.currency
-    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
-    return {
-        "id": str(p.pk), "invoice": str(p.invoice_id), "customer": str(p.customer_id),
-        "name": p.name, "status": p.status, "price": money(p.price_minor),
-        "paid": money(p.paid_minor), "redeemed": money(p.redeemed_minor),
-        "refunded": money(p.refunded_minor), "forfeited": money(p.forfeited_minor),
-        "balance": money(p.balance_minor), "tax_rate": str(p.tax_rate.normalize()),
-        "tax_paid": money(p.tax_paid_minor), "tax_refunded": money(p.tax_refunded_minor),
-        "benefits": [{"id": str(b.pk), "name": b.name, "quantity": b.quantity, "used": b.used,
-                      "unit_value": money(b.unit_value_minor)} for b in p.benefits.all()],
-    }
+    return package_object(Package.objects.select_related("organization", "line")
+                          .prefetch_related("benefits").get(pk=package_id))
 
 
 def announce(type: str, refund: Refund) -> None:
@@ -71,4 +60,4 @@ def announce_created(refund: Refund) -> None:
     announce("refund.created", refund)
     if package_id := refund.package_id:
         emit("package.refunded", organization_id=refund.organization_id,
-             render=lambda: package_object(package_id))
+             render=lambda: package_after(package_id))
