@@ -18,11 +18,18 @@ from django.db.models import F, Q
 class Customer(models.Model):
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
     name = models.CharField(max_length=200)
+    # The person the front desk and the receipts speak to ("Dear Maria Alvarez"), when the
+    # customer is a family or a household; blank: the name itself.
+    contact_name = models.CharField(max_length=200, blank=True, default="")
     email = models.EmailField(max_length=254)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "name"])]
+
+    @property
+    def greeting_name(self) -> str:
+        return self.contact_name or self.name
 
     def __str__(self) -> str:
         return self.name
