@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from kassa.core.errors import DomainError, PermissionDenied, RefundNotPermitted, ValidationFailed
 from kassa.core.locks import lock_organization
 from kassa.core.text import clean_email, clean_line
-from kassa.tenancy.models import ApiToken, Center, Membership, Organization, Role
+from kassa.tenancy.models import ApiToken, BusinessKind, Center, Membership, Organization, Role
 
 User = get_user_model()
 
@@ -222,5 +222,9 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
             changes["allow_multiple_package_refunds"])
     if "refund_roles" in changes:
         organization.refund_roles = validate_roles(list(changes["refund_roles"]))
+    if "business_kind" in changes:
+        if changes["business_kind"] not in BusinessKind.values:
+            raise ValidationFailed("business_kind", "must be funeral_home or spa")
+        organization.business_kind = changes["business_kind"]
     organization.save()
     return organization
