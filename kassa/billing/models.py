@@ -27,12 +27,12 @@ class Customer(models.Model):
     class Meta:
         indexes = [models.Index(fields=["organization", "name"])]
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def greeting_name(self) -> str:
         return self.contact_name or self.name
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Case(models.Model):
