@@ -3,6 +3,10 @@ DomainError `show_error` puts next to the field it names."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_symbol
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
@@ -24,3 +28,26 @@ def show_error(form: forms.Form, error: DomainError, *, fields: dict[str, str] |
         form.add_error(name, message)
     else:
         form.add_error(None, message)
+
+
+def typed_amount(text: object, organization: Any) -> str:
+    """Money as a person types it into a page, as the services' plain decimal string: the
+    locale's grouping taken out ("1,000.00" → "1000.00", DESIGN.md v2), a leading currency
+    symbol dropped, the locale's decimal mark made a point. Anything else is passed on as it
+    came, for the service to say what is wrong with it (the API stays strict)."""
+    value = str(text or "").strip()
+    locale = getattr(organization, "locale", "en_US")
+    currency = getattr(organization, "currency", "USD")
+    symbol = get_currency_symbol(currency, locale=locale)
+    for prefix in (symbol, currency):
+        if prefix and value.startswith(prefix):
+            value = value[len(prefix):].strip()
+    group = re.escape(get_group_symbol(locale))
+    decimal = re.escape(get_decimal_symbol(locale))
+    grouped = re.fullmatch(rf"([0-9]{{1,3}}(?:{group}[0-9]{{3}})+)(?:{decimal}([0-9]+))?", value)
+    plain = re.fullmatch(rf"([0-9]+)(?:{decimal}([0-9]+))?", value)
+    found = grouped or plain
+    if found is None:
+        return value
+    whole = re.sub(group, "", found.group(1))
+    return f"{whole}.{found.group(2)}" if found.group(2) is not None else whole
