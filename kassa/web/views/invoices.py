@@ -30,6 +30,7 @@ from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.tenancy.models import Role
 from kassa.tenancy.services import may_refund, require_refund_permission
 from kassa.web.access import page
 from kassa.web.forms import show_error
@@ -115,6 +116,7 @@ def invoice_detail(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
         "other_refunds": [r for r in found if r.payment_id is None],
         "packages": list(packages.packages(organization).filter(invoice=invoice)),
         "may_refund": may_refund(membership),
+        "may_write": membership.role != Role.ACCOUNTANT,
     })
 
 

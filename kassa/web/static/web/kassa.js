@@ -30,3 +30,20 @@
     if (link) { link.closest("details").open = false; }
   });
 })();
+
+// New invoice: picking a package template makes the row a package line named after it.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var pick = event.target.closest ? event.target.closest("select[data-template-pick]") : null;
+    if (!pick) { return; }
+    var row = pick.closest("[data-line-row]");
+    if (!row || !pick.value) { return; }
+    var kind = row.querySelector("select[name$='-kind']");
+    var description = row.querySelector("input[name$='-description']");
+    if (kind) { kind.value = "package"; }
+    if (description && !description.value) {
+      description.value = pick.options[pick.selectedIndex].text;
+    }
+  });
+})();
