@@ -10,20 +10,22 @@ from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_sym
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from kassa.core.errors import DomainError
+from kassa.core.errors import DomainError, InvalidAmount
 
 
 class EmailLoginForm(AuthenticationForm):
     username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
 
 
-def show_error(form: forms.Form, error: DomainError, *, fields: dict[str, str] | None = None
-               ) -> None:
+def show_error(form: forms.Form, error: DomainError, *, fields: dict[str, str] | None = None,
+               organization: Any = None) -> None:
     """Attach a service's error to the form: beside its field when the form has one (names may
     be mapped, e.g. the API's `refund_to.method` to the form's `method`), else on top."""
     name = error.field or ""
     name = (fields or {}).get(name, name)
     message = getattr(error, "message", None) or error.detail
+    if isinstance(error, InvalidAmount) and organization is not None:
+        message = amount_error_message(error, organization)
     if name in form.fields:
         form.add_error(name, message)
     else:
@@ -51,3 +53,20 @@ def typed_amount(text: object, organization: Any) -> str:
         return value
     whole = re.sub(group, "", found.group(1))
     return f"{whole}.{found.group(2)}" if found.group(2) is not None else whole
+
+
+def amount_error_message(error: DomainError, organization: Any) -> str:
+    """An amount the money parser refused, as a sentence for a person ("Enter at most 2
+    decimal places for USD.") rather than the API's field message."""
+    message = getattr(error, "message", None) or error.detail
+    found = re.search(r"more than (\d+) decimal places", message)
+    if found:
+        places = int(found.group(1))
+        if places == 0:
+            return f"Enter a whole amount: {organization.currency} has no decimal places."
+        return f"Enter at most {places} decimal places for {organization.currency}."
+    if "greater than zero" in message:
+        return "Enter an amount greater than zero."
+    if "too large" in message:
+        return "This amount is too large."
+    return "Enter an amount such as 150.00."

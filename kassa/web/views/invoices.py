@@ -25,7 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from kassa.billing import selectors as billing
 from kassa.billing.models import Method, Payment
 from kassa.core.errors import DomainError, PermissionDenied
-from kassa.core.money import display, format_decimal_string
+from kassa.core.money import display
 from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
@@ -33,7 +33,8 @@ from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
 from kassa.tenancy.models import Role
 from kassa.tenancy.services import may_refund, require_refund_permission
 from kassa.web.access import page
-from kassa.web.forms import show_error
+from kassa.web.forms import show_error, typed_amount
+from kassa.web.preview import preview
 
 # What the payment history calls each event; an unknown kind is shown as its words.
 EVENT_LABELS = {
@@ -155,7 +156,7 @@ def payment_detail(request: HttpRequest, membership: Any, payment_id: int) -> Ht
 
 def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
                   form: PaymentRefundForm | None = None, refused: str = "",
-                  status: int = 200) -> HttpResponse:
+                  status: int = 200, review: dict[str, Any] | None = None) -> HttpResponse:
     organization = membership.organization
     found = _labelled(list(refunds.find_refunds(organization, payment=str(payment.pk))
                            .select_related("package")))
@@ -167,7 +168,7 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
         "may_refund": may_refund(membership),
         "online_url": _refund_url(payment, RefundType.ONLINE),
         "offline_url": _refund_url(payment, RefundType.OFFLINE),
-        "form": form, "refused": refused,
+        "form": form, "refused": refused, "review": review,
         **(_form_context(organization, payment, form) if form is not None else {}),
     }, status=status)
 
@@ -186,7 +187,9 @@ def _form_context(organization: Any, payment: Payment, form: PaymentRefundForm
 def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
                    kind: str) -> HttpResponse:
     """GET: the *Issue online refund* / *Record offline refund* form (a partial for htmx, the
-    payment page with the form open otherwise). POST: refund through the service."""
+    payment page with the form open otherwise), its amount left for the person to type.
+    POST: *Review refund* previews the refund through the service and states the money and its
+    destination; *Confirm* refunds through the service; *Back* goes back to the form."""
     organization = membership.organization
     payment = billing.get_payment(organization, payment_id)
     if request.method == "GET":
@@ -194,37 +197,73 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
             require_refund_permission(membership)
         except PermissionDenied as exc:
             return _refused(request, membership, payment, exc)
-        form = PaymentRefundForm(kind=kind, initial={
-            "amount": format_decimal_string(payment.refundable_minor, organization.currency)})
-        return _show_form(request, membership, payment, form)
+        return _show_form(request, membership, payment, PaymentRefundForm(kind=kind))
 
     form = PaymentRefundForm(request.POST, kind=kind)
     if not form.is_valid():
         return _show_form(request, membership, payment, form, status=422)
+    if "back" in request.POST:
+        return _show_form(request, membership, payment, form)
     data = form.cleaned_data
-    try:
-        refund = refund_services.refund_payment(
-            actor=membership, payment=payment.pk, type=kind, amount=data["amount"],
+
+    def refund_now() -> Refund:
+        return refund_services.refund_payment(
+            actor=membership, payment=payment.pk, type=kind,
+            amount=typed_amount(data["amount"], organization),
             reason=data["reason"], internal_note=data["internal_note"],
             method=data.get("method") or None, note=data.get("note", ""),
             decrease_balance_owed=data["decrease_balance_owed"])
+
+    try:
+        if "confirm" not in request.POST:
+            review = preview(refund_now, lambda refund: _review_of(refund))
+            return _show_form(request, membership, payment, form, review=review)
+        refund = refund_now()
     except PermissionDenied as exc:
         return _refused(request, membership, payment, exc)
     except DomainError as exc:
-        show_error(form, exc)
+        show_error(form, exc, organization=organization)
         return _show_form(request, membership, payment, form, status=exc.status)
 
-    amount = display(refund.amount_minor, organization.currency, organization.locale)
+    result = _review_of(refund)
     if refund.type == RefundType.ONLINE:
-        messages.success(request, f"Online refund of {amount} issued. It is pending until the "
-                         "gateway settles it, which can take 24–48 hours.")
+        messages.success(request, f"Online refund of {result['amount']} issued {result['to']}. "
+                         "It is pending until the gateway settles it, which can take 24–48 "
+                         "hours.")
     else:
-        method = OfflineMethod(refund.method).label
-        messages.success(request, f"Offline refund of {amount} by {method.lower()} recorded.")
+        messages.success(request, f"Offline refund of {result['amount']} by "
+                         f"{result['method'].lower()} recorded {result['to']}.")
     target = reverse("payment", args=[payment.pk])
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(target)
     return HttpResponseRedirect(target)
+
+
+def _review_of(refund: Refund) -> dict[str, Any]:
+    """What a refund does, in words and money, from the rows the service wrote (read inside
+    the preview's transaction, or after the confirmed call)."""
+    organization = refund.organization
+    money = lambda minor: display(minor, organization.currency, organization.locale)  # noqa: E731
+    assert refund.payment_id is not None
+    payment = Payment.objects.select_related("invoice__customer").get(pk=refund.payment_id)
+    invoice = payment.invoice
+    method = (Method(refund.method).label if refund.method in Method.values
+              else OfflineMethod(refund.method).label)
+    if refund.type == RefundType.ONLINE:
+        what = "bank account" if payment.method == Method.ACH else "card"
+        to = (f"back to the {what} of payment #{payment.pk} "
+              f"({money(payment.amount_minor)} on {payment.created_at:%Y-%m-%d})")
+    else:
+        to = (f"to {invoice.customer.name}, given back by {method.lower()} outside Kassa, "
+              f"against payment #{payment.pk}")
+    return {
+        "amount": money(refund.amount_minor), "amount_minor": refund.amount_minor,
+        "method": method, "online": refund.type == RefundType.ONLINE, "to": to,
+        "decrease_balance_owed": refund.decrease_balance_owed,
+        "invoice_number": invoice.number, "customer": invoice.customer.name,
+        "balance_due_after": money(invoice.balance_due_minor),
+        "refundable_after": money(payment.refundable_minor),
+    }
 
 
 def _wants_partial(request: HttpRequest) -> bool:
@@ -235,14 +274,17 @@ def _wants_partial(request: HttpRequest) -> bool:
 
 
 def _show_form(request: HttpRequest, membership: Any, payment: Payment,
-               form: PaymentRefundForm, *, status: int = 200) -> HttpResponse:
+               form: PaymentRefundForm, *, status: int = 200,
+               review: dict[str, Any] | None = None) -> HttpResponse:
     if _wants_partial(request):
         response = render(request, "web/partials/refund_form.html",
                           {"payment": payment, "organization": membership.organization,
-                           **_form_context(membership.organization, payment, form)},
+                           **_form_context(membership.organization, payment, form),
+                           "review": review},
                           status=status)
     else:
-        response = _payment_page(request, membership, payment, form=form, status=status)
+        response = _payment_page(request, membership, payment, form=form, status=status,
+                                 review=review)
     patch_vary_headers(response, ["HX-Request"])  # one address, two bodies: caches must know
     return response
 

@@ -35,7 +35,7 @@ from kassa.packages import selectors as packages
 from kassa.tenancy.selectors import centers
 from kassa.tenancy.services import require_writer
 from kassa.web.access import page
-from kassa.web.forms import show_error, typed_amount
+from kassa.web.forms import amount_error_message, show_error, typed_amount
 
 LINE_ROWS = 6
 # What the sandbox's test sources do, as the front desk picks one (gateways/sandbox.py).
@@ -206,18 +206,8 @@ class PaymentForm(PlainForm):
         try:
             self.amount_minor = parse_amount(amount, self.organization.currency)
         except DomainError as error:
-            raise forms.ValidationError(_amount_message(error, self.organization)) from None
+            raise forms.ValidationError(amount_error_message(error, self.organization)) from None
         return amount
-
-
-def _amount_message(error: DomainError, organization: Any) -> str:
-    message = getattr(error, "message", None) or error.detail
-    if "decimal places" in message:
-        return (f"Enter at most {message.split()[3]} decimal places for "
-                f"{organization.currency}.")
-    if message == "must be greater than zero":
-        return "Enter an amount greater than zero."
-    return "Enter an amount such as 150.00."
 
 
 @page
@@ -248,7 +238,7 @@ def invoice_pay(request: HttpRequest, membership: Any, invoice_id: int) -> HttpR
     except (NotFound, PermissionDenied):
         raise
     except DomainError as error:
-        show_error(form, error)
+        show_error(form, error, organization=organization)
         return _pay_page(request, invoice, form, step="form", status=error.status)
     invoice.refresh_from_db()
     amount = _money(payment.amount_minor, organization)
