@@ -15,6 +15,11 @@ from kassa.core.errors import DomainError, InvalidAmount
 
 class EmailLoginForm(AuthenticationForm):
     username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That e-mail and password do not match an account. Check both and "
+                         "try again (the password is case-sensitive).",
+    }
 
 
 def show_error(form: forms.Form, error: DomainError, *, fields: dict[str, str] | None = None,
