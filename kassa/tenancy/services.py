@@ -56,11 +56,18 @@ def require_writer(actor: Membership) -> None:
         raise PermissionDenied("An accountant has read-only access")
 
 
+# Who refunds, as a sentence says it ("refunds are made by administrators").
+REFUND_ROLE_WORDS = {Role.ADMIN.value: "administrators", Role.FRONT_DESK.value: "the front desk"}
+
+
 def require_refund_permission(actor: Membership) -> None:
     """By default only an admin refunds; `refund_roles` widens that. An accountant never may."""
     roles = actor.organization.refund_roles
     if actor.role == Role.ACCOUNTANT or actor.role not in roles:
-        raise RefundNotPermitted(f"The {actor.role} role may not refund in this organization")
+        who = " and ".join(REFUND_ROLE_WORDS.get(r, r) for r in roles) or "administrators"
+        raise RefundNotPermitted(
+            f"Your role ({Role(actor.role).label.lower()}) may not refund in this "
+            f"organization: refunds are made by {who}")
 
 
 def may_refund(actor: Membership) -> bool:
