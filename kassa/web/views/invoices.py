@@ -31,7 +31,7 @@ from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
 from kassa.tenancy.models import Role
-from kassa.tenancy.services import may_refund, require_refund_permission
+from kassa.tenancy.services import REFUND_ROLE_WORDS, may_refund, require_refund_permission
 from kassa.web.access import page
 from kassa.web.forms import show_error, typed_amount
 from kassa.web.preview import preview
@@ -79,6 +79,11 @@ class PaymentRefundForm(forms.Form):
         if kind == RefundType.ONLINE:  # an online refund goes back by the payment's own method
             del self.fields["method"]
             del self.fields["note"]
+
+
+def refunds_are_made_by(organization: Any) -> str:
+    who = " and ".join(REFUND_ROLE_WORDS.get(r, r) for r in organization.refund_roles)
+    return f"Refunds are made by {who or 'administrators'} in this organization."
 
 
 def _refund_url(payment: Payment, kind: str) -> str:
@@ -166,6 +171,9 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
         "payment": payment, "organization": organization, "events": events, "refunds": found,
         "pending": [r for r in found if r.status == RefundStatus.PENDING],
         "may_refund": may_refund(membership),
+        # A front desk that may not refund sees the action disabled, and who refunds instead.
+        "refund_blocked": "" if may_refund(membership) or membership.role == Role.ACCOUNTANT
+        else refunds_are_made_by(organization),
         "online_url": _refund_url(payment, RefundType.ONLINE),
         "offline_url": _refund_url(payment, RefundType.OFFLINE),
         "form": form, "refused": refused, "review": review,
