@@ -6,6 +6,7 @@ the customer's overview. Every refusal changes nothing."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
@@ -213,3 +214,54 @@ def test_an_accountant_may_not_add_customers_or_take_payments(page, tenant):
     response = page.goto(f"/invoices/{inv['id']}/pay/")
     assert response.status == 403
     assert database_state() == before
+
+
+def test_a_taxed_invoice_written_paid_and_refunded_in_the_browser_adds_up_as_the_api(page,
+                                                                                  tenant):
+    """The same sale, payment and refund once in the browser and once through the API: the
+    invoice's figures agree to the cent."""
+    figures = ("subtotal", "tax", "total", "credits", "paid", "refunded", "balance_due",
+               "status")
+    # Through the API.
+    by_api = tenant.invoice(
+        {"kind": "service", "description": "Massage", "unit_price": "1234.56",
+         "tax_rate": "8.875"},
+        {"kind": "product", "description": "Oil", "unit_price": "19.99", "quantity": 3,
+         "tax_rate": "8.875"}, customer=tenant.customer("Api Guest", "api@example.com"))
+    paid = tenant.pay(by_api["id"], "500.00", method="cash")
+    r = tenant.api.post(f"/payments/{paid['id']}/refunds", {
+        "type": "offline", "amount": "123.45", "method": "cash", "reason": "Goodwill",
+        "decrease_balance_owed": True})
+    assert r.status_code == 201, r.content
+    want = tenant.api.get(f"/invoices/{by_api['id']}").json()
+
+    # In the browser.
+    customer = tenant.customer("Web Guest", "web@example.com")
+    sign_in(page, tenant.admin.user.email)
+    page.goto(f"/invoices/new/?customer={customer}")
+    write_line(page, 1, description="Massage", price="1,234.56", tax="8.875")
+    write_line(page, 2, kind="product", description="Oil", price="19.99", tax="8.875")
+    page.get_by_label("Qty of line 2").fill("3")
+    page.get_by_role("button", name="Write invoice").click()
+    page.get_by_role("link", name="Take payment").click()
+    page.get_by_label("Amount").fill("500.00")
+    page.get_by_label("Cash", exact=True).check()
+    page.get_by_role("button", name="Review payment").click()
+    page.get_by_role("button", name="Confirm payment of $500.00").click()
+    page.get_by_role("button", name="Record offline refund").click()
+    page.get_by_label("Refund amount").fill("123.45")
+    page.get_by_label("Reason for refund").fill("Goodwill")
+    page.get_by_label("Refund method").select_option("cash")
+    page.get_by_label("Decrease the balance owed").check()
+    page.get_by_role("button", name="Review refund").click()
+    page.get_by_role("button", name="Record refund of $123.45").click()
+    expect(page.get_by_text("Offline refund of $123.45 by cash recorded")).to_be_visible()
+    by_web = Invoice.objects.exclude(pk=by_api["id"]).get()
+    got = tenant.api.get(f"/invoices/{by_web.pk}").json()
+    assert {k: got[k] for k in figures} == {k: want[k] for k in figures}
+    assert [(line["net"], line["tax"], line["paid"]) for line in got["lines"]] == [
+        (line["net"], line["tax"], line["paid"]) for line in want["lines"]]
+    page.goto(f"/invoices/{by_web.pk}/")
+    expect(page.locator("dl.totals")).to_contain_text(
+        "$" + f"{Decimal(want['balance_due']):,.2f}")
+    screenshot(page, "day-taxed-invoice-refunded")
