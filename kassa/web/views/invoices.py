@@ -123,6 +123,8 @@ def invoice_detail(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
         "packages": list(packages.packages(organization).filter(invoice=invoice)),
         "may_refund": may_refund(membership),
         "may_write": membership.role != Role.ACCOUNTANT,
+        # Counted in Refunded already (they have not failed), but not yet settled.
+        "pending_minor": sum(r.total_minor for r in found if r.status == RefundStatus.PENDING),
     })
 
 
@@ -149,6 +151,7 @@ def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpRe
         })
     return render(request, "web/case_payments.html", {
         "case": case, "organization": organization, "rows": rows,
+        "balance_due_minor": sum(row["invoice"].balance_due_minor for row in rows),
         "may_refund": may_refund(membership),
     })
 
