@@ -198,6 +198,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+# How often a payment page with a pending refund asks whether it settled (htmx polling).
+KASSA_PENDING_POLL_SECONDS = int(os.environ.get("KASSA_PENDING_POLL_SECONDS", "10"))
 LOGOUT_REDIRECT_URL = "/accounts/login/?signed_out=1"
 
 LANGUAGE_CODE = "en-us"

@@ -26,3 +26,11 @@ def balance(minor: int | None, organization: Any) -> str:
     if minor < 0:
         return f"owes {display(-int(minor), organization.currency, organization.locale)}"
     return display(int(minor), organization.currency, organization.locale)
+
+
+@register.filter
+def plain_reason(code: str) -> str:
+    """A gateway's failure code as a sentence (kassa.web.reasons)."""
+    from kassa.web.reasons import plain_reason as words
+
+    return words(code)

@@ -8,15 +8,19 @@ A number may be typed as people write receipt numbers: "1001", "#12", "payment 1
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
 
 from kassa.billing import selectors as billing
+from kassa.billing.models import PaymentStatus
 from kassa.refunds import selectors as refunds
+from kassa.refunds.models import RefundStatus
 from kassa.web.access import page
 from kassa.web.words import words_for
 
@@ -32,6 +36,7 @@ def front_desk(request: HttpRequest, membership: Any) -> HttpResponse:
     context: dict[str, Any] = {"query": query, "organization": organization}
     if not query:
         context["invoices"] = billing.invoices(organization).select_related("customer")[:50]
+        context["attention"] = _attention(organization)
         return render(request, "web/front_desk.html", context)
 
     number = NUMBER.fullmatch(query)
@@ -68,6 +73,21 @@ def front_desk(request: HttpRequest, membership: Any) -> HttpResponse:
         "searched": ", ".join(searched[:-1]) + " and " + searched[-1],
     })
     return render(request, "web/front_desk.html", context)
+
+
+def _attention(organization: Any) -> dict[str, Any]:
+    """What needs the front desk: refunds that failed lately (the customer is owed them
+    another way), refunds the gateway would not take, payments the processor is deciding."""
+    since = timezone.now() - dt.timedelta(days=30)
+    failed = list(refunds.refunds(organization)
+                  .filter(status=RefundStatus.FAILED, created_at__gte=since)
+                  .select_related("invoice__customer", "package").order_by("-id")[:10])
+    return {
+        "failed": failed,
+        "stuck": refunds.find_refunds(organization, needs_attention=True).count(),
+        "processing": list(billing.payments(organization)
+                           .filter(status=PaymentStatus.PROCESSING).order_by("-id")[:10]),
+    }
 
 
 urlpatterns = [path("", front_desk, name="front_desk")]

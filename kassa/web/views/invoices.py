@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -151,7 +152,7 @@ def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpRe
         })
     return render(request, "web/case_payments.html", {
         "case": case, "organization": organization, "rows": rows,
-        "balance_due_minor": sum(row["invoice"].balance_due_minor for row in rows),
+        "balance_due_minor": sum(invoice.balance_due_minor for invoice in invoices),
         "may_refund": may_refund(membership),
     })
 
@@ -173,6 +174,7 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
     return render(request, "web/payment.html", {
         "payment": payment, "organization": organization, "events": events, "refunds": found,
         "pending": [r for r in found if r.status == RefundStatus.PENDING],
+        "poll_seconds": settings.KASSA_PENDING_POLL_SECONDS,
         "may_refund": may_refund(membership),
         # A front desk that may not refund sees the action disabled, and who refunds instead.
         "refund_blocked": "" if may_refund(membership) or membership.role == Role.ACCOUNTANT
@@ -309,8 +311,32 @@ def _refused(request: HttpRequest, membership: Any, payment: Payment,
     return _payment_page(request, membership, payment, refused=error.detail, status=403)
 
 
+# A page with a pending refund asks every so often whether it settled, a bounded number of
+# times (an hour at the default), then says to reload later.
+POLLS = 360
+
+
+@page
+def pending_poll(request: HttpRequest, membership: Any, payment_id: int) -> HttpResponse:
+    """htmx's poll of a payment page with a pending refund: the same poller while it is
+    pending (counting), a full reload once it is not (the page then shows its new status)."""
+    payment = billing.get_payment(membership.organization, payment_id)
+    try:
+        count = min(max(int(request.GET.get("n", "1")), 1), POLLS)
+    except ValueError:
+        count = POLLS
+    if not payment.refund_pending:
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "web/partials/pending_poll.html", {
+        "payment": payment, "next": count + 1, "more": count < POLLS,
+        "seconds": settings.KASSA_PENDING_POLL_SECONDS})
+
+
 urlpatterns = [
     path("invoices/<int:invoice_id>/", invoice_detail, name="invoice"),
+    path("payments/<int:payment_id>/pending/", pending_poll, name="payment_pending_poll"),
     path("payments/<int:payment_id>/", payment_detail, name="payment"),
     path("payments/<int:payment_id>/refund/online/", payment_refund,
          {"kind": RefundType.ONLINE.value}, name="payment_refund_online"),

@@ -36,11 +36,13 @@ from kassa.packages.models import Package, PackageStatus
 from kassa.packages.services import redeem_benefit, refund_tax
 from kassa.refunds.models import OfflineMethod, Refund
 from kassa.refunds.selectors import get_refund
+from kassa.refunds.selectors import refunds as refunds_of
 from kassa.refunds.services import PACKAGE_REFUND_METHODS, refund_package
 from kassa.tenancy.services import may_refund, require_refund_permission, require_writer
 from kassa.web.access import page
 from kassa.web.forms import amount_error_message, show_error, typed_amount
 from kassa.web.preview import preview
+from kassa.web.reasons import plain_reason
 from kassa.web.templatetags.money import balance as package_balance
 
 ONLINE_PREFIX = "payment:"
@@ -339,6 +341,25 @@ def _render(request: HttpRequest, membership: Any, guest: Customer, packages: li
         may_redeem = True
     except PermissionDenied:
         may_redeem = False
+    # Each card's history: the package's own events, then its refunds (with a failure's
+    # reason in plain words), oldest first.
+    by_package: dict[int, list[Refund]] = {}
+    for refund in (refunds_of(membership.organization).filter(package__in=packages)
+                   .order_by("created_at", "id")):
+        assert refund.package_id is not None
+        by_package.setdefault(refund.package_id, []).append(refund)
+    for pkg in packages:
+        events = selectors.package_history(pkg)
+        for refund in by_package.get(pkg.pk, []):
+            events.append({
+                "at": refund.created_at, "kind": f"refund_{refund.status}",
+                "label": f"Refund #{refund.pk} {refund.get_status_display().lower()}",
+                "amount_minor": refund.total_minor,
+                "detail": (f"{plain_reason(refund.failure_reason)}. The balance is back."
+                           if refund.status == "failed" else refund.reason)})
+        pkg.history = sorted(events, key=lambda e: e["at"])  # type: ignore[attr-defined]
+        pkg.failed_refunds = [r for r in by_package.get(pkg.pk, [])  # type: ignore[attr-defined]
+                              if r.status == "failed"]
     return render(request, "web/guest_packages.html", {
         "guest": guest, "packages": packages, "organization": membership.organization,
         "may_refund": may_refund(membership), "may_redeem": may_redeem, "window": window,
