@@ -165,7 +165,9 @@ def test_case_payments_tab_three_dot_menu_records_a_refund(page, tenant):
     page.get_by_role("button", name=f"More actions for invoice {one['number']}").click()
     screenshot(page, "case-payments-menu")
     page.get_by_role("link", name="Record refund").first.click()
-    page.wait_for_url(f"**/payments/{check['id']}/refund/offline/")  # straight to the form
+    page.wait_for_url(f"**/invoices/{one['id']}/refund/")  # the chooser of its payments
+    page.get_by_role("link", name=f"Record offline refund of payment #{check['id']}").click()
+    page.wait_for_url(f"**/payments/{check['id']}/refund/offline/")
     page.get_by_label("Refund amount").fill("25.00")
     page.get_by_label("Reason for refund").fill("Duplicate charge")
     page.get_by_label("Refund method").select_option("check")
@@ -179,11 +181,15 @@ def test_case_payments_tab_three_dot_menu_records_a_refund(page, tenant):
     expect(block.locator("table.refunds")).to_contain_text("Recorded")
     screenshot(page, "case-payments")
 
-    # Several payments: the menu leads to the invoice's payments, to pick one.
+    # Several payments: the chooser lists each with the refunds it allows.
     page.get_by_role("button", name=f"More actions for invoice {two['number']}").click()
     page.locator("section.invoice-block", has_text=f"Invoice {two['number']}").get_by_role(
         "link", name="Record refund").click()
-    page.wait_for_url(re.compile(rf".*/invoices/{two['id']}/#payments$"))
+    page.wait_for_url(f"**/invoices/{two['id']}/refund/")
+    expect(page.get_by_role("link", name=re.compile("Record offline refund"))).to_have_count(2)
+    expect(page.get_by_role("link", name=re.compile("Issue online refund"))).to_have_count(1)
+    screenshot(page, "case-refund-chooser")
+    page.get_by_role("link", name=f"Invoice {two['number']}").click()
     expect(page.get_by_role("link", name="Record offline refund")).to_have_count(2)
     expect(page.get_by_role("link", name="Issue online refund")).to_have_count(1)
     page.get_by_role("button", name="I want to").click()

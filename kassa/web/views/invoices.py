@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from kassa.billing import selectors as billing
-from kassa.billing.models import Method, Payment
+from kassa.billing.models import Method, Payment, PaymentStatus
 from kassa.core.errors import DomainError, PermissionDenied
 from kassa.core.money import display
 from kassa.packages import selectors as packages
@@ -140,10 +140,8 @@ def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpRe
     rows = []
     for invoice in invoices:
         payments = sorted(invoice.payments.all(), key=lambda p: p.pk)
-        # The three-dot menu's *Record refund*: with one payment straight to its offline refund
-        # form, with several to the invoice's payments to pick one.
-        record_url = (_refund_url(payments[0], RefundType.OFFLINE) if len(payments) == 1
-                      else reverse("invoice", args=[invoice.pk]) + "#payments")
+        # The three-dot menu's *Record refund*: the chooser of the invoice's payments.
+        record_url = reverse("invoice_refund_chooser", args=[invoice.pk])
         rows.append({
             "invoice": invoice, "record_url": record_url if payments else None,
             "payments": _with_refunds(payments, [r for r in found if r.invoice_id == invoice.pk]),
@@ -155,6 +153,32 @@ def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpRe
         "balance_due_minor": sum(invoice.balance_due_minor for invoice in invoices),
         "may_refund": may_refund(membership),
     })
+
+
+@page
+def refund_chooser(request: HttpRequest, membership: Any, invoice_id: int) -> HttpResponse:
+    """*Record refund* from a case: the invoice's payments, each with the refunds it allows
+    now, or why it allows none."""
+    organization = membership.organization
+    invoice = billing.get_invoice(organization, invoice_id)
+    require_refund_permission(membership)
+    rows = []
+    for payment in sorted(invoice.payments.all(), key=lambda p: p.pk):
+        blocked = ""
+        if payment.status == PaymentStatus.PROCESSING:
+            blocked = "The processor is still deciding this payment."
+        elif payment.status != PaymentStatus.SUCCEEDED:
+            blocked = "No money was received: nothing to refund."
+        elif payment.refund_pending:
+            blocked = "A refund of it is pending; no other can start until it settles."
+        elif not payment.refundable_minor:
+            blocked = "Refunded in full."
+        rows.append({"payment": payment, "blocked": blocked,
+                     "online_url": _refund_url(payment, RefundType.ONLINE)
+                     if payment.online else "",
+                     "offline_url": _refund_url(payment, RefundType.OFFLINE)})
+    return render(request, "web/refund_chooser.html", {
+        "invoice": invoice, "organization": organization, "rows": rows})
 
 
 @page
@@ -343,4 +367,5 @@ urlpatterns = [
     path("payments/<int:payment_id>/refund/offline/", payment_refund,
          {"kind": RefundType.OFFLINE.value}, name="payment_refund_offline"),
     path("cases/<int:case_id>/payments/", case_payments, name="case_payments"),
+    path("invoices/<int:invoice_id>/refund/", refund_chooser, name="invoice_refund_chooser"),
 ]
