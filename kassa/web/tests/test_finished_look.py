@@ -41,6 +41,20 @@ def test_the_500_page_is_inside_the_layout_without_a_request():
     assert "Something went wrong on our side" in html and "kassa.css" in html
 
 
+def test_the_500_page_stands_even_when_the_layout_cannot_be_drawn(monkeypatch, rf):
+    from kassa.web.views import errors
+
+    def broken(*args, **kwargs):
+        raise ValueError("Missing staticfiles manifest entry for 'web/kassa.css'")
+
+    monkeypatch.setattr(errors, "render_to_string", broken)
+    response = errors.server_error(rf.get("/"))
+    assert response.status_code == 500
+    assert b"Something went wrong on our side" in response.content
+    monkeypatch.undo()
+    assert b"kassa.css" in errors.server_error(rf.get("/")).content  # the layout's, normally
+
+
 def test_menus_close_on_escape_and_outside_clicks_and_follow_the_arrows(page, tenant):
     customer = tenant.customer()
     case = tenant.api.post("/cases", {"customer": customer, "name": "Elena Morales"}).json()
