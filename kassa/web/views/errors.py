@@ -24,7 +24,7 @@ PLAIN = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>
 def server_error(request: HttpRequest) -> HttpResponseServerError:
     try:
         # Without the request, as Django's own handler: nothing of the failed request is used.
-        body = render_to_string("500.html")
+        body: str = render_to_string("500.html")
     except Exception:  # whatever broke the page must not break its error page
         logger.warning("the 500 page could not be drawn; answering the plain one", exc_info=True)
         body = PLAIN
