@@ -88,7 +88,8 @@ class SelectItemsForm(forms.Form):
 
 class PaymentMethodForm(forms.Form):
     refund_to = forms.ChoiceField(label="Refund to", widget=forms.RadioSelect, error_messages={
-        "required": "Choose how the money goes back to the guest."})
+        "required": "Choose how the money goes back: to a card payment, or by cash, check or "
+                    "other."})
     note = forms.CharField(label="Note", required=False, max_length=2000,
                            help_text="Required when the method is Other.",
                            widget=forms.Textarea(attrs={"rows": 2}))
@@ -312,7 +313,7 @@ def _package_of(packages: list[Package], package_id: object) -> Package:
     for pkg in packages:
         if str(pkg.pk) == str(package_id):
             return pkg
-    raise NotFound("No such package for this guest")
+    raise NotFound("No such package for this customer")
 
 
 def _online_payments(organization: Any, pkg: Package) -> list[Payment]:
