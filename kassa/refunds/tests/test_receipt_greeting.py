@@ -31,3 +31,18 @@ def test_a_family_is_greeted_by_its_contact(tenant):
 def test_a_guest_without_a_contact_is_greeted_by_name(tenant):
     body = receipt_for(tenant, {"name": "Ann Guest", "email": "ann@example.com"})
     assert body.startswith("Dear Ann Guest,"), body
+
+
+def test_a_funeral_homes_receipt_names_the_case(tenant):
+    r = tenant.api.post("/customers", {"name": "The Alvarez Family", "email": "m@example.com",
+                                       "contact_name": "Maria Alvarez"})
+    family = r.json()["id"]
+    case = tenant.api.post("/cases", {"customer": family, "name": "Jose Alvarez"}).json()["id"]
+    inv = tenant.invoice(customer=family, case=case)
+    payment = tenant.pay(inv["id"], "100.00")
+    mail.outbox.clear()
+    tenant.api.post(f"/payments/{payment['id']}/refunds", {
+        "type": "offline", "amount": "10.00", "method": "cash", "reason": "Returned"})
+    run_tasks()
+    [message] = mail.outbox
+    assert "Case:            Jose Alvarez" in str(message.body)
