@@ -166,6 +166,8 @@ def test_payment_refusals_say_why_beside_the_field_and_change_nothing(page, tena
     page.get_by_role("button", name="Confirm payment of $150.00").click()
     expect(page.locator(".field", has=page.get_by_label("Amount"))).to_contain_text(
         "At most $100.00 can be paid")
+    for text in page.locator("[role=alert]").all_inner_texts():  # money as money
+        assert not re.search(r"(?<![\d$.,])(10000|15000)(?![\d.,])", text), text
     screenshot(page, "day-payment-over-balance")
     assert database_state() == before
 
