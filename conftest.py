@@ -252,7 +252,7 @@ def database_state() -> dict[str, Any]:
     from django.apps import apps
 
     in_place = {"tenancy.Organization", "billing.Invoice", "billing.InvoiceLine",
-                "billing.Payment"}
+                "billing.Payment", "billing.Customer", "packages.Package"}
     state: dict[str, Any] = {}
     for model in apps.get_models():
         if not model.__module__.startswith(("kassa.", "django_tasks_db.")) and \

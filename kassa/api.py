@@ -201,6 +201,7 @@ def _register_routers() -> None:
     api.add_router("/", "kassa.packages.api.router")
     api.add_router("/", "kassa.reports.api.router")
     api.add_router("/", "kassa.refunds.webhooks.router")
+    api.add_router("/", "kassa.webhooks.api.router")
 
 
 _register_routers()

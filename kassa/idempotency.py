@@ -45,8 +45,10 @@ logger = logging.getLogger("kassa.idempotency")
 
 API_PREFIX = "/api/v1/"
 RESUMABLE = re.compile(r"/api/v1/(invoices/[^/]+/payments|payments/[^/]+/refunds"
-                       r"|packages/[^/]+/refunds)/?")
-IN_ONE_TRANSACTION = re.compile(r"/api/v1/(payments/[^/]+/refunds|packages/[^/]+/refunds)/?")
+                       r"|packages/[^/]+/refunds|customers/[^/]+/deposits"
+                       r"|customers/[^/]+/credit/refunds)/?")
+IN_ONE_TRANSACTION = re.compile(r"/api/v1/(payments/[^/]+/refunds|packages/[^/]+/refunds"
+                                r"|customers/[^/]+/credit/refunds)/?")
 MAX_KEY_LENGTH = 255
 
 

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "ninja",  # the API docs (/api/v1/docs) from its own static files, not a CDN
     "kassa.core",
     "kassa.tenancy",
+    "kassa.webhooks",
     "kassa.ledger",
     "kassa.billing",
     "kassa.gateways",
@@ -229,7 +230,9 @@ WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default", "mail"],  # mail: the tasks that send e-mail (outbox.MAIL_QUEUE)
+        # mail: the tasks that send e-mail (outbox.MAIL_QUEUE); webhooks: outgoing webhook
+        # deliveries (outbox.WEBHOOK_QUEUE). Each has a thread of its own in `kassa worker`.
+        "QUEUES": ["default", "mail", "webhooks"],
     }
 }
 
@@ -273,6 +276,9 @@ KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = max(
 # or a role changed by *another* process goes on working here (a change made through this
 # process is seen at once). 0 asks on every request.
 KASSA_TOKEN_CACHE_SECONDS = max(0.0, float(os.environ.get("KASSA_TOKEN_CACHE_SECONDS", "5")))
+# Outgoing webhooks go only to URLs whose host resolves to public addresses; 1 lets them go to
+# loopback and private ones too (a receiver inside the network on purpose, a test's own).
+KASSA_WEBHOOKS_ALLOW_PRIVATE = os.environ.get("KASSA_WEBHOOKS_ALLOW_PRIVATE", "") == "1"
 STRIPE_API_KEY = os.environ.get("STRIPE_API_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")

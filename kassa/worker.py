@@ -1,15 +1,18 @@
 """`kassa worker`: run the durable tasks, with the outbox sweep and the pruning between rounds.
 
-Two lanes, each a loop of rounds on a thread of its own: the main thread runs every queue but
-the mail (gateway calls, polls, ...), a second thread runs the mail queue alone, so a mail
-server that accepts connections and never answers holds up only the mail, for at most
-EMAIL_TIMEOUT per read. Django's connections are per thread: each lane closes its own.
+Three lanes, each a loop of rounds on a thread of its own: the main thread runs every queue but
+the mail and the webhooks (gateway calls, polls, ...), a second thread runs the mail queue
+alone, so a mail server that accepts connections and never answers holds up only the mail, for
+at most EMAIL_TIMEOUT per read, and a third the outgoing webhooks alone, so a receiver slow to
+answer holds up only other webhooks, for at most their 10 s a try. Django's connections are per
+thread: each lane closes its own.
 
 A round of the main lane is: the sweep, when it is due for the whole database (a lease row
 moved on by a conditional update, so however many workers run, one sweeps per interval and no
 two enqueue the same overdue work); then the pruning, on a lease of its own; then at most BATCH
 ready tasks of its queues, so that under steady load the worker still comes back to sweep. A
-round of the mail lane is only its BATCH. A lane with nothing ready sleeps a moment.
+round of the mail lane, or of the webhooks lane, is only its BATCH. A lane with nothing ready
+sleeps a moment.
 
 SIGTERM or SIGINT: each lane finishes the task in hand, then the worker exits 0 (a deploy never
 kills a receipt or a gateway call half-way; both are idempotent anyway). `--once` sweeps, runs
@@ -36,7 +39,8 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from kassa.core.models import KEY_LIFE, IdempotentRequest, Lease
-from kassa.core.outbox import MAIL_QUEUE, run_sweeps
+from kassa.core.outbox import MAIL_QUEUE, WEBHOOK_QUEUE, run_sweeps
+from kassa.webhooks.models import WebhookEvent
 
 logger = logging.getLogger("kassa.worker")
 
@@ -46,6 +50,9 @@ IDLE_SECONDS = 1.0
 BATCH = 50  # tasks per round
 PRUNE_BATCH = 1000  # rows deleted per table and pruning
 KEEP_TASKS = dt.timedelta(days=7)  # finished task records, for looking into what ran
+# Outgoing webhook events and their deliveries, for the deliveries list: long after their
+# three days of retries are over.
+KEEP_WEBHOOK_EVENTS = dt.timedelta(days=30)
 
 
 def claim(name: str, now: dt.datetime, every: dt.timedelta) -> bool:
@@ -66,7 +73,8 @@ def claim_sweep(now: dt.datetime) -> bool:
 
 def prune(now: dt.datetime) -> dict[str, int]:
     """Delete what is past keeping, a bounded batch of each: finished task records,
-    Idempotency-Keys older than a day (the key may then be used again), expired sessions."""
+    Idempotency-Keys older than a day (the key may then be used again), expired sessions,
+    outgoing webhook events (with their deliveries) older than a month."""
     tasks = DBTaskResult.objects.filter(status__in=["SUCCESSFUL", "FAILED"],
                                         finished_at__lt=now - KEEP_TASKS)
     # A claim never answered that old died with its request long ago (a retry could have
@@ -74,10 +82,14 @@ def prune(now: dt.datetime) -> dict[str, int]:
     keys = IdempotentRequest.objects.filter(created_at__lt=now - KEY_LIFE).exclude(
         status_code__isnull=True, claimed_at__gte=now - KEY_LIFE)
     sessions = Session.objects.filter(expire_date__lt=now)
+    events = WebhookEvent.objects.filter(created_at__lt=now - KEEP_WEBHOOK_EVENTS)
     counts = {}
-    for name, found in (("tasks", tasks), ("idempotency_keys", keys), ("sessions", sessions)):
+    for name, found in (("tasks", tasks), ("idempotency_keys", keys), ("sessions", sessions),
+                        ("webhook_events", events)):
         pks: list[Any] = list(found.order_by("pk").values_list("pk", flat=True)[:PRUNE_BATCH])
-        counts[name] = found.model.objects.filter(pk__in=pks).delete()[0] if pks else 0
+        # The rows of the model itself (a webhook event's deliveries go with it, uncounted).
+        counts[name] = (found.model.objects.filter(pk__in=pks).delete()[1]
+                        .get(found.model._meta.label, 0) if pks else 0)
     return counts
 
 
@@ -106,8 +118,12 @@ class Lane:
 
 
 def lanes() -> tuple[Lane, Lane]:
-    """The main lane (every queue but the mail) and the mail lane."""
-    return Lane("main", ["*"], [MAIL_QUEUE]), Lane("mail", [MAIL_QUEUE])
+    """The main lane (every queue but the mail and the webhooks) and the mail lane."""
+    return Lane("main", ["*"], [MAIL_QUEUE, WEBHOOK_QUEUE]), Lane("mail", [MAIL_QUEUE])
+
+
+def webhook_lane() -> Lane:
+    return Lane("webhooks", [WEBHOOK_QUEUE])
 
 
 def _worker(lane: Lane, *, max_tasks: int | None) -> Worker:
@@ -151,7 +167,7 @@ def run_lane(lane: Lane, *, periodic: bool = False) -> None:
             time.sleep(IDLE_SECONDS)
 
 
-def _run_mail_lane(lane: Lane) -> None:
+def _run_side_lane(lane: Lane) -> None:
     try:
         run_lane(lane)
     finally:
@@ -164,18 +180,25 @@ def run_worker(*, once: bool = False) -> None:
         _worker(Lane("once", ["*"]), max_tasks=None).run()
         return
     main, mail = lanes()
+    side = [mail, webhook_lane()]
 
     def stop(signum: int, frame: Any) -> None:
         main.stop()
-        mail.stop()
+        for lane in side:
+            lane.stop()
         logger.info("%s: finishing the tasks in hand, then stopping", signal.strsignal(signum))
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    mail_thread = threading.Thread(target=_run_mail_lane, args=(mail,), name="kassa-mail")
-    mail_thread.start()
+    threads = [threading.Thread(target=_run_side_lane, args=(lane,), name=f"kassa-{lane.name}")
+               for lane in side]
+    for thread in threads:
+        thread.start()
     try:
         run_lane(main, periodic=True)
     finally:
-        mail.stop()
-        mail_thread.join()  # its task in hand: a receipt, bounded by EMAIL_TIMEOUT per read
+        for lane in side:
+            lane.stop()
+        for thread in threads:
+            # Its task in hand: a receipt (EMAIL_TIMEOUT per read), a webhook (10 s a try).
+            thread.join()

@@ -8,10 +8,29 @@ from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict, Field
 
 from kassa.billing import selectors, services
-from kassa.billing.models import Case, Customer, Invoice, InvoiceLine, Payment, PaymentEvent
+from kassa.billing.models import (
+    Case,
+    CreditEntry,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    PaymentEvent,
+)
+from kassa.billing.webhook_events import credit_entry_object
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
-from kassa.core.text import Code, Count, Email, Flag, MoneyText, Name, ObjectId, OptionalName
+from kassa.core.text import (
+    Code,
+    Count,
+    Email,
+    Flag,
+    MoneyText,
+    Name,
+    ObjectId,
+    OptionalName,
+    ShortText,
+)
 from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
@@ -88,12 +107,15 @@ class LineOut(Schema):
 
 class PaymentOut(Schema):
     id: str
-    invoice: str
+    invoice: str | None  # None for a deposit
+    customer: str
     amount: str
+    to_credit: str  # what of the amount went into the customer's credit
     method: str
     online: bool
     refunded: str
     refundable: str
+    refundable_online: str  # what the gateway can still refund of the charge
     refund_pending: bool
     status: str  # succeeded, processing, failed or declined
     failure_reason: str
@@ -123,9 +145,46 @@ class InvoiceOut(Schema):
 
 class PaymentIn(Schema):
     amount: MoneyText
+    method: Code = Field(..., description="cash | check | card | ach | insurance | other | "
+                         "credit (from the customer's credit)")
+    online: Flag = False
+    source: Code | None = None
+    excess_to_credit: Flag = Field(False, description="the tender may exceed the balance due: "
+                                   "the rest goes into the customer's credit")
+
+
+class DepositIn(Schema):
+    center: Code
+    amount: MoneyText
     method: Code
     online: Flag = False
     source: Code | None = None
+    note: ShortText | None = None
+
+
+class CreditEntryOut(Schema):
+    id: str
+    at: str
+    kind: str
+    amount: str  # signed: + into credit, − out of it
+    balance_after: str
+    center: str
+    payment: str | None
+    invoice: str | None
+    refund: str | None
+    by: str | None
+    note: str
+
+
+class CreditOut(Schema):
+    customer: str
+    balance: str
+    entries: list[CreditEntryOut]
+
+
+class WriteOffIn(Schema):
+    amount: MoneyText
+    reason: ShortText
 
 
 class HistoryOut(Schema):
@@ -160,10 +219,13 @@ def case_json(c: Case) -> dict[str, Any]:
 
 def payment_json(p: Payment, currency: str) -> dict[str, Any]:
     return {
-        "id": str(p.pk), "invoice": str(p.invoice_id),
-        "amount": format_decimal_string(p.amount_minor, currency), "method": p.method,
+        "id": str(p.pk), "invoice": str(p.invoice_id) if p.invoice_id else None,
+        "customer": str(p.customer_id),
+        "amount": format_decimal_string(p.amount_minor, currency),
+        "to_credit": format_decimal_string(p.to_credit_minor, currency), "method": p.method,
         "online": p.online, "refunded": format_decimal_string(p.refunded_minor, currency),
         "refundable": format_decimal_string(p.refundable_minor, currency),
+        "refundable_online": format_decimal_string(p.refundable_online_minor, currency),
         "refund_pending": p.refund_pending, "status": p.status,
         "failure_reason": p.failure_reason, "created_at": p.created_at.isoformat(),
     }
@@ -300,8 +362,49 @@ def take_payment(request: AuthedRequest, invoice_id: str, payload: PaymentIn) ->
         actor=request.auth, invoice=invoice_id, amount=payload.amount, method=payload.method,
         online=payload.online, source=payload.source,
         request_key=request.headers.get("Idempotency-Key"),
+        excess_to_credit=payload.excess_to_credit,
     )
     return Status(201, payment_json(payment, request.auth.organization.currency))
+
+
+# --- the customer's credit -----------------------------------------------------------------
+
+def credit_entry_json(e: CreditEntry, currency: str) -> dict[str, Any]:
+    return credit_entry_object(e, currency)  # the same object the webhooks send
+
+
+@router.post("/customers/{customer_id}/deposits",
+             response={201: PaymentOut, 402: Problem, 503: Problem, **WRITE_ERRORS},
+             tags=["credit"])
+def take_deposit(request: AuthedRequest, customer_id: str, payload: DepositIn) -> Any:
+    """Money into the customer's credit, on no invoice: a payment with `invoice: null`."""
+    payment = services.take_deposit(
+        actor=request.auth, customer=customer_id, center=payload.center, amount=payload.amount,
+        method=payload.method, online=payload.online, source=payload.source,
+        note=payload.note or "", request_key=request.headers.get("Idempotency-Key"))
+    return Status(201, payment_json(payment, request.auth.organization.currency))
+
+
+@router.get("/customers/{customer_id}/credit", response={200: CreditOut, **READ_ERRORS},
+            tags=["credit"])
+def customer_credit(request: AuthedRequest, customer_id: str) -> Any:
+    """The customer's credit: its balance and every entry, oldest first."""
+    organization = request.auth.organization
+    customer = selectors.get_customer(organization, customer_id)
+    currency = organization.currency
+    return {
+        "customer": str(customer.pk),
+        "balance": format_decimal_string(customer.credit_minor, currency),
+        "entries": [credit_entry_json(e, currency) for e in selectors.credit_entries(customer)],
+    }
+
+
+@router.post("/customers/{customer_id}/credit/write-offs",
+             response={201: CreditEntryOut, **WRITE_ERRORS}, tags=["credit"])
+def write_off_credit(request: AuthedRequest, customer_id: str, payload: WriteOffIn) -> Any:
+    entry = services.write_off_credit(actor=request.auth, customer=customer_id,
+                                      amount=payload.amount, reason=payload.reason)
+    return Status(201, credit_entry_json(entry, request.auth.organization.currency))
 
 
 @router.get("/payments/{payment_id}", response={200: PaymentOut, **READ_ERRORS})

@@ -28,12 +28,16 @@ from django.db import OperationalError
 from django.db.models import F, QuerySet, Sum
 from django.utils import timezone
 
-from kassa.billing import allocation
+from kassa.billing import allocation, webhook_events
+from kassa.billing import credit as customer_credit
 from kassa.billing.line_kinds import handler_for
 from kassa.billing.models import (
     ChargeState,
+    CreditKind,
+    Customer,
     Invoice,
     InvoiceLine,
+    Method,
     Payment,
     PaymentEvent,
     PaymentStatus,
@@ -47,7 +51,7 @@ from kassa.core.errors import (
     ValidationFailed,
 )
 from kassa.core.installation import installation_key
-from kassa.core.locks import lock_invoice, lock_payment, money_transaction
+from kassa.core.locks import lock_customer, lock_invoice, lock_payment, money_transaction
 from kassa.core.lookup import get_scoped
 from kassa.core.models import KEY_LIFE
 from kassa.core.outbox import enqueue
@@ -80,20 +84,24 @@ def reserved_minor(invoice_id: int, *, excluding: int | None = None) -> int:
     found = Payment.objects.filter(invoice_id=invoice_id, status=PaymentStatus.PROCESSING)
     if excluding is not None:
         found = found.exclude(pk=excluding)
-    return int(found.aggregate(total=Sum("amount_minor"))["total"] or 0)
+    # What an overpayment will put into credit is not the invoice's.
+    return int(found.aggregate(total=Sum(F("amount_minor") - F("to_credit_minor")))["total"]
+               or 0)
 
 
-def resumable(invoice: Invoice, request_key: str, *, amount_minor: int, method: str,
-              online: bool, source: str) -> Payment | None:
+def resumable(organization: Any, request_key: str, *, invoice_id: int | None,
+              customer_id: int, amount_minor: int, method: str, online: bool,
+              source: str) -> Payment | None:
     """The payment a request with this Idempotency-Key made, if it made one within the key's
     life: a retry of a request that died goes on with it. The same key for another payment
     is a conflict, not that payment's answer."""
     since = timezone.now() - KEY_LIFE
-    found = (Payment.objects.filter(organization_id=invoice.organization_id,
+    found = (Payment.objects.filter(organization_id=organization.pk,
                                     request_key=request_key, created_at__gte=since)
              .order_by("-pk").first())
-    if found is not None and (found.invoice_id, found.amount_minor, found.method, found.online,
-                              found.source) != (invoice.pk, amount_minor, method, online, source):
+    if found is not None and (found.invoice_id, found.customer_id, found.amount_minor,
+                              found.method, found.online, found.source) != (
+            invoice_id, customer_id, amount_minor, method, online, source):
         raise IdempotencyConflict("This Idempotency-Key was used for another payment")
     return found
 
@@ -106,7 +114,7 @@ def resume(payment: Payment) -> Payment:
         # nothing that its "nothing" is stale: this request is charging now.
         Payment.objects.filter(pk=payment.pk, charge_state=ChargeState.CHARGING).update(
             next_attempt_at=timezone.now() + RESOLVE_AFTER)
-        return charge(Payment.objects.select_related("invoice", "organization",
+        return charge(Payment.objects.select_related("invoice", "organization", "customer",
                                                      "created_by").get(pk=payment.pk))
     if payment.status == PaymentStatus.DECLINED:
         raise PaymentDeclined(payment.failure_reason or PaymentDeclined.title, field="source")
@@ -124,7 +132,8 @@ def charge(payment: Payment) -> Payment:
             amount_minor=payment.amount_minor, currency=payment.organization.currency,
             source=payment.source, idempotency_key=payment_key(payment),
             organization_id=payment.organization_id,
-            description=f"Invoice {payment.invoice.number}",
+            description=(f"Invoice {payment.invoice.number}" if payment.invoice is not None
+                         else f"Deposit for {payment.customer.name}"),
         )
     except (PaymentDeclined, ValidationFailed) as exc:  # the customer's card, or its source
         decline(payment.pk, exc.detail)
@@ -133,7 +142,7 @@ def charge(payment: Payment) -> Payment:
         if exc.permanent:  # the gateway refused the request itself: no money moved
             return settle_charge(payment.pk, ChargeResult("", GatewayCharge.FAILED,
                                                           str(exc)[:300]),
-                                 invoice_id=payment.invoice_id)
+                                 known=payment)
         # Not knowing is not "failed": the charge may have been made. The worker asks the
         # gateway later; a retry of this request (same Idempotency-Key) charges again with the
         # same key, which the gateway answers with the same charge.
@@ -146,8 +155,7 @@ def charge(payment: Payment) -> Payment:
             "processing: retry with the same Idempotency-Key, or Kassa asks the gateway in a "
             "few minutes and books the payment or marks it failed.") from exc
     try:
-        return settle_charge(payment.pk, result, invoice_id=payment.invoice_id,
-                             by=payment.created_by)
+        return settle_charge(payment.pk, result, known=payment, by=payment.created_by)
     except OperationalError as exc:  # a lock waited out: the charge stands, unbooked
         logger.warning("payment %s: charged, but its booking waited too long (%s); the "
                        "worker will book it", payment.pk, exc)
@@ -167,26 +175,35 @@ def decline(payment_id: int, reason: str) -> None:
     payment.next_attempt_at = None
     payment.save(update_fields=["status", "charge_state", "failure_reason", "next_attempt_at"])
     _event(payment, "payment_declined", PaymentStatus.DECLINED, reason)
+    webhook_events.announce("payment.failed", payment)
 
 
 @money_transaction()
-def settle_charge(payment_id: int, result: ChargeResult, *, invoice_id: int | None = None,
+def settle_charge(payment_id: int, result: ChargeResult, *, known: Payment | None = None,
                   by: Any = None, still_due: dt.datetime | None = None) -> Payment:
     """Book what the gateway says of a payment's charge, once, whoever brings the news (the
-    request, the worker, a webhook, `kassa sandbox decide`). `by`: the payment's creator when
-    the caller has it at hand (else it is read), who the booking is written by. `still_due`:
-    apply the news only if the payment's due time is still the one the caller claimed (the
-    worker's "no such charge" is stale once a retry of the request is charging again)."""
-    if invoice_id is None:
-        invoice_id = Payment.objects.values_list("invoice_id", flat=True).get(pk=payment_id)
-    invoice = lock_invoice(invoice_id)
+    request, the worker, a webhook, `kassa sandbox decide`). `known`: the payment as the caller
+    has it (its invoice, customer and credit part never change), saving their read. `by`: the
+    payment's creator when the caller has it at hand (else it is read), who the booking is
+    written by. `still_due`: apply the news only if the payment's due time is still the one the
+    caller claimed (the worker's "no such charge" is stale once a retry of the request is
+    charging again)."""
+    if known is not None:
+        invoice_id, customer_id, to_credit = (known.invoice_id, known.customer_id,
+                                              known.to_credit_minor)
+    else:
+        invoice_id, customer_id, to_credit = Payment.objects.values_list(
+            "invoice_id", "customer_id", "to_credit_minor").get(pk=payment_id)
+    # Money into the customer's credit (a deposit, an overpayment's excess) moves their credit.
+    customer = lock_customer(customer_id) if to_credit else None
+    invoice = lock_invoice(invoice_id) if invoice_id is not None else None
     payment = lock_payment(payment_id)
     now = timezone.now()
     if still_due is not None and payment.next_attempt_at != still_due:
         return payment
     if payment.status == PaymentStatus.PROCESSING:
         if result.state == GatewayCharge.SUCCEEDED:
-            _book_charge(payment, invoice, result.reference, now,
+            _book_charge(payment, invoice, customer, result.reference, now,
                          by=by if by is not None else payment.created_by)
         elif result.state == GatewayCharge.PROCESSING:
             first = payment.charge_state != ChargeState.AWAITING
@@ -208,65 +225,114 @@ def settle_charge(payment_id: int, result: ChargeResult, *, invoice_id: int | No
     elif (result.state == GatewayCharge.FAILED and payment.status == PaymentStatus.SUCCEEDED
           and result.reference and result.reference == payment.gateway_reference):
         # Only the charge's own failure undoes it: "no such charge" from a stale look is not.
-        _reverse_booking(payment, invoice, result.failure_reason or "The charge failed", now)
+        _reverse_booking(payment, invoice, customer,
+                         result.failure_reason or "The charge failed", now)
     return payment
 
 
-def _reverse_booking(payment: Payment, invoice: Invoice, reason: str, now: dt.datetime) -> None:
+def _reverse_booking(payment: Payment, invoice: Invoice | None, customer: Customer | None,
+                     reason: str, now: dt.datetime) -> None:
     """A charge booked as succeeded that the processor fails after all (a bank debit's late
     failure): its booking is undone — the entry reversed, its allocations taken back, the
-    balance owed again. Once refunds have moved its money, undoing it is a person's work."""
-    if payment.refunded_minor or payment.refund_pending:
+    balance owed again. Once refunds have moved its money, or its credit was used, undoing it
+    is a person's work."""
+    if (payment.refunded_minor or payment.refund_pending or payment.refunded_online_minor
+            or (customer is not None and customer_credit.available_minor(
+                customer, customer_credit.own(payment.pk)) < payment.to_credit_minor)):
         logger.error("payment %s failed at the gateway after it was refunded: its books are "
                      "left for a person (%s)", payment.pk, reason)
         _event(payment, "payment_failed", PaymentStatus.SUCCEEDED,
                f"The gateway failed the charge after it was refunded ({reason}): the books "
                "are unchanged; settle it by hand")
         return
-    entry_id = (Posting.objects.filter(payment=payment, entry__kind="payment")
+    entry_id = (Posting.objects.filter(payment=payment, entry__kind__in=("payment", "deposit"))
                 .values_list("entry_id", flat=True).first())
     if entry_id is not None:
-        reverse(JournalEntry.objects.get(pk=entry_id), at=now, created_by=None,
-                organization=invoice.organization, center=invoice.center)
-    held = allocation.held_by(payment)
-    allocation.allocate(payment=payment, shares={
-        line_id: (-net, -tax) for line_id, (net, tax) in held.shares.items()}, now=now)
-    allocation.refresh(invoice)
+        reverse(JournalEntry.objects.get(pk=entry_id), at=now, created_by=None)
+    if customer is not None and payment.to_credit_minor:
+        # Its credit leg is undone by the reversed entry: this is the sub-ledger's side of it.
+        customer_credit.take_out(customer, kind=CreditKind.PAYMENT_FAILED,
+                        amount_minor=payment.to_credit_minor, center=payment.center, at=now,
+                        by=None, source=customer_credit.own(payment.pk),
+                        organization=customer.organization, payment=payment,
+                        note=f"The card payment failed after all ({reason})"[:500])
+    if invoice is not None:
+        held = allocation.held_by(payment)
+        allocation.allocate(payment=payment, shares={
+            line_id: (-net, -tax) for line_id, (net, tax) in held.shares.items()}, now=now)
+        allocation.refresh(invoice)
     payment.status, payment.failure_reason = PaymentStatus.FAILED, reason[:300]
     payment.save(update_fields=["status", "failure_reason"])
     _event(payment, "payment_failed", PaymentStatus.FAILED,
            f"The gateway failed the charge after all ({reason}): its booking is reversed")
+    webhook_events.announce("payment.failed", payment)
 
 
-def _book_charge(payment: Payment, invoice: Invoice, reference: str, now: dt.datetime, *,
-                 by: Any) -> None:
-    lines = list(invoice.lines.all())
-    weights = allocation.owed_by_bucket(invoice, lines)
-    payable = allocation.payable_minor(weights) - reserved_minor(invoice.pk, excluding=payment.pk)
-    if payment.amount_minor > payable:
-        # The invoice stopped owing it while the gateway charged (a package closed, a credit).
-        payment.status, payment.failure_reason = PaymentStatus.FAILED, (
-            "The invoice no longer owed this payment when the charge succeeded")
-        payment.save(update_fields=["status", "failure_reason"])
-        _to_give_back(payment, reference, now, payment.failure_reason)
-        return
+def _book_charge(payment: Payment, invoice: Invoice | None, customer: Customer | None,
+                 reference: str, now: dt.datetime, *, by: Any) -> None:
     payment.gateway_reference = reference
-    book(payment, invoice, lines, weights, now=now, by=by,
-         detail=f"{payment.method} payment via {payment.gateway} ({reference})")
+    detail = f"{payment.method} payment via {payment.gateway} ({reference})"
+    if invoice is None:
+        assert customer is not None
+        book_deposit(payment, customer, now=now, by=by, detail=detail)
+    else:
+        lines = list(invoice.lines.all())
+        weights = allocation.owed_by_bucket(invoice, lines)
+        payable = (allocation.payable_minor(weights)
+                   - reserved_minor(invoice.pk, excluding=payment.pk))
+        if payment.amount_minor - payment.to_credit_minor > payable:
+            # The invoice stopped owing it while the gateway charged (a package closed, a
+            # credit).
+            payment.status, payment.failure_reason = PaymentStatus.FAILED, (
+                "The invoice no longer owed this payment when the charge succeeded")
+            payment.save(update_fields=["status", "failure_reason"])
+            _to_give_back(payment, reference, now, payment.failure_reason)
+            webhook_events.announce("payment.failed", payment)
+            return
+        book(payment, invoice, lines, weights, now=now, by=by, detail=detail,
+             customer=customer)
     payment.status, payment.charge_state = PaymentStatus.SUCCEEDED, ChargeState.NONE
     payment.next_attempt_at, payment.failure_reason = None, ""  # a past call's error is moot
     payment.save(update_fields=["status", "charge_state", "gateway_reference",
                                 "next_attempt_at", "failure_reason"])
+    webhook_events.announce("payment.succeeded", payment)
 
 
 def book(payment: Payment, invoice: Invoice, lines: list[InvoiceLine],
-         weights: allocation.Weights, *, now: dt.datetime, detail: str, by: Any) -> None:
+         weights: allocation.Weights, *, now: dt.datetime, detail: str, by: Any,
+         customer: Customer | None = None) -> None:
     """Book money received: allocated to the lines (and into packages), posted, in the
-    payment's history. Under the invoice's lock, the amount already checked payable."""
-    shares = allocation.plan_payment(payment.amount_minor, weights)
+    payment's history. Under the invoice's lock, the amount already checked payable.
+
+    A payment from credit (`method` credit) takes the money out of the customer's credit,
+    oldest first, instead of a tender: no money moves, so it is no collection (its entry's
+    kind is `credit_applied`). An overpayment's excess (`to_credit_minor`) goes into credit.
+    Both with the customer locked (`customer`)."""
+    on_invoice = payment.amount_minor - payment.to_credit_minor
+    shares = allocation.plan_payment(on_invoice, weights)
     refs: dict[str, object] = {"invoice": invoice, "payment": payment}
-    entry_lines = [debit(payment.method, payment.amount_minor, **refs),
-                   credit("receivable", payment.amount_minor, **refs)]
+    from_credit = payment.method == Method.CREDIT
+    kind = "credit_applied" if from_credit else "payment"
+    moved: list[customer_credit.Moved] = []
+    if from_credit:
+        assert customer is not None and not payment.to_credit_minor
+        moved.append(customer_credit.take_out(
+            customer, kind=CreditKind.APPLIED, amount_minor=payment.amount_minor,
+            center=invoice.center, at=now, by=by, source=customer_credit.ANY,
+            organization=invoice.organization, payment=payment, invoice_id=invoice.pk,
+            note=f"Paid invoice {invoice.number}"))
+        entry_lines = moved[0].lines(invoice.center, **refs)
+    else:
+        entry_lines = [debit(payment.method, payment.amount_minor, **refs)]
+    if on_invoice:
+        entry_lines.append(credit("receivable", on_invoice, **refs))
+    if payment.to_credit_minor:
+        assert customer is not None
+        moved.append(customer_credit.take_in(
+            customer, kind=CreditKind.OVERPAYMENT, amount_minor=payment.to_credit_minor,
+            center=invoice.center, at=now, by=by, payment=payment, invoice_id=invoice.pk,
+            note=f"Paid more than invoice {invoice.number} owed"))
+        entry_lines += moved[-1].lines(invoice.center, **refs)
     entry_lines += _paid_into_kinds(lines, shares, refs)
     allocation.allocate(payment=payment, shares=shares, now=now)
     allocation.refresh(invoice)
@@ -274,11 +340,36 @@ def book(payment: Payment, invoice: Invoice, lines: list[InvoiceLine],
                                 at=now, kind="payment_taken",
                                 amount_minor=payment.amount_minor,
                                 status=PaymentStatus.SUCCEEDED, by=by, detail=detail)
-    post(organization=invoice.organization, center=invoice.center, kind="payment", at=now,
+    post(organization=invoice.organization, center=invoice.center, kind=kind, at=now,
          created_by=by, memo=f"Payment on invoice {invoice.number}",
          lines=entry_lines)
+    for movement in moved:
+        movement.post_elsewhere(organization=invoice.organization, here=invoice.center,
+                                kind=kind, at=now, by=by,
+                                memo=f"Payment on invoice {invoice.number}",
+                                invoice_id=invoice.pk, payment_id=payment.pk)
     logger.info("payment %s: %s by %s on invoice %s", payment.pk, payment.amount_minor,
                 payment.method, invoice.pk)
+
+
+def book_deposit(payment: Payment, customer: Customer, *, now: dt.datetime, detail: str,
+                 by: Any) -> None:
+    """Book a deposit: money received into the customer's credit, on no invoice (a collection
+    on its day, kind `deposit`). The customer locked."""
+    organization = customer.organization
+    refs: dict[str, object] = {"payment": payment}
+    moved = customer_credit.take_in(customer, kind=CreditKind.DEPOSIT,
+                                    amount_minor=payment.amount_minor, center=payment.center,
+                                    at=now, by=by, payment=payment, note=detail)
+    PaymentEvent.objects.create(organization_id=payment.organization_id, payment=payment,
+                                at=now, kind="deposit_taken", amount_minor=payment.amount_minor,
+                                status=PaymentStatus.SUCCEEDED, by=by, detail=detail)
+    post(organization=organization, center=payment.center, kind="deposit", at=now,
+         created_by=by, memo=f"Deposit for {customer.name}",
+         lines=[debit(payment.method, payment.amount_minor, **refs),
+                *moved.lines(payment.center, **refs)])
+    logger.info("payment %s: deposit of %s by %s for customer %s", payment.pk,
+                payment.amount_minor, payment.method, customer.pk)
 
 
 def _paid_into_kinds(lines: list[InvoiceLine], shares: allocation.Shares,
@@ -301,6 +392,7 @@ def _fail(payment: Payment, reason: str, reference: str) -> None:
     payment.save(update_fields=["status", "charge_state", "failure_reason", "next_attempt_at",
                                 "gateway_reference"])
     _event(payment, "payment_failed", PaymentStatus.FAILED, reason)
+    webhook_events.announce("payment.failed", payment)
 
 
 def _to_give_back(payment: Payment, reference: str, now: dt.datetime, why: str) -> None:

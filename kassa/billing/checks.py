@@ -8,11 +8,22 @@ from collections.abc import Iterable
 
 from kassa.billing.models import ChargeState, Payment, PaymentStatus
 from kassa.core.installation import installation_key
-from kassa.ledger.verify import INVOICES, PAYMENTS, Run, check, each, in_list, within
+from kassa.ledger.verify import (
+    CUSTOMERS,
+    INVOICES,
+    PAYMENTS,
+    Run,
+    check,
+    each,
+    fetch,
+    in_list,
+    within,
+)
 from kassa.tenancy.models import Organization
 
-# A payment's booking, and its reversal when the processor failed the charge after all.
-PAID_KINDS = ("payment", "payment_reversed")
+# A payment's booking, and its reversal when the processor failed the charge after all; a
+# payment from credit; a deposit (which pays no invoice, but is the payment's booking).
+PAID_KINDS = ("payment", "payment_reversed", "credit_applied", "deposit", "deposit_reversed")
 
 
 @check
@@ -63,7 +74,7 @@ def payments_agree_with_ledger(org: Organization, run: Run | None = None) -> Ite
     has nothing booked at all: no posting, no allocation."""
     run = run or Run()
     rows = each(org, PAYMENTS, run, f"""
-        SELECT y.id, y.status, y.amount_minor, -COALESCE(l.taken, 0),
+        SELECT y.id, y.status, y.amount_minor, y.to_credit_minor, -COALESCE(l.taken, 0),
                CASE WHEN a.payment_id IS NULL THEN 0 ELSE 1 END
         FROM billing_payment y
         LEFT JOIN (
@@ -77,13 +88,15 @@ def payments_agree_with_ledger(org: Organization, run: Run | None = None) -> Ite
             GROUP BY a.payment_id HAVING SUM(a.net_minor) <> 0 OR SUM(a.tax_minor) <> 0
         ) a ON a.payment_id = y.id
         WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)}
-          AND ((y.status = %(succeeded)s AND y.amount_minor <> -COALESCE(l.taken, 0))
+          AND ((y.status = %(succeeded)s
+                AND y.amount_minor - y.to_credit_minor <> -COALESCE(l.taken, 0))
                OR (y.status <> %(succeeded)s
                    AND (COALESCE(l.taken, 0) <> 0 OR a.payment_id IS NOT NULL)))
         ORDER BY y.id""", {"succeeded": PaymentStatus.SUCCEEDED.value})
-    for pk, status, amount, booked, allocated in rows:
+    for pk, status, amount, to_credit, booked, allocated in rows:
         if status == PaymentStatus.SUCCEEDED:
-            yield f"payment {pk}: amount is {amount}, the ledger says {booked}"
+            into = f", {to_credit} of it into credit" if to_credit else ""
+            yield f"payment {pk}: amount is {amount}{into}, the ledger says {booked}"
         else:
             yield (f"payment {pk} is {status}, yet {booked} of it is booked"
                    + (" and allocated to lines" if allocated else ""))
@@ -232,3 +245,116 @@ def sandbox_charges_agree(org: Organization, run: Run | None = None) -> Iterable
         else:
             yield (f"payment {pk} is {status}, yet the sandbox keeps its charge "
                    f"{charge} and nothing gives it back")
+
+
+@check
+def customers_credit_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """A customer's credit is the sum of their credit entries and minus their customer_credit
+    sub-ledger, and never below zero."""
+    run = run or Run()
+    rows = each(org, CUSTOMERS, run, f"""
+        SELECT c.id, c.name, c.credit_minor, COALESCE(e.held, 0), -COALESCE(l.held, 0)
+        FROM billing_customer c
+        LEFT JOIN (
+            SELECT e.customer_id, SUM(e.amount_minor) AS held FROM billing_creditentry e
+            WHERE e.organization_id = %(org)s AND {within('e.customer_id', CUSTOMERS, run)}
+            GROUP BY e.customer_id) e ON e.customer_id = c.id
+        LEFT JOIN (
+            SELECT p.customer_id, SUM(p.amount_minor) AS held FROM ledger_posting p
+            WHERE p.code = 'customer_credit' AND p.organization_id = %(org)s
+              AND {within('p.customer_id', CUSTOMERS, run)}
+            GROUP BY p.customer_id) l ON l.customer_id = c.id
+        WHERE c.organization_id = %(org)s AND {within('c.id', CUSTOMERS, run)}
+          AND (c.credit_minor <> COALESCE(e.held, 0) OR c.credit_minor <> -COALESCE(l.held, 0)
+               OR c.credit_minor < 0)
+        ORDER BY c.id""")
+    for pk, name, held, entries, ledger in rows:
+        who = f"customer {name} (id {pk})"
+        if held != entries:
+            yield f"{who}: credit is {held}, their credit entries add up to {entries}"
+        if held != ledger:
+            yield f"{who}: credit is {held}, the customer_credit sub-ledger says {ledger}"
+        if held < 0:
+            yield f"{who}: credit is {held}, below zero"
+
+
+@check
+def credit_lots_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """Each credit entry moved of its lots what it says, no lot holds less than nothing, and
+    each entry's balance after is the customer's running balance."""
+    run = run or Run()
+    drawn = each(org, CUSTOMERS, run, f"""
+        SELECT e.id, e.customer_id, e.amount_minor, COALESCE(SUM(d.amount_minor), 0)
+        FROM billing_creditentry e
+        LEFT JOIN billing_creditdraw d ON d.entry_id = e.id
+        WHERE e.organization_id = %(org)s AND {within('e.customer_id', CUSTOMERS, run)}
+        GROUP BY e.id, e.customer_id, e.amount_minor
+        HAVING e.amount_minor <> COALESCE(SUM(d.amount_minor), 0)
+        ORDER BY e.id""")
+    for pk, customer_id, amount, moved in drawn:
+        yield (f"credit entry {pk} of customer {customer_id}: amount {amount}, its lots moved "
+               f"{moved}")
+    below = each(org, CUSTOMERS, run, f"""
+        SELECT l.id, l.customer_id, SUM(d.amount_minor)
+        FROM billing_creditentry l JOIN billing_creditdraw d ON d.lot_id = l.id
+        WHERE l.organization_id = %(org)s AND {within('l.customer_id', CUSTOMERS, run)}
+        GROUP BY l.id, l.customer_id HAVING SUM(d.amount_minor) < 0
+        ORDER BY l.id""")
+    for pk, customer_id, left in below:
+        yield f"credit lot {pk} of customer {customer_id} holds {left}, below zero"
+    running = each(org, CUSTOMERS, run, f"""
+        SELECT id, customer_id, balance_after_minor, running FROM (
+            SELECT e.id, e.customer_id, e.balance_after_minor,
+                   SUM(e.amount_minor) OVER (PARTITION BY e.customer_id ORDER BY e.id
+                                             ROWS UNBOUNDED PRECEDING) AS running
+            FROM billing_creditentry e
+            WHERE e.organization_id = %(org)s AND {within('e.customer_id', CUSTOMERS, run)}
+        ) r WHERE balance_after_minor <> running ORDER BY id""")
+    for pk, customer_id, after, total in running:
+        yield (f"credit entry {pk} of customer {customer_id}: balance after is {after}, the "
+               f"entries up to it add up to {total}")
+
+
+@check
+def intercenter_nets_to_zero(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """Credit taken at one center and used at another is cleared through `intercenter`: over
+    the organization it sums to zero."""
+    ((total,),) = fetch("SELECT COALESCE(SUM(amount_minor), 0) FROM ledger_posting "
+                        "WHERE organization_id = %(org)s AND code = 'intercenter'",
+                        {"org": org.pk})
+    if total:
+        yield f"intercenter sums to {total} over the organization, not 0"
+
+
+@check
+def credit_postings_name_their_customer(org: Organization, run: Run | None = None,
+                                        ) -> Iterable[str]:
+    """Every posting to customer_credit names the customer whose credit it moves (else it
+    would be in no one's sub-ledger)."""
+    rows = fetch("SELECT entry_id, amount_minor FROM ledger_posting WHERE organization_id = "
+                 "%(org)s AND code = 'customer_credit' AND customer_id IS NULL ORDER BY id",
+                 {"org": org.pk})
+    for entry_id, amount in rows:
+        yield f"entry {entry_id}: a customer_credit posting of {amount} names no customer"
+
+
+@check
+def payments_credit_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """What a payment put into credit (all of a deposit, an overpayment's excess) is what its
+    credit entries brought in: its to_credit while it stands, nothing once it failed."""
+    run = run or Run()
+    rows = each(org, PAYMENTS, run, f"""
+        SELECT y.id, y.status, y.to_credit_minor, COALESCE(e.brought, 0)
+        FROM billing_payment y LEFT JOIN (
+            SELECT e.payment_id, SUM(e.amount_minor) AS brought FROM billing_creditentry e
+            WHERE e.organization_id = %(org)s
+              AND e.kind IN ('deposit', 'overpayment', 'payment_failed')
+              AND {within('e.payment_id', PAYMENTS, run)}
+            GROUP BY e.payment_id) e ON e.payment_id = y.id
+        WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)}
+          AND COALESCE(e.brought, 0) <> CASE WHEN y.status = %(succeeded)s
+                                             THEN y.to_credit_minor ELSE 0 END
+        ORDER BY y.id""", {"succeeded": PaymentStatus.SUCCEEDED.value})
+    for pk, status, to_credit, brought in rows:
+        yield (f"payment {pk} ({status}): {to_credit} of it went into credit, its credit "
+               f"entries brought in {brought}")

@@ -23,9 +23,14 @@ class Customer(models.Model):
     contact_name = models.CharField(max_length=200, blank=True, default="")
     email = models.EmailField(max_length=254)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Money Kassa holds for the customer on no invoice: the sum of their CreditEntry rows,
+    # derived by `kassa.billing.credit` alone, and minus their customer_credit sub-ledger.
+    credit_minor = models.BigIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "name"])]
+        constraints = [models.CheckConstraint(condition=Q(credit_minor__gte=0),
+                                              name="customer_credit_not_negative")]
 
     def __str__(self) -> str:
         return self.name
@@ -160,6 +165,7 @@ class Method(models.TextChoices):
     CHECK = "check", "Check"
     INSURANCE = "insurance", "Insurance"
     OTHER = "other", "Other"
+    CREDIT = "credit", "Account credit"  # paid from the customer's credit: no money moves
 
 
 ONLINE_METHODS = (Method.CARD, Method.ACH)
@@ -187,15 +193,25 @@ class Payment(models.Model):
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
                                      db_index=False)
     center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    # None for a deposit: money taken into the customer's credit, on no invoice.
+    invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="payments")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     amount_minor = models.BigIntegerField()
+    # What of the amount went into the customer's credit: all of a deposit, the excess of an
+    # overpayment. The rest is what the invoice's lines were paid.
+    to_credit_minor = models.BigIntegerField(default=0)
     method = models.CharField(max_length=10, choices=Method.choices)
     online = models.BooleanField()
     source = models.CharField(max_length=200, blank=True)
     gateway = models.CharField(max_length=20, blank=True)
     gateway_reference = models.CharField(max_length=200, blank=True)
-    # Refunds of this payment that did not fail, pending ones included.
+    # Refunds of this payment that did not fail, pending ones included (not refunds out of
+    # credit that go back to its card: the refund to credit counted that money already).
     refunded_minor = models.BigIntegerField(default=0)
+    # Online refunds back to its charge that did not fail, direct or out of credit: the gateway
+    # refunds at most the charge.
+    refunded_online_minor = models.BigIntegerField(default=0)
     refund_pending = models.BooleanField(default=False)
     # An online payment is recorded before its charge (an intent): `status` is what the
     # front desk reads, `charge_state` what the worker still has to do about the charge.
@@ -220,9 +236,17 @@ class Payment(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
-                condition=Q(refunded_minor__gte=0) & Q(refunded_minor__lte=F("amount_minor")),
+                condition=Q(refunded_minor__gte=0)
+                & Q(refunded_minor__lte=F("amount_minor") - F("to_credit_minor")),
                 name="payment_refunded_within_amount",
             ),
+            models.CheckConstraint(
+                condition=Q(to_credit_minor__gte=0) & Q(to_credit_minor__lte=F("amount_minor")),
+                name="payment_to_credit_within_amount"),
+            models.CheckConstraint(
+                condition=Q(refunded_online_minor__gte=0)
+                & Q(refunded_online_minor__lte=F("amount_minor")),
+                name="payment_refunded_online_within_amount"),
         ]
 
     def __str__(self) -> str:
@@ -230,10 +254,19 @@ class Payment(models.Model):
 
     @property
     def refundable_minor(self) -> int:
-        """Money received and not yet given back: none of a payment that did not succeed."""
+        """Money received on the invoice and not yet given back: none of a payment that did
+        not succeed, and not what it put into credit (that is refunded out of credit)."""
         if self.status != PaymentStatus.SUCCEEDED:
             return 0
-        return self.amount_minor - self.refunded_minor
+        return self.amount_minor - self.to_credit_minor - self.refunded_minor
+
+    @property
+    def refundable_online_minor(self) -> int:
+        """What the gateway can still refund of the charge: its amount less its online
+        refunds, direct or out of credit, that did not fail."""
+        if self.status != PaymentStatus.SUCCEEDED or not self.online:
+            return 0
+        return self.amount_minor - self.refunded_online_minor
 
 
 class PaymentAllocation(models.Model):
@@ -294,3 +327,74 @@ class LineCredit(models.Model):
     tax_minor = models.BigIntegerField()
     gives_back = models.BooleanField(default=False)
 
+
+
+class CreditKind(models.TextChoices):
+    DEPOSIT = "deposit", "Deposit"
+    OVERPAYMENT = "overpayment", "Overpayment"
+    REFUND_TO_CREDIT = "refund_to_credit", "Refund to credit"
+    APPLIED = "applied", "Paid an invoice"
+    REFUNDED_OUT = "refunded_out", "Refunded out"
+    REFUND_OUT_FAILED = "refund_out_failed", "Refund out failed: back in credit"
+    REFUND_FAILED_TO_CREDIT = "refund_failed_to_credit", "Failed refund kept as credit"
+    WRITTEN_OFF = "written_off", "Written off"
+    # Kassa's own, beyond DESIGN.md's list: a card deposit or overpayment whose charge the
+    # processor failed after it was booked takes its money back out.
+    PAYMENT_FAILED = "payment_failed", "Card payment failed after all"
+
+
+class CreditEntry(models.Model):
+    """One movement of a customer's credit, as the customer's account shows it: signed (+ into
+    credit, − out of it), with the balance after. Appended by `kassa.billing.credit` alone, in
+    the money transaction that posts it to `customer_credit`.
+
+    Credit is held in lots, so that it is used oldest money first and card money goes back to
+    its card: every entry that brings new money in is a lot (its `card_payment` the online
+    payment whose money it is, if any), and every entry's CreditDraw rows say which lots it
+    moved. What a lot holds is the sum of its draws."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT,
+                                 related_name="credit_entries")
+    center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=30, choices=CreditKind.choices)
+    amount_minor = models.BigIntegerField()
+    balance_after_minor = models.BigIntegerField()
+    at = models.DateTimeField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                           related_name="+")
+    note = models.CharField(max_length=500, blank=True)
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="+")
+    invoice = models.ForeignKey(Invoice, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="+")
+    refund = models.ForeignKey("refunds.Refund", null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="+")
+    # A lot of card money: refunded out only to this payment, online (DESIGN.md).
+    card_payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+
+    class Meta:
+        verbose_name_plural = "credit entries"
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["organization", "at"], name="credit_entry_org_at_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount_minor=0), name="credit_entry_not_zero"),
+            models.CheckConstraint(condition=Q(balance_after_minor__gte=0),
+                                   name="credit_balance_after_not_negative"),
+        ]
+
+
+class CreditDraw(models.Model):
+    """What one credit entry moved of one lot (signed like the entry)."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    entry = models.ForeignKey(CreditEntry, on_delete=models.CASCADE, related_name="draws")
+    lot = models.ForeignKey(CreditEntry, on_delete=models.PROTECT, related_name="lot_draws")
+    amount_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(amount_minor=0),
+                                              name="credit_draw_not_zero")]

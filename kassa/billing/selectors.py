@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from kassa.billing.models import Case, Customer, Invoice, Payment
+from kassa.billing.models import Case, CreditEntry, Customer, Invoice, Payment
 from kassa.core.lookup import get_scoped, parse_id
 from kassa.tenancy.models import Organization
 
@@ -79,3 +79,8 @@ def find_payment(organization: Organization, number: str) -> Payment | None:
     """A payment by its receipt number (its id), or None."""
     pk = parse_id(number.strip())
     return payments(organization).filter(pk=pk).first() if pk else None
+
+
+def credit_entries(customer: Customer) -> QuerySet[CreditEntry]:
+    """The customer's credit entries, oldest first, with who made each."""
+    return customer.credit_entries.select_related("by").order_by("at", "id")

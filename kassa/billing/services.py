@@ -16,13 +16,16 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
-from kassa.billing import allocation, charges
+from kassa.billing import allocation, charges, webhook_events
+from kassa.billing import credit as customer_credit
 from kassa.billing.inputs import LineInput
 from kassa.billing.line_kinds import handler_for
 from kassa.billing.models import (
     ONLINE_METHODS,
     Case,
     ChargeState,
+    CreditEntry,
+    CreditKind,
     Customer,
     Invoice,
     InvoiceLine,
@@ -38,7 +41,7 @@ from kassa.core.errors import (
     PaymentExceedsBalance,
     ValidationFailed,
 )
-from kassa.core.locks import lock_invoice, lock_organization, money_transaction
+from kassa.core.locks import lock_customer, lock_invoice, lock_organization, money_transaction
 from kassa.core.lookup import get_scoped
 from kassa.core.money import (
     AMOUNT_GRAMMAR,
@@ -49,9 +52,9 @@ from kassa.core.money import (
 )
 from kassa.gateways.registry import current_gateway
 from kassa.ledger.services import credit, debit, post
-from kassa.tenancy.models import Membership
+from kassa.tenancy.models import Center, Membership, Organization
 from kassa.tenancy.selectors import get_center
-from kassa.tenancy.services import require_writer
+from kassa.tenancy.services import require_admin, require_writer
 
 logger = logging.getLogger("kassa.billing")
 
@@ -222,90 +225,223 @@ def _validate_method(method: str, online: bool) -> None:
 
 def take_payment(
     *, actor: Membership, invoice: str, amount: str, method: str, online: bool,
-    source: str | None = None, request_key: str | None = None,
+    source: str | None = None, request_key: str | None = None, excess_to_credit: bool = False,
 ) -> Payment:
     """Record a payment. An online one is recorded first, as an intent, then charged outside
     every lock and booked (`kassa.billing.charges`); a retry of a request that died (same
-    Idempotency-Key) goes on with the payment it left instead of charging again."""
+    Idempotency-Key) goes on with the payment it left instead of charging again.
+
+    `excess_to_credit`: the tender may exceed the balance due; the balance is paid and the
+    rest goes into the customer's credit. `method` credit pays from that credit."""
     require_writer(actor)
     organization = actor.organization
     target = get_scoped(Invoice.objects.filter(organization=organization), invoice)
     amount_minor = parse_amount(amount, organization.currency)
     _validate_method(method, online)
+    if method == Method.CREDIT and excess_to_credit:
+        raise ValidationFailed("excess_to_credit",
+                               "a payment from credit pays at most the balance due")
     if not online:
         if source:
             raise ValidationFailed("source", "only an online payment has a source")
-        return _record_payment(actor=actor, invoice_id=target.pk, amount_minor=amount_minor,
-                               method=method, request_key=request_key or "")
+        return _record_payment(actor=actor, invoice_id=target.pk, customer_id=target.customer_id,
+                               amount_minor=amount_minor, method=method,
+                               request_key=request_key or "", excess_to_credit=excess_to_credit)
     gateway = current_gateway()
     gateway.check_source(source or "")
-    payment, fresh = _open_intent(actor=actor, invoice_id=target.pk, amount_minor=amount_minor,
+    payment, fresh = _open_intent(actor=actor, invoice_id=target.pk,
+                                  customer_id=target.customer_id, amount_minor=amount_minor,
                                   method=method, source=source or "", gateway=gateway.name,
-                                  request_key=request_key or "")
+                                  request_key=request_key or "",
+                                  excess_to_credit=excess_to_credit)
     return charges.charge(payment) if fresh else charges.resume(payment)
 
 
 def _payable_now(invoice: Invoice, lines: list[InvoiceLine], actor: Membership,
-                 amount_minor: int) -> allocation.Weights:
-    """What the invoice owes by bucket, refusing an amount over its balance less what payments
-    still processing hold of it (read under the invoice's lock)."""
+                 amount_minor: int, *, excess_to_credit: bool = False,
+                 ) -> tuple[allocation.Weights, int]:
+    """What the invoice owes by bucket, and what of `amount_minor` goes into credit: refusing
+    an amount over its balance less what payments still processing hold of it (read under the
+    invoice's lock), unless the excess is to be kept as credit."""
     weights = allocation.owed_by_bucket(invoice, lines)
     reserved = charges.reserved_minor(invoice.pk)
     payable = allocation.payable_minor(weights) - reserved
     if amount_minor > payable:
+        if excess_to_credit:
+            return weights, amount_minor - max(payable, 0)
         org = actor.organization
         most = display(max(payable, 0), org.currency, org.locale)
         held = (f"; {display(reserved, org.currency, org.locale)} is being charged online"
                 if reserved else "")
         raise PaymentExceedsBalance(f"At most {most} can be paid{held}", field="amount")
-    return weights
+    return weights, 0
 
 
 @money_transaction()
 def _open_intent(
-    *, actor: Membership, invoice_id: int, amount_minor: int, method: str, source: str,
-    gateway: str, request_key: str,
+    *, actor: Membership, invoice_id: int | None, customer_id: int, amount_minor: int,
+    method: str, source: str, gateway: str, request_key: str, excess_to_credit: bool = False,
+    center: Center | None = None, note: str = "",
 ) -> tuple[Payment, bool]:
-    """The online payment's row, before its charge: it holds its amount of the balance. Or the
-    one this request made before it died (same Idempotency-Key; read under the invoice's lock,
-    so two runs of one request make one payment), and False."""
-    invoice = lock_invoice(invoice_id)
+    """The online payment's row, before its charge: it holds its amount of the balance (less
+    what it will put into credit). Or the one this request made before it died (same
+    Idempotency-Key; read under the lock, so two runs of one request make one payment), and
+    False. A deposit (no invoice) is an intent of the customer's, at `center`."""
+    # The customer first when credit moves (the lock order), then the invoice.
+    customer = lock_customer(customer_id) if excess_to_credit or invoice_id is None else None
+    invoice = lock_invoice(invoice_id) if invoice_id is not None else None
     if request_key and (earlier := charges.resumable(
-            invoice, request_key, amount_minor=amount_minor, method=method, online=True,
-            source=source)):
+            actor.organization, request_key, invoice_id=invoice_id, customer_id=customer_id,
+            amount_minor=amount_minor, method=method, online=True, source=source)):
         return earlier, False
-    _payable_now(invoice, list(invoice.lines.all()), actor, amount_minor)
+    if invoice is not None:
+        _, to_credit = _payable_now(invoice, list(invoice.lines.all()), actor, amount_minor,
+                                    excess_to_credit=excess_to_credit)
+        where = invoice.center
+    else:
+        assert customer is not None and center is not None
+        to_credit, where = amount_minor, center
     now = timezone.now()
-    payment = Payment.objects.create(  # with its invoice, organization and creator at hand
-        organization=invoice.organization, center=invoice.center, invoice=invoice,
+    payment = Payment.objects.create(
+        organization=actor.organization, center=where, invoice=invoice,
+        customer_id=customer_id, to_credit_minor=to_credit,
         amount_minor=amount_minor, method=method, online=True, source=source, gateway=gateway,
         status=PaymentStatus.PROCESSING, charge_state=ChargeState.CHARGING,
         next_attempt_at=now + charges.RESOLVE_AFTER, request_key=request_key,
         created_at=now, created_by=actor.user,
     )
+    if customer is not None:
+        payment.customer = customer
     PaymentEvent.objects.create(organization_id=payment.organization_id, payment=payment,
-                                at=now, kind="payment_started",
+                                at=now, kind="payment_started" if invoice else "deposit_started",
                                 amount_minor=amount_minor, status=PaymentStatus.PROCESSING,
-                                by=actor.user, detail=f"{method} charge via {gateway}")
+                                by=actor.user,
+                                detail=f"{method} charge via {gateway}" + (f": {note}" if note
+                                                                         else ""))
     return payment, True
 
 
 @money_transaction()
-def _record_payment(*, actor: Membership, invoice_id: int, amount_minor: int,
-                    method: str, request_key: str) -> Payment:
+def _record_payment(*, actor: Membership, invoice_id: int, customer_id: int, amount_minor: int,
+                    method: str, request_key: str, excess_to_credit: bool = False) -> Payment:
+    # The customer first when credit moves (the lock order), then the invoice.
+    customer = (lock_customer(customer_id)
+                if excess_to_credit or method == Method.CREDIT else None)
     invoice = lock_invoice(invoice_id)
     if request_key and (earlier := charges.resumable(
-            invoice, request_key, amount_minor=amount_minor, method=method, online=False,
-            source="")):
+            actor.organization, request_key, invoice_id=invoice.pk, customer_id=customer_id,
+            amount_minor=amount_minor, method=method, online=False, source="")):
         return earlier  # its request died after it committed: this is its answer
     lines = list(invoice.lines.all())
-    weights = _payable_now(invoice, lines, actor, amount_minor)
+    weights, to_credit = _payable_now(invoice, lines, actor, amount_minor,
+                                      excess_to_credit=excess_to_credit)
     now = timezone.now()
     payment = Payment.objects.create(
         organization_id=invoice.organization_id, center_id=invoice.center_id, invoice=invoice,
+        customer_id=customer_id, to_credit_minor=to_credit,
         amount_minor=amount_minor, method=method, online=False, request_key=request_key,
         created_at=now, created_by=actor.user,
     )
     charges.book(payment, invoice, lines, weights, now=now, by=actor.user,
-                 detail=f"{method} payment")
+                 detail="paid from account credit" if method == Method.CREDIT
+                 else f"{method} payment" + (" (the excess kept as credit)" if to_credit else ""),
+                 customer=customer)
+    webhook_events.announce("payment.succeeded", payment)
     return payment
+
+
+# --- deposits: money into a customer's credit, on no invoice ---------------------------------
+
+def take_deposit(
+    *, actor: Membership, customer: str, center: str, amount: str, method: str, online: bool,
+    source: str | None = None, note: str = "", request_key: str | None = None,
+) -> Payment:
+    """Take money into the customer's credit before anything is invoiced (a funeral home's
+    deposit, a spa's prepaid account): a payment with no invoice. Online, it follows the
+    payment rules (recorded, charged outside every lock, booked; declined is 402)."""
+    require_writer(actor)
+    organization = actor.organization
+    owner = get_scoped(Customer.objects.filter(organization=organization), customer)
+    where = get_center(organization, center, field="center")
+    amount_minor = parse_amount(amount, organization.currency)
+    _validate_method(method, online)
+    if method == Method.CREDIT:
+        raise ValidationFailed("method", "a deposit is money received: not from credit")
+    note = (note or "").strip()
+    if len(note) > 500:
+        raise ValidationFailed("note", "at most 500 characters")
+    if not online:
+        if source:
+            raise ValidationFailed("source", "only an online payment has a source")
+        return _record_deposit(actor=actor, customer_id=owner.pk, center=where,
+                               amount_minor=amount_minor, method=method, note=note,
+                               request_key=request_key or "")
+    gateway = current_gateway()
+    gateway.check_source(source or "")
+    payment, fresh = _open_intent(actor=actor, invoice_id=None, customer_id=owner.pk,
+                                  amount_minor=amount_minor, method=method,
+                                  source=source or "", gateway=gateway.name,
+                                  request_key=request_key or "", center=where, note=note)
+    return charges.charge(payment) if fresh else charges.resume(payment)
+
+
+@money_transaction()
+def _record_deposit(*, actor: Membership, customer_id: int, center: Center, amount_minor: int,
+                    method: str, note: str, request_key: str) -> Payment:
+    customer = lock_customer(customer_id)
+    if request_key and (earlier := charges.resumable(
+            actor.organization, request_key, invoice_id=None, customer_id=customer_id,
+            amount_minor=amount_minor, method=method, online=False, source="")):
+        return earlier
+    now = timezone.now()
+    payment = Payment.objects.create(
+        organization_id=customer.organization_id, center=center, invoice=None,
+        customer=customer, to_credit_minor=amount_minor, amount_minor=amount_minor,
+        method=method, online=False, request_key=request_key, created_at=now,
+        created_by=actor.user)
+    charges.book_deposit(payment, customer, now=now, by=actor.user,
+                         detail=f"{method} deposit" + (f": {note}" if note else ""))
+    webhook_events.announce("payment.succeeded", payment)
+    return payment
+
+
+# --- credit written off --------------------------------------------------------------------
+
+@money_transaction()
+def write_off_credit(*, actor: Membership, customer: str, amount: str, reason: str,
+                     ) -> CreditEntry:
+    """An admin writes off what of a customer's credit will never be claimed: Dr
+    customer_credit · Cr other_income, oldest money first."""
+    require_admin(actor)
+    organization = actor.organization
+    found = get_scoped(Customer.objects.filter(organization=organization), customer)
+    amount_minor = parse_amount(amount, organization.currency)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("reason", "is required")
+    if len(reason) > 500:
+        raise ValidationFailed("reason", "at most 500 characters")
+    locked = lock_customer(found.pk)
+    locked.organization = organization
+    now = timezone.now()
+    # The write-off is posted where the credit is held: at each lot's center.
+    moved = customer_credit.take_out(
+        locked, kind=CreditKind.WRITTEN_OFF, amount_minor=amount_minor,
+        center=_home_center(locked, organization), at=now, by=actor.user,
+        source=customer_credit.ANY, organization=organization, note=reason)
+    for center_id, out in sorted(moved.by_center.items()):
+        center_obj = get_center(organization, str(center_id), field="center")
+        post(organization=organization, center=center_obj, kind="credit_written_off", at=now,
+             created_by=actor.user, memo=f"Credit of {locked.name} written off: {reason}",
+             lines=[debit("customer_credit", -out, customer_id=locked.pk),
+                    credit("other_income", -out)])
+    return moved.entry
+
+
+def _home_center(customer: Customer, organization: Organization) -> Center:
+    """The center a movement of the customer's credit that belongs to no invoice is shown at:
+    where their oldest credit still held was taken."""
+    held = customer_credit.lots(customer)
+    if held:
+        return get_center(organization, str(held[0].center_id), field="center")
+    return Center.objects.filter(organization=organization).order_by("pk").first()  # type: ignore[return-value]

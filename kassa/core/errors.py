@@ -188,3 +188,13 @@ class GatewayRefundExists(DomainError):
     code = "gateway_refund_exists"
     status = 409
     title = "The gateway has this refund"
+
+
+class CreditInsufficient(DomainError):
+    code = "credit_insufficient"
+    title = "The customer's credit is less than the amount"
+
+
+class CardRefundMustGoToCard(DomainError):
+    code = "card_refund_must_go_to_card"
+    title = "Credit that came from a card payment is refunded to that card"

@@ -102,6 +102,11 @@ def lock_organization(organization_id: int) -> Any:
     return _lock("organization", pk=organization_id)
 
 
+def lock_customer(customer_id: int) -> Any:
+    """The customer, whose credit a money transaction is about to move or read."""
+    return _lock("customer", pk=customer_id)
+
+
 def lock_invoice(invoice_id: int) -> Any:
     """The invoice, with its center and organization read along (every money entry is posted
     to them) and its customer (receipts go to them); only the invoice row is locked."""

@@ -10,7 +10,8 @@ and the app that runs it registers it with `@task_named` when it is ready. So a 
 imports the tasks module that imports it back.
 
 A task that sends e-mail goes on the MAIL_QUEUE, which `kassa worker` runs on a thread of its
-own: a mail server that accepts connections and never answers holds up only the mail.
+own: a mail server that accepts connections and never answers holds up only the mail. Outgoing
+webhook deliveries go on the WEBHOOK_QUEUE, on a thread of their own too, for the same reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 logger = logging.getLogger("kassa.outbox")
 
 MAIL_QUEUE = "mail"
+WEBHOOK_QUEUE = "webhooks"
 
 Sweep = Callable[[], int]
 SWEEPS: list[Sweep] = []

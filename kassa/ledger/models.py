@@ -33,6 +33,12 @@ class AccountCode(models.TextChoices):
     REVENUE_REDEMPTION = "revenue_redemption", "Revenue: package redemptions"
     REVENUE_FORFEIT = "revenue_forfeit", "Revenue: forfeited package balances"
     SALES_CREDITS = "sales_credits", "Sales credits"
+    # Money held for a customer on no invoice (a liability; every posting names the customer).
+    CUSTOMER_CREDIT = "customer_credit", "Customer credit"
+    # Clearing between centers when credit taken at one is used or refunded at another: each
+    # center's entries balance, and it sums to zero over the organization.
+    INTERCENTER = "intercenter", "Inter-center clearing"
+    OTHER_INCOME = "other_income", "Other income"  # credit written off
 
 
 TENDER_CODES = ("cash", "check", "card", "ach", "insurance", "other")
@@ -100,6 +106,9 @@ class Posting(models.Model):
     )
     refund = models.ForeignKey(
         "refunds.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    customer = models.ForeignKey(  # set on the customer_credit postings: its sub-ledger
+        "billing.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     package = models.ForeignKey(  # indexed first in posting_package_idx
         "packages.Package", null=True, blank=True, on_delete=models.PROTECT, related_name="+",

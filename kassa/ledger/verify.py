@@ -49,6 +49,7 @@ INVOICES = Kind("invoices", "billing_invoice", "invoice_id")
 PAYMENTS = Kind("payments", "billing_payment", "payment_id")
 PACKAGES = Kind("packages", "packages_package", "package_id")
 REFUNDS = Kind("refunds", "refunds_refund", "refund_id")
+CUSTOMERS = Kind("customers", "billing_customer", "customer_id")
 
 
 def _batch_default() -> int:

@@ -156,12 +156,14 @@ class PaidIn:
         return lines
 
 
-def pay_in(*, shares: Mapping[int, tuple[int, int]]) -> PaidIn:
+def pay_in(*, shares: Mapping[int, tuple[int, int]],
+           locked: Mapping[int, Package] | None = None) -> PaidIn:
     """What of a payment reaches package lines is paid into their packages (the line's own
     figures say so once billing writes them). A negative share takes money back out (a refund
     of the payment): refused — before anything is written — when it would leave a package
     below zero or take back tax the package already returned."""
-    packages = lock_packages_of_lines(sorted(shares))
+    packages = (dict(locked) if locked is not None and set(shares) <= set(locked)
+                else lock_packages_of_lines(sorted(shares)))
     for line_id, (net, tax) in shares.items():
         package = packages[line_id]
         if net < 0 and package.balance_minor + net < 0:
@@ -176,6 +178,24 @@ def pay_in(*, shares: Mapping[int, tuple[int, int]]) -> PaidIn:
                 f"Refunding this payment would take back tax that the {package.name} package "
                 "already returned: refund the package instead", field="amount")
     return PaidIn(shares, packages)
+
+
+def can_give_back(line_ids: list[int],
+                  ) -> tuple[dict[int, tuple[int, int]], dict[int, Package]]:
+    """What each package sold on these lines can give back to a refund of a payment, net and
+    tax apart: an open package its balance and the tax it has not returned; a closed one, or
+    one with nothing left, nothing. The refund then takes its amount from the lines that can
+    give it. Also the packages, locked (for `pay_in`)."""
+    packages = lock_packages_of_lines(sorted(line_ids))
+    return ({line_id: (0, 0) if package.status == PackageStatus.CLOSED
+             else (max(package.balance_minor, 0),
+                   max(package.tax_paid_minor - package.tax_refunded_minor, 0))
+             for line_id, package in packages.items()}, packages)
+
+
+def names_of_lines(line_ids: list[int]) -> list[str]:
+    return list(Package.objects.filter(line_id__in=line_ids).order_by("pk")
+                .values_list("name", flat=True))
 
 
 # --- redemptions ----------------------------------------------------------------------------

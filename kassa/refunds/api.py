@@ -9,7 +9,7 @@ from pydantic import Field
 
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
-from kassa.core.text import Code, Flag, MoneyText, Note, ObjectId, ShortText
+from kassa.core.text import Code, Flag, MoneyText, Name, Note, ObjectId, ShortText
 from kassa.refunds import attention, selectors, services
 from kassa.refunds.models import GatewayState, Refund
 from kassa.tenancy.auth import AuthedRequest
@@ -18,7 +18,7 @@ router = Router(tags=["refunds"])
 
 
 class PaymentRefundIn(Schema):
-    type: Code = Field(..., description="online | offline")
+    type: Code = Field(..., description="online | offline | credit (to the customer's credit)")
     amount: MoneyText
     reason: ShortText
     internal_note: Note | None = None
@@ -31,6 +31,38 @@ class RefundTo(Schema):
     payment: Code | None = None
     method: Code | None = Field(None, description="cash | check | other")
     note: Note | None = None
+    credit: Flag = Field(False, description="true: into the customer's account credit")
+
+
+class CreditRefundTo(Schema):
+    payment: Code | None = Field(None, description="one of the customer's online payments")
+    method: Code | None = Field(None, description="cash | check | other")
+    note: Note | None = None
+    payee: Name | None = Field(None, description="who receives it (a family member, an estate)")
+
+
+class CreditRefundIn(Schema):
+    amount: MoneyText
+    reason: ShortText
+    center: Code | None = None
+    refund_to: CreditRefundTo
+    override_reason: ShortText | None = Field(
+        None, description="admin: refund card money other than to its card, and why")
+
+
+class PartIn(Schema):
+    payment: Code
+    type: Code = Field(..., description="online | offline | credit")
+    amount: MoneyText
+    method: Code | None = Field(None, description="offline: check | cash | insurance | other")
+    note: Note | None = None
+
+
+class InvoiceRefundIn(Schema):
+    reason: ShortText
+    internal_note: Note | None = None
+    decrease_balance_owed: Flag = False
+    parts: list[PartIn] = Field(..., max_length=20)
 
 
 class PackageRefundIn(Schema):
@@ -44,7 +76,8 @@ class RefundOut(Schema):
     id: str
     payment: str | None
     package: str | None
-    invoice: str
+    invoice: str | None
+    customer: str | None  # a refund out of credit: whose
     type: str
     status: str
     amount: str
@@ -60,6 +93,14 @@ class RefundOut(Schema):
     settled_at: str | None
     failure_reason: str
     needs_attention: bool
+    payee: str
+    group: str | None  # the split refund it is a part of
+    replaces: str | None
+
+
+class SplitRefundOut(Schema):
+    group: str
+    refunds: list[RefundOut]
 
 
 class RefundFilters(Schema):
@@ -83,7 +124,9 @@ def refund_json(refund: Refund) -> dict[str, Any]:
     package_id = getattr(refund, "package_id", None)
     return {
         "id": str(refund.pk), "payment": str(refund.payment_id) if refund.payment_id else None,
-        "package": str(package_id) if package_id else None, "invoice": str(refund.invoice_id),
+        "package": str(package_id) if package_id else None,
+        "invoice": str(refund.invoice_id) if refund.invoice_id else None,
+        "customer": str(refund.customer_id) if refund.customer_id else None,
         "type": refund.type, "status": refund.status, "amount": money(refund.amount_minor),
         "tax": money(refund.tax_minor), "total": money(refund.total_minor),
         "method": refund.method, "reason": refund.reason, "internal_note": refund.internal_note,
@@ -93,6 +136,8 @@ def refund_json(refund: Refund) -> dict[str, Any]:
         "settled_at": refund.settled_at.isoformat() if refund.settled_at else None,
         "failure_reason": refund.failure_reason,
         "needs_attention": refund.gateway_state == GatewayState.STUCK,
+        "payee": refund.payee, "group": refund.split_group or None,
+        "replaces": str(refund.replaces_id) if refund.replaces_id else None,
     }
 
 
@@ -130,9 +175,34 @@ def refund_package(request: AuthedRequest, package_id: str, payload: PackageRefu
         actor=request.auth, package=package_id, amount=payload.amount, reason=payload.reason,
         close_package=payload.close_package, refund_to_payment=payload.refund_to.payment,
         method=payload.refund_to.method, note=payload.refund_to.note or "",
-        request_key=request.headers.get("Idempotency-Key"),
+        request_key=request.headers.get("Idempotency-Key"), to_credit=payload.refund_to.credit,
     )
     return Status(201, refund_json(refund))
+
+
+@router.post("/customers/{customer_id}/credit/refunds",
+             response={201: RefundOut, **WRITE_ERRORS}, tags=["credit"])
+def refund_credit(request: AuthedRequest, customer_id: str, payload: CreditRefundIn) -> Any:
+    """Give back credit: online to one of the customer's payments, or offline (with a
+    payee). Card money goes back to its card unless an admin gives `override_reason`."""
+    refund = services.refund_credit(
+        actor=request.auth, customer=customer_id, amount=payload.amount, reason=payload.reason,
+        center=payload.center, refund_to=payload.refund_to.model_dump(),
+        override_reason=payload.override_reason,
+        request_key=request.headers.get("Idempotency-Key"))
+    return Status(201, refund_json(refund))
+
+
+@router.post("/invoices/{invoice_id}/refunds", response={201: SplitRefundOut, **WRITE_ERRORS})
+def refund_invoice(request: AuthedRequest, invoice_id: str, payload: InvoiceRefundIn) -> Any:
+    """One refund across the invoice's payments, all or nothing: each error names its part."""
+    group, refunds = services.refund_invoice(
+        actor=request.auth, invoice=invoice_id, reason=payload.reason,
+        internal_note=payload.internal_note or "",
+        decrease_balance_owed=payload.decrease_balance_owed,
+        parts=[services.Part(payment=p.payment, type=p.type, amount=p.amount, method=p.method,
+                             note=p.note or "") for p in payload.parts])
+    return Status(201, {"group": group, "refunds": [refund_json(r) for r in refunds]})
 
 
 STUCK_ERRORS = {**WRITE_ERRORS, 503: Problem}

@@ -38,7 +38,7 @@ from kassa.core.lookup import get_scoped
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import GatewayError, RefundResult, RefundState
 from kassa.gateways.registry import gateway_named
-from kassa.refunds import lifecycle, receipts
+from kassa.refunds import lifecycle, receipts, webhook_events
 from kassa.refunds.gateway_calls import idempotency_key
 from kassa.refunds.models import (
     GatewayState,
@@ -182,6 +182,7 @@ def _paid_another_way(refund_id: int, actor: Membership, method: str, note: str)
              f"Refund {refund.pk}: the gateway never took it; paid another way by {method} "
              f"(resolved by {actor.user.email})" + (f": {note}" if note else ""))
     receipts.queue(refund, ReceiptKind.PAID_ANOTHER_WAY, now)
+    webhook_events.announce("refund.succeeded", refund)  # the money went back, another way
 
 
 def _history(refund: Refund, actor: Membership, now: dt.datetime, kind: str,

@@ -30,21 +30,27 @@ def payments_refunded_agree(org: Organization, run: Run | None = None) -> Iterab
     run = run or Run()
     rows = each(org, PAYMENTS, run, f"""
         SELECT y.id, y.refunded_minor, y.refund_pending, COALESCE(r.refunded, 0),
-               COALESCE(r.pending, 0)
+               COALESCE(r.pending, 0), y.refunded_online_minor, COALESCE(r.online, 0)
         FROM billing_payment y LEFT JOIN (
-            SELECT f.payment_id, SUM({LIVE_TOTAL}) AS refunded,
+            SELECT f.payment_id,
+                   SUM(CASE WHEN f.from_credit THEN 0 ELSE {LIVE_TOTAL} END) AS refunded,
+                   SUM(CASE WHEN f.type = 'online' THEN {LIVE_TOTAL} ELSE 0 END) AS online,
                    SUM(CASE WHEN f.status = 'pending' THEN 1 ELSE 0 END) AS pending
             FROM refunds_refund f
             WHERE f.organization_id = %(org)s AND {within('f.payment_id', PAYMENTS, run)}
             GROUP BY f.payment_id) r ON r.payment_id = y.id
         WHERE y.organization_id = %(org)s AND {within('y.id', PAYMENTS, run)}
           AND (y.refunded_minor <> COALESCE(r.refunded, 0)
+               OR y.refunded_online_minor <> COALESCE(r.online, 0)
                OR y.refund_pending <> (COALESCE(r.pending, 0) > 0))
         ORDER BY y.id""")
-    for pk, refunded, refund_pending, live, pending in rows:
+    for pk, refunded, refund_pending, live, pending, online, live_online in rows:
         if refunded != live:
             yield (f"payment {pk}: refunded is {refunded}, its refunds that did not "
                    f"fail add up to {live}")
+        if online != live_online:
+            yield (f"payment {pk}: refunded online is {online}, its online refunds that did "
+                   f"not fail add up to {live_online}")
         if bool(refund_pending) != (pending > 0):
             yield f"payment {pk}: refund_pending is {bool(refund_pending)}, its refunds disagree"
 
@@ -101,7 +107,7 @@ def refund_credits_agree_with_ledger(org: Organization, run: Run | None = None) 
                    SUM(CASE WHEN p.code = 'tax_payable' THEN p.amount_minor ELSE 0 END) AS tax
             FROM ledger_posting p
             WHERE p.code IN ('sales_credits', 'tax_payable')
-              AND p.kind IN ('refund_issued', 'refund_recorded')
+              AND p.kind IN ('refund_issued', 'refund_recorded', 'refund_to_credit')
               AND p.organization_id = %(org)s AND {within('p.refund_id', REFUNDS, run)}
             GROUP BY p.refund_id) g ON g.refund_id = f.id
         WHERE f.organization_id = %(org)s AND {within('f.id', REFUNDS, run)}
@@ -114,28 +120,41 @@ def refund_credits_agree_with_ledger(org: Organization, run: Run | None = None) 
 
 @check
 def refunds_agree_with_ledger(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """What a refund holds in transit, paid out by a tender and moved of a customer's credit is
+    what its status and type say: a refund to credit pays nothing out but puts its total into
+    credit; a refund out of credit that did not fail took its total out of it."""
+    run = run or Run()
     run = run or Run()
     total = "(f.amount_minor + f.tax_minor)"
     expected_transit = f"CASE WHEN f.status = 'pending' THEN -{total} ELSE 0 END"
-    expected_out = f"CASE WHEN f.status IN ('succeeded', 'recorded') THEN {total} ELSE 0 END"
+    expected_out = (f"CASE WHEN f.type = 'credit' THEN 0 "
+                    f"WHEN f.status IN ('succeeded', 'recorded') THEN {total} ELSE 0 END")
+    expected_credit = (f"CASE WHEN f.type = 'credit' AND f.status <> 'failed' THEN -{total} "
+                       f"WHEN f.from_credit AND f.status <> 'failed' THEN {total} ELSE 0 END")
     rows = each(org, REFUNDS, run, f"""
         SELECT f.id, f.status, COALESCE(g.transit, 0), -COALESCE(g.tendered, 0),
-               {expected_transit}, {expected_out}
+               {expected_transit}, {expected_out}, COALESCE(g.credit, 0), {expected_credit}
         FROM refunds_refund f LEFT JOIN (
             SELECT p.refund_id,
                    SUM(CASE WHEN p.code = 'refunds_in_transit' THEN p.amount_minor ELSE 0 END)
                        AS transit,
                    SUM(CASE WHEN p.code IN {in_list(TENDER_CODES)} THEN p.amount_minor ELSE 0 END)
-                       AS tendered
+                       AS tendered,
+                   SUM(CASE WHEN p.code = 'customer_credit' THEN p.amount_minor ELSE 0 END)
+                       AS credit
             FROM ledger_posting p
-            WHERE p.code IN {in_list(('refunds_in_transit', *TENDER_CODES))}
+            WHERE p.code IN {in_list(('refunds_in_transit', 'customer_credit', *TENDER_CODES))}
               AND p.organization_id = %(org)s AND {within('p.refund_id', REFUNDS, run)}
             GROUP BY p.refund_id) g ON g.refund_id = f.id
         WHERE f.organization_id = %(org)s AND {within('f.id', REFUNDS, run)}
           AND (COALESCE(g.transit, 0) <> {expected_transit}
-               OR -COALESCE(g.tendered, 0) <> {expected_out})
+               OR -COALESCE(g.tendered, 0) <> {expected_out}
+               OR COALESCE(g.credit, 0) <> {expected_credit})
         ORDER BY f.id""")
-    for pk, status, transit, paid_out, want_transit, want_out in rows:
+    for pk, status, transit, paid_out, want_transit, want_out, moved, want_moved in rows:
+        if moved != want_moved:
+            yield (f"refund {pk} ({status}): it moved {-moved} into the customer's credit, "
+                   f"expected {-want_moved}")
         if transit != want_transit:
             yield (f"refund {pk} ({status}): refunds in transit holds {-transit}, "
                    f"expected {-want_transit}")

@@ -23,6 +23,7 @@ from kassa.core.fields import TenantOneToOneField
 class RefundType(models.TextChoices):
     ONLINE = "online", "Online"
     OFFLINE = "offline", "Offline"
+    CREDIT = "credit", "To account credit"  # into the customer's credit: no money moves
 
 
 class RefundStatus(models.TextChoices):
@@ -53,7 +54,20 @@ class Refund(models.Model):
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
                                      db_index=False)
     center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT)
-    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="refunds")
+    # None for a refund out of a customer's credit (it refunds no invoice).
+    invoice = models.ForeignKey("billing.Invoice", null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="refunds")
+    # Set on a refund out of credit: whose credit it gives back.
+    customer = models.ForeignKey("billing.Customer", null=True, blank=True,
+                                 on_delete=models.PROTECT, related_name="+")
+    from_credit = models.BooleanField(default=False)
+    payee = models.CharField(max_length=200, blank=True)  # who receives a check out of credit
+    override_reason = models.CharField(max_length=500, blank=True)
+    # The parts of one split refund share it (`POST /invoices/{id}/refunds`).
+    split_group = models.CharField(max_length=32, blank=True)
+    # A refund to credit that took the place of a refund that failed after it succeeded.
+    replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+")
     payment = models.ForeignKey(
         "billing.Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"
     )
@@ -107,6 +121,10 @@ class Refund(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="refund_amount_positive"),
             models.CheckConstraint(condition=Q(tax_minor__gte=0), name="refund_tax_not_negative"),
+            models.CheckConstraint(
+                condition=Q(invoice__isnull=False) | (Q(from_credit=True)
+                                                      & Q(customer__isnull=False)),
+                name="refund_of_an_invoice_or_a_credit"),
             # At most one pending online refund per payment, whatever the application does.
             models.UniqueConstraint(fields=["organization", "payment"],
                                     condition=Q(status="pending"),

@@ -18,7 +18,7 @@ from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from kassa.billing.models import PaymentEvent
+from kassa.billing.models import Customer, PaymentEvent
 from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import display
 from kassa.core.outbox import enqueue
@@ -39,9 +39,17 @@ def queue(refund: Refund, kind: str, now: dt.datetime) -> Receipt:
     a refund never exists without its receipt, nor a receipt without its refund)."""
     receipt = Receipt.objects.create(organization_id=refund.organization_id, refund=refund,
                                      kind=kind,
-                                     to_email=refund.invoice.customer.email, next_attempt_at=now)
+                                     to_email=customer_of(refund).email, next_attempt_at=now)
     enqueue("refunds.send_receipt", receipt.pk)
     return receipt
+
+
+def customer_of(refund: Refund) -> Customer:
+    """Whom a refund gives money back to: its invoice's customer, or the customer whose credit
+    it refunds out."""
+    owner = refund.customer if refund.invoice is None else refund.invoice.customer
+    assert owner is not None
+    return owner
 
 
 def build_message(receipt: Receipt) -> EmailMessage:
@@ -50,11 +58,16 @@ def build_message(receipt: Receipt) -> EmailMessage:
     money = lambda minor: display(minor, org.currency, org.locale)  # noqa: E731
     context = {
         "receipt": receipt, "refund": refund, "organization": org, "invoice": refund.invoice,
-        "customer": refund.invoice.customer, "amount": money(refund.amount_minor),
+        "customer": customer_of(refund), "amount": money(refund.amount_minor),
         "tax": money(refund.tax_minor), "total": money(refund.total_minor),
         "payment": refund.payment,
         "payment_amount": money(refund.payment.amount_minor) if refund.payment else "",
         "failure": receipt.kind == ReceiptKind.FAILURE_NOTICE,
+        # A refund that failed after it succeeded, once its balance was paid again: kept as
+        # credit instead.
+        "kept_as_credit": (receipt.kind == ReceiptKind.FAILURE_NOTICE
+                           and (refund.from_credit
+                                or Refund.objects.filter(replaces=refund).exists())),
         "paid_another_way": receipt.kind == ReceiptKind.PAID_ANOTHER_WAY,
     }
     if context["failure"]:
@@ -81,7 +94,8 @@ def send_receipt(receipt_id: int) -> None:
     if not claimed:
         return
     receipt = Receipt.objects.select_related(
-        "refund__organization", "refund__invoice__customer", "refund__payment").get(pk=receipt_id)
+        "refund__organization", "refund__invoice__customer", "refund__customer",
+        "refund__payment").get(pk=receipt_id)
     assert_outside_transaction("sending a receipt")
     try:
         build_message(receipt).send(fail_silently=False)

@@ -15,34 +15,59 @@ payment's figures, all written there, in that one transaction.
 
 from __future__ import annotations
 
-from django.db.models import Q
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from kassa.billing import allocation
-from kassa.billing.models import LineKind, Payment, PaymentStatus
+from kassa.billing import credit as customer_credit
+from kassa.billing.models import (
+    CreditKind,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    LineKind,
+    Method,
+    Payment,
+    PaymentAllocation,
+    PaymentStatus,
+)
 from kassa.core.errors import (
     NoteRequired,
     OnlineRefundNotAllowed,
     PackageAlreadyRefunded,
+    PackageRefundExceedsBalance,
     PaymentNotSucceeded,
     RefundExceedsRefundable,
     RefundPending,
     ValidationFailed,
 )
-from kassa.core.locks import lock_invoice, lock_package, lock_payment, money_transaction
+from kassa.core.locks import (
+    lock_customer,
+    lock_invoice,
+    lock_package,
+    lock_packages_of_lines,
+    lock_payment,
+    money_transaction,
+)
 from kassa.core.lookup import get_scoped
 from kassa.core.money import display, parse_amount
-from kassa.ledger.services import credit, debit
+from kassa.ledger.services import Line, credit, debit
 from kassa.packages import services as packages
 from kassa.packages.models import Package
 from kassa.refunds import lifecycle
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
-from kassa.tenancy.models import Membership, Organization
-from kassa.tenancy.services import require_refund_permission
+from kassa.tenancy.models import Center, Membership, Organization
+from kassa.tenancy.selectors import get_center
+from kassa.tenancy.services import require_admin, require_refund_permission
 
 MAX_REASON = 500
 MAX_NOTE = 2000
 PACKAGE_REFUND_METHODS = (OfflineMethod.CASH, OfflineMethod.CHECK, OfflineMethod.OTHER)
+CREDIT = "credit"  # a refund's method when it goes into the customer's credit
 
 
 def _money(minor: int, organization: Organization) -> str:
@@ -95,7 +120,15 @@ def refund_payment(
                                internal_note=internal_note, online=False, method=method or "",
                                note=note, decrease_balance_owed=decrease_balance_owed,
                                request_key=request_key or "")
-    raise ValidationFailed("type", "must be online or offline")
+    if type == RefundType.CREDIT:
+        if method:
+            raise ValidationFailed("method", "a refund to account credit has no method: "
+                                   "leave method out")
+        return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
+                               internal_note=internal_note, online=False, method=CREDIT,
+                               note=note, decrease_balance_owed=decrease_balance_owed,
+                               request_key=request_key or "")
+    raise ValidationFailed("type", "must be online, offline or credit")
 
 
 def issue_online_refund(
@@ -126,49 +159,93 @@ def _refund_payment(
     target = get_scoped(Payment.objects.filter(organization=actor.organization), payment)
     amount_minor, reason, note = _asked(actor, amount, reason, note)
     internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
-    if online:
-        if not target.online:
-            raise OnlineRefundNotAllowed(
-                "An offline payment takes offline refunds only: record an offline refund",
-                field="type")
-        method = target.method
-    else:
-        if method not in OfflineMethod.values:
-            raise ValidationFailed("method", f"must be one of {', '.join(OfflineMethod.values)}")
-        if method == OfflineMethod.OTHER and not note:
-            raise NoteRequired("A note is required when the refund method is other", field="note")
-    assert method is not None
+    method = _payout_method(target, online=online, method=method, note=note)
+    assert target.invoice_id is not None  # (a deposit is refused above)
     return _create_payment_refund(
         actor=actor, payment_id=target.pk, invoice_id=target.invoice_id,
-        amount_minor=amount_minor, reason=reason,
+        customer_id=target.customer_id, amount_minor=amount_minor, reason=reason,
         internal_note=internal_note, note=note, method=method, online=online,
         decrease_balance_owed=decrease_balance_owed, request_key=request_key,
     )
 
 
+def _payout_method(target: Payment, *, online: bool, method: str | None, note: str,
+                   where: str = "") -> str:
+    """How a refund of `target` pays out, checked before any lock: its own method online,
+    a tender offline, or the customer's credit (`CREDIT`). `where` prefixes the fields (a
+    split refund's part)."""
+    if target.invoice_id is None:
+        raise ValidationFailed(f"{where}payment", "is a deposit: refund it from the "
+                               "customer's credit")
+    if target.method == Method.CREDIT and method != CREDIT:
+        raise ValidationFailed(f"{where}type", "a payment from account credit is refunded "
+                               "to account credit")
+    if online:
+        if not target.online:
+            raise OnlineRefundNotAllowed(
+                "An offline payment takes offline refunds only: record an offline refund",
+                field=f"{where}type")
+        return target.method
+    if method == CREDIT:
+        return CREDIT
+    if method not in OfflineMethod.values:
+        raise ValidationFailed(f"{where}method",
+                               f"must be one of {', '.join(OfflineMethod.values)}")
+    if method == OfflineMethod.OTHER and not note:
+        raise NoteRequired("A note is required when the refund method is other",
+                           field=f"{where}note")
+    return method
+
+
 @money_transaction()
 def _create_payment_refund(
-    *, actor: Membership, payment_id: int, invoice_id: int, amount_minor: int, reason: str,
-    internal_note: str, note: str, method: str, online: bool, decrease_balance_owed: bool,
-    request_key: str,
+    *, actor: Membership, payment_id: int, invoice_id: int, customer_id: int,
+    amount_minor: int, reason: str, internal_note: str, note: str, method: str, online: bool,
+    decrease_balance_owed: bool, request_key: str,
 ) -> Refund:
-    organization = actor.organization
+    # The customer first when the refund goes into their credit (the lock order).
+    customer = lock_customer(customer_id) if method == CREDIT else None
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id)
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=None,
             amount_minor=amount_minor)):
         return earlier  # checked under the locks: two runs of one request make one refund
-    _check_succeeded(payment, field=None)
+    return _refund_locked_payment(
+        actor=actor, invoice=invoice, payment=payment, customer=customer,
+        amount_minor=amount_minor, reason=reason, internal_note=internal_note, note=note,
+        method=method, online=online, decrease_balance_owed=decrease_balance_owed,
+        request_key=request_key)
+
+
+def _refund_locked_payment(
+    *, actor: Membership, invoice: Invoice, payment: Payment, customer: Customer | None,
+    amount_minor: int, reason: str, internal_note: str, note: str, method: str, online: bool,
+    decrease_balance_owed: bool, request_key: str = "", where: str = "",
+    split_group: str = "",
+) -> Refund:
+    """A refund of a payment, its invoice and payment (and, into credit, its customer) locked:
+    every rule checked, then everything written. `where` prefixes the fields its errors name
+    (a split refund's part)."""
+    organization = invoice.organization
+    _check_succeeded(payment, field=f"{where}payment" if where else None)
     if payment.refund_pending:
-        raise RefundPending("An online refund of this payment is pending; wait until it settles")
+        raise RefundPending("An online refund of this payment is pending; wait until it settles",
+                            field=f"{where}payment" if where else None)
     if amount_minor > payment.refundable_minor:
         raise RefundExceedsRefundable(
             f"At most {_money(payment.refundable_minor, organization)} of this payment can be "
-            "refunded.", field="amount")
-    # Like a negative payment: out of what the payment paid into each line, pro rata; with
-    # *decrease balance owed* the same shares are credited off the sale.
-    held = allocation.held_by(payment)
+            "refunded.", field=f"{where}amount")
+    if online and amount_minor > payment.refundable_online_minor:
+        raise RefundExceedsRefundable(
+            f"The gateway can refund at most "
+            f"{_money(payment.refundable_online_minor, organization)} more of this charge.",
+            field=f"{where}amount")
+    # Like a negative payment: out of what the payment paid into each line, pro rata among the
+    # lines that can give it back (a package gives back at most its balance, a closed one
+    # nothing); with *decrease balance owed* the same shares are credited off the sale.
+    held, locked = _able_to_give(allocation.held_by(payment), amount_minor, organization,
+                                 field=f"{where}amount")
     tax_part = (allocation.credit_split(held, invoice, amount_minor)
                 if decrease_balance_owed else None)
     shares = allocation.plan_take_back(held, amount_minor, tax_part=tax_part)
@@ -176,21 +253,31 @@ def _create_payment_refund(
     # is written, if that would leave one below zero.
     out_of_packages = packages.pay_in(shares={
         line_id: (-net, -tax) for line_id, (net, tax) in shares.items()
-        if held.kinds[line_id] == LineKind.PACKAGE and (net or tax)})
+        if held.kinds[line_id] == LineKind.PACKAGE and (net or tax)}, locked=locked)
     credited = ((sum(n for n, _ in shares.values()), sum(t for _, t in shares.values()))
                 if decrease_balance_owed else (0, 0))
 
+    to_credit = method == CREDIT
     now = timezone.now()
     refund = lifecycle.open_refund(
         actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
         method=method, reason=reason, internal_note=internal_note, note=note, now=now,
         decrease_balance_owed=decrease_balance_owed, credit=credited, request_key=request_key,
-        kind="refund_issued" if online else "refund_recorded",
+        to_credit=to_credit, split_group=split_group,
+        kind=("refund_issued" if online else "refund_to_credit" if to_credit
+              else "refund_recorded"),
         memo=f"Refund of payment {payment.pk}: {reason}")
     refs = {"invoice": invoice, "payment": payment, "refund": refund}
-    lines = [debit("receivable", amount_minor, **refs),
-             credit("refunds_in_transit" if online else method, amount_minor, **refs),
-             *out_of_packages.ledger_lines(**refs)]
+    lines = [debit("receivable", amount_minor, **refs)]
+    moved = None
+    if to_credit:
+        assert customer is not None
+        moved = _into_credit(customer, payment=payment, invoice=invoice, refund=refund,
+                             amount_minor=amount_minor, by=actor.user, now=now)
+        lines += moved.lines(invoice.center, **refs)
+    else:
+        lines.append(credit("refunds_in_transit" if online else method, amount_minor, **refs))
+    lines += out_of_packages.ledger_lines(**refs)
     allocation.take_back(payment=payment, refund_id=refund.pk, shares=shares, now=now)
     if decrease_balance_owed:
         allocation.credit(organization_id=refund.organization_id, shares=shares,
@@ -199,8 +286,13 @@ def _create_payment_refund(
                   debit("tax_payable", credited[1], **refs),
                   credit("receivable", amount_minor, **refs)]
     lifecycle.book(refund, lines)
+    if moved is not None:
+        moved.post_elsewhere(organization=organization, here=invoice.center,
+                             kind="refund_to_credit", at=now, by=actor.user,
+                             memo=f"Refund {refund.pk} to credit", refund_id=refund.pk)
     allocation.refresh(invoice)
-    how = "online, back to the card" if online else f"offline by {method}"
+    how = ("online, back to the card" if online else "to account credit" if to_credit
+           else f"offline by {method}")
     lifecycle.start_payout(
         refund, payment=payment, actor=actor, now=now,
         detail=f"Refund {refund.pk} {how}: {reason}"
@@ -208,18 +300,110 @@ def _create_payment_refund(
     return refund
 
 
+def _able_to_give(held: allocation.Held, amount_minor: int, organization: Organization, *,
+                  field: str) -> tuple[allocation.Held, dict[int, Package]]:
+    """What a payment holds on each line that the line can give back now: all of it on a
+    service or product line, at most its package's balance (and the tax it has not returned)
+    on a package line. Refused, saying how much can be refunded, when the amount is more."""
+    package_lines = [line_id for line_id, kind in held.kinds.items() if kind == LineKind.PACKAGE]
+    caps, locked = packages.can_give_back(package_lines) if package_lines else ({}, {})
+    able = allocation.Held(
+        {line_id: (min(net, caps[line_id][0]), min(tax, caps[line_id][1]))
+         if line_id in caps else (net, tax) for line_id, (net, tax) in held.shares.items()},
+        held.kinds)
+    if amount_minor > able.net + able.tax:
+        short = [line_id for line_id in package_lines if able.shares[line_id] != held.shares[
+            line_id]]
+        names = ", ".join(packages.names_of_lines(short))
+        raise PackageRefundExceedsBalance(
+            f"At most {_money(able.net + able.tax, organization)} of this payment can be "
+            f"refunded now: what it paid into the package {names} was used or refunded "
+            "already. Refund the package instead, or refund less", field=field)
+    return able, locked
+
+
+def _package_into_credit(customer: Customer, *, pkg: Package, invoice: Invoice, refund: Refund,
+                         total: int, by: object, now: dt.datetime,
+                         refs: dict[str, object]) -> list[Line]:
+    """A package refund into its customer's credit keeps the money what it was: split pro rata
+    over the payments that paid into the package, each part card money of its card (an online
+    payment), back into the lots it came from (a payment from credit), or plain money. What no
+    payment explains (nothing paid in) is plain money."""
+    held = [(payment, int(paid)) for payment, paid in (
+        (Payment.objects.get(pk=row["payment_id"]), row["s"]) for row in
+        PaymentAllocation.objects.filter(line_id=pkg.line_id).values("payment_id")
+        .annotate(s=Sum(F("net_minor") + F("tax_minor"))).order_by("payment_id"))
+        if paid and paid > 0]
+    capacity = sum(paid for _, paid in held)
+    shares = allocation.split_pro_rata(min(total, capacity), [(p.pk, paid) for p, paid in held])
+    note = f"Refund {refund.pk} of package {pkg.name}"
+    moved: list[customer_credit.Moved] = []
+    plain = total - sum(shares.values())
+    for payment, _ in held:
+        part = int(shares[payment.pk])
+        if not part:
+            continue
+        if payment.method == Method.CREDIT:
+            moved.append(customer_credit.put_back(
+                customer, of_entries=customer_credit.entries_of_payment(payment),
+                amount_minor=part, kind=CreditKind.REFUND_TO_CREDIT, center=invoice.center,
+                at=now, by=by, payment=payment, invoice_id=invoice.pk, refund_id=refund.pk,
+                note=note))
+        else:
+            moved.append(customer_credit.take_in(
+                customer, kind=CreditKind.REFUND_TO_CREDIT, amount_minor=part,
+                center=invoice.center, at=now, by=by, payment=payment, invoice_id=invoice.pk,
+                refund_id=refund.pk, note=note))
+    if plain:
+        moved.append(customer_credit.take_in(
+            customer, kind=CreditKind.REFUND_TO_CREDIT, amount_minor=plain,
+            center=invoice.center, at=now, by=by, invoice_id=invoice.pk, refund_id=refund.pk,
+            note=note))
+    lines: list[Line] = []
+    for movement in moved:
+        lines += movement.lines(invoice.center, **refs)
+        movement.post_elsewhere(organization=invoice.organization, here=invoice.center,
+                                kind="package_refund", at=now, by=by,
+                                memo=f"Refund {refund.pk} to credit", refund_id=refund.pk,
+                                package_id=pkg.pk)
+    return lines
+
+
+def _into_credit(customer: Customer, *, payment: Payment, invoice: Invoice, refund: Refund,
+                 amount_minor: int, by: object, now: dt.datetime) -> customer_credit.Moved:
+    """A refund of a payment into its customer's credit: new money in (card money, if the
+    payment was online: it goes back only to that card), or — for a payment that was made from
+    credit — back into the lots it came from."""
+    note = f"Refund {refund.pk} of payment {payment.pk}"
+    if payment.method == Method.CREDIT:
+        return customer_credit.put_back(
+            customer, of_entries=customer_credit.entries_of_payment(payment),
+            amount_minor=amount_minor, kind=CreditKind.REFUND_TO_CREDIT, center=invoice.center,
+            at=now, by=by, payment=payment, invoice_id=invoice.pk, refund_id=refund.pk,
+            note=note)
+    return customer_credit.take_in(
+        customer, kind=CreditKind.REFUND_TO_CREDIT, amount_minor=amount_minor,
+        center=invoice.center, at=now, by=by, payment=payment, invoice_id=invoice.pk,
+        refund_id=refund.pk, note=note)
+
+
 def refund_package(
     *, actor: Membership, package: str | int, amount: str, reason: str,
     close_package: bool = False, refund_to_payment: str | None = None,
     method: str | None = None, note: str = "", request_key: str | None = None,
+    to_credit: bool = False,
 ) -> Refund:
     """Refund some of a package's balance (package-refunds.txt), with the tax received on it,
-    paid out online to one of the invoice's online payments or offline; optionally closing the
-    package."""
+    paid out online to one of the invoice's online payments, offline, or into the customer's
+    credit; optionally closing the package."""
     found = get_scoped(Package.objects.filter(organization=actor.organization), package)
     amount_minor, reason, note = _asked(actor, amount, reason, note)
     payment_id: int | None = None
-    if refund_to_payment is not None:
+    if to_credit:
+        if refund_to_payment is not None or method:
+            raise ValidationFailed("refund_to", "name a payment, a method or credit: one")
+        method = CREDIT
+    elif refund_to_payment is not None:
         if method:
             raise ValidationFailed("refund_to", "name a payment or a method, not both")
         target = get_scoped(Payment.objects.filter(invoice_id=found.invoice_id),
@@ -232,20 +416,25 @@ def refund_package(
     else:
         if method not in PACKAGE_REFUND_METHODS:
             raise ValidationFailed("refund_to.method", "must be cash, check or other, "
-                                   "or refund to one of the invoice's online payments")
+                                   "or refund to one of the invoice's online payments "
+                                   "or to account credit")
         if method == OfflineMethod.OTHER and not note:
             raise NoteRequired("A note is required when the refund method is other",
                                field="refund_to.note")
+    customer_id = (Invoice.objects.values_list("customer_id", flat=True)
+                   .get(pk=found.invoice_id) if to_credit else None)
     return _refund_package(actor=actor, package_id=found.pk, invoice_id=found.invoice_id,
                            amount_minor=amount_minor, reason=reason, close=close_package,
                            payment_id=payment_id, method=method or "", note=note,
-                           request_key=request_key or "")
+                           request_key=request_key or "", customer_id=customer_id)
 
 
 @money_transaction()
 def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amount_minor: int,
                     reason: str, close: bool, payment_id: int | None, method: str,
-                    note: str, request_key: str) -> Refund:
+                    note: str, request_key: str, customer_id: int | None = None) -> Refund:
+    # Into credit: the customer first (the lock order).
+    customer = lock_customer(customer_id) if customer_id is not None else None
     invoice = lock_invoice(invoice_id)
     # The organization as read with the lock (its rules), not as the token's look-up kept it.
     organization = invoice.organization
@@ -279,18 +468,28 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
             raise RefundExceedsRefundable(
                 f"The payment has {_money(payment.refundable_minor, organization)} left to "
                 "refund", field="refund_to.payment")
+        if total > payment.refundable_online_minor:
+            raise RefundExceedsRefundable(
+                f"The gateway can refund at most "
+                f"{_money(payment.refundable_online_minor, organization)} more of this charge",
+                field="refund_to.payment")
 
     now = timezone.now()
     refund = lifecycle.open_refund(
         actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
         tax_minor=tax_minor, method=payment.method if payment is not None else method,
         reason=reason, note=note, now=now, package_id=pkg.pk, close_package=close,
-        request_key=request_key, kind="package_refund",
+        request_key=request_key, kind="package_refund", to_credit=customer is not None,
         memo=f"Refund of package {pkg.pk}: {reason}")
     refs = {"invoice": invoice, "package": pkg, "refund": refund, "payment": payment}
-    lifecycle.book(refund, [debit("package_liability", amount_minor, **refs),
-                            debit("tax_payable", tax_minor, **refs),
-                            credit("refunds_in_transit" if online else method, total, **refs)])
+    lines = [debit("package_liability", amount_minor, **refs),
+             debit("tax_payable", tax_minor, **refs)]
+    if customer is not None:
+        lines += _package_into_credit(customer, pkg=pkg, invoice=invoice, refund=refund,
+                                      total=total, by=actor.user, now=now, refs=refs)
+    else:
+        lines.append(credit("refunds_in_transit" if online else method, total, **refs))
+    lifecycle.book(refund, lines)
     if close:
         packages.close(pkg, invoice=invoice, refunding_minor=amount_minor, actor=actor, now=now)
     # The sale goes down by what was refunded, and the paid money goes back: so the balance
@@ -302,3 +501,202 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     lifecycle.start_payout(refund, payment=payment, actor=actor, now=now,
                            detail=f"Refund {refund.pk} of package {pkg.name}, online: {reason}")
     return refund
+
+
+# --- refunds out of a customer's credit ------------------------------------------------------
+
+def refund_credit(
+    *, actor: Membership, customer: str | int, amount: str, reason: str,
+    refund_to: dict[str, str | None], center: str | None = None,
+    override_reason: str | None = None, request_key: str | None = None,
+) -> Refund:
+    """Give back money a customer holds as credit: online to one of their payments (v1's
+    pending life; a failure puts the money back into credit), or offline (cash, check, other),
+    optionally to a named payee (the family member or estate that receives the check).
+
+    Card money goes back to its card: credit that came from an online payment is refunded
+    out only to that payment, unless an admin gives `override_reason`. Oldest money first."""
+    organization = actor.organization
+    owner = get_scoped(Customer.objects.filter(organization=organization), customer)
+    amount_minor, reason, _ = _asked(actor, amount, reason, "")
+    override = _clean(override_reason, "override_reason", MAX_REASON)
+    if override:
+        require_admin(actor)
+    where = get_center(organization, center, field="center") if center is not None else None
+    payment_id = refund_to.get("payment")
+    method = refund_to.get("method")
+    note = _clean(refund_to.get("note"), "refund_to.note", MAX_NOTE)
+    payee = _clean(refund_to.get("payee"), "refund_to.payee", 200)
+    if payment_id is not None:
+        if method or payee:
+            raise ValidationFailed("refund_to", "name a payment, or a method (with its note "
+                                   "and payee): not both")
+        target = get_scoped(Payment.objects.filter(customer=owner), payment_id,
+                            field="refund_to.payment")
+        if not target.online:
+            raise OnlineRefundNotAllowed("Refund credit online only to one of the customer's "
+                                         "online payments", field="refund_to.payment")
+        _check_succeeded(target, field="refund_to.payment")
+        return _refund_credit(actor=actor, customer_id=owner.pk, payment_id=target.pk,
+                              amount_minor=amount_minor, reason=reason, method=target.method,
+                              note="", payee="", override=override, center=where,
+                              request_key=request_key or "")
+    if method not in PACKAGE_REFUND_METHODS:
+        raise ValidationFailed("refund_to.method", "must be cash, check or other, or name one "
+                               "of the customer's online payments")
+    if method == OfflineMethod.OTHER and not note:
+        raise NoteRequired("A note is required when the refund method is other",
+                           field="refund_to.note")
+    return _refund_credit(actor=actor, customer_id=owner.pk, payment_id=None,
+                          amount_minor=amount_minor, reason=reason, method=method, note=note,
+                          payee=payee, override=override, center=where,
+                          request_key=request_key or "")
+
+
+@money_transaction()
+def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | None,
+                   amount_minor: int, reason: str, method: str, note: str, payee: str,
+                   override: str, center: Center | None, request_key: str) -> Refund:
+    customer = lock_customer(customer_id)
+    payment = lock_payment(payment_id) if payment_id is not None else None
+    organization = actor.organization
+    if request_key and (earlier := lifecycle.made_by_request(
+            actor, request_key, payment_id=payment_id, package_id=None,
+            amount_minor=amount_minor)):
+        return earlier
+    online = payment is not None
+    if payment is not None:
+        if payment.refund_pending:
+            raise RefundPending("An online refund of this payment is pending; wait until it "
+                                "settles", field="refund_to.payment")
+        if amount_minor > payment.refundable_online_minor:
+            raise RefundExceedsRefundable(
+                f"The gateway can refund at most "
+                f"{_money(payment.refundable_online_minor, organization)} more of payment "
+                f"{payment.pk}.", field="amount")
+        source = customer_credit.card(payment.pk)
+    else:
+        source = customer_credit.ANY if override else customer_credit.OFFLINE
+    where = center or (payment.center if payment is not None else None)
+    now = timezone.now()
+    # The movement first (it refuses what the credit cannot give), then the refund it names.
+    refund = lifecycle.open_refund(
+        actor=actor, invoice=None, customer=customer, center=where or _credit_center(customer),
+        payment=payment, online=online, amount_minor=amount_minor, method=method,
+        reason=reason, note=note, payee=payee, override_reason=override, now=now,
+        request_key=request_key, kind="credit_refund",
+        memo=f"Refund of {customer.name}'s credit: {reason}")
+    moved = customer_credit.take_out(
+        customer, kind=CreditKind.REFUNDED_OUT, amount_minor=amount_minor, center=refund.center,
+        at=now, by=actor.user, source=source, organization=organization, payment=payment,
+        refund_id=refund.pk, note=(f"To {payee}: " if payee else "") + reason)
+    refs = {"payment": payment, "refund": refund}
+    lifecycle.book(refund, [*moved.lines(refund.center, **refs),
+                            credit("refunds_in_transit" if online else method, amount_minor,
+                                   **refs)])
+    moved.post_elsewhere(organization=organization, here=refund.center, kind="credit_refund",
+                         at=now, by=actor.user, memo=f"Refund {refund.pk} of credit",
+                         refund_id=refund.pk)
+    how = f"online to payment {payment.pk}" if payment is not None else f"by {method}"
+    lifecycle.start_payout(
+        refund, payment=payment, actor=actor, now=now,
+        detail=f"Refund {refund.pk} of account credit {how}: {reason}"
+        + (f" (card rule overridden: {override})" if override else ""))
+    return refund
+
+
+def _credit_center(customer: Customer) -> Center:
+    """Where a refund out of credit that names no center is made: where the customer's oldest
+    credit still held was taken (else the organization's first center)."""
+    held = customer_credit.lots(customer)
+    found = (Center.objects.get(pk=held[0].center_id) if held
+             else Center.objects.filter(organization_id=customer.organization_id)
+             .order_by("pk").first())
+    assert found is not None
+    return found
+
+
+# --- split refunds: one refund across the invoice's payments ---------------------------------
+
+@dataclass(frozen=True)
+class Part:
+    payment: str
+    type: str
+    amount: str
+    method: str | None = None
+    note: str = ""
+
+
+MAX_PARTS = 20
+
+
+def refund_invoice(
+    *, actor: Membership, invoice: str | int, reason: str, parts: list[Part],
+    internal_note: str = "", decrease_balance_owed: bool = False,
+) -> tuple[str, list[Refund]]:
+    """Refund an invoice across its payments at once (some to the card, some in cash, some
+    to credit): all or nothing. Every part is checked — its input first, then, under the
+    locks, v1's rules for its payment — before any is written; each error names its part
+    (`parts[i].amount`). `decrease_balance_owed` applies to every part. Each online part then
+    lives its own life."""
+    require_refund_permission(actor)
+    organization = actor.organization
+    target = get_scoped(Invoice.objects.filter(organization=organization), invoice)
+    reason = _clean(reason, "reason", MAX_REASON, required=True)
+    internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
+    if not parts:
+        raise ValidationFailed("parts", "a split refund needs at least one part")
+    if len(parts) > MAX_PARTS:
+        raise ValidationFailed("parts", f"at most {MAX_PARTS} parts")
+    asked: list[tuple[int, int, str, str, bool]] = []  # payment, amount, method, note, online
+    seen: set[int] = set()
+    for i, part in enumerate(parts):
+        where = f"parts[{i}]."
+        found = get_scoped(Payment.objects.filter(organization=organization), part.payment,
+                           field=f"{where}payment")
+        if found.invoice_id != target.pk:
+            raise ValidationFailed(f"{where}payment", "is a payment of another invoice")
+        if found.pk in seen:
+            raise ValidationFailed(f"{where}payment", "is listed twice: one part per payment")
+        seen.add(found.pk)
+        if part.type not in RefundType.values:
+            raise ValidationFailed(f"{where}type", "must be online, offline or credit")
+        if part.type != RefundType.OFFLINE and part.method:
+            raise ValidationFailed(f"{where}method", "only an offline part has a method")
+        amount_minor = parse_amount(part.amount, organization.currency,
+                                    field=f"{where}amount")
+        note = _clean(part.note, f"{where}note", MAX_NOTE)
+        online = part.type == RefundType.ONLINE
+        method = _payout_method(found, online=online, note=note, where=where,
+                                method=CREDIT if part.type == RefundType.CREDIT
+                                else part.method)
+        asked.append((found.pk, amount_minor, method, note, online))
+    return _refund_parts(actor=actor, invoice_id=target.pk, customer_id=target.customer_id,
+                         reason=reason, internal_note=internal_note,
+                         decrease_balance_owed=decrease_balance_owed, asked=asked)
+
+
+@money_transaction()
+def _refund_parts(*, actor: Membership, invoice_id: int, customer_id: int, reason: str,
+                  internal_note: str, decrease_balance_owed: bool,
+                  asked: list[tuple[int, int, str, str, bool]]) -> tuple[str, list[Refund]]:
+    to_credit = any(method == CREDIT for _, _, method, _, _ in asked)
+    customer = lock_customer(customer_id) if to_credit else None
+    invoice = lock_invoice(invoice_id)
+    # Every payment, then every package on the invoice, in id order (the lock order): the parts
+    # then take no lock of their own out of order.
+    locked = {payment_id: lock_payment(payment_id)
+              for payment_id in sorted(payment_id for payment_id, *_ in asked)}
+    lock_packages_of_lines(sorted(InvoiceLine.objects.filter(
+        invoice=invoice, kind=LineKind.PACKAGE).values_list("pk", flat=True)))
+    group = uuid.uuid4().hex
+    refunds: list[Refund] = []
+    # Each part checks its rules before it writes; a later part that breaks one rolls the
+    # whole transaction back, so nothing of the group is written.
+    for i, (payment_id, amount_minor, method, note, online) in enumerate(asked):
+        refunds.append(_refund_locked_payment(
+            actor=actor, invoice=invoice, payment=locked[payment_id], customer=customer,
+            amount_minor=amount_minor, reason=reason, internal_note=internal_note, note=note,
+            method=method, online=online, decrease_balance_owed=decrease_balance_owed,
+            where=f"parts[{i}].", split_group=group))
+    return group, refunds

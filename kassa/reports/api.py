@@ -62,6 +62,13 @@ class RefundsOut(Schema):
     total: str
 
 
+class CreditMovedOut(Schema):
+    issued: str
+    applied: str
+    refunded_out: str
+    written_off: str
+
+
 class DailyOut(Schema):
     date: str
     center: str | None
@@ -69,6 +76,7 @@ class DailyOut(Schema):
     collections: CollectionsOut
     tax: TaxOut
     refunds: RefundsOut
+    credit: CreditMovedOut
 
 
 class LiabilityFigures(Schema):
@@ -92,6 +100,29 @@ class LiabilityOut(Schema):
     center: str | None
     rows: list[LiabilityRow]
     totals: LiabilityFigures
+
+
+class CreditFigures(Schema):
+    opening: str
+    issued: str
+    applied: str
+    refunded_out: str
+    written_off: str
+    closing: str
+
+
+class CreditRow(CreditFigures):
+    customer: str
+    name: str
+
+
+class CustomerCreditOut(Schema):
+    start: str
+    end: str
+    center: str | None
+    rows: list[CreditRow]
+    totals: CreditFigures
+    count: int  # customers with credit in the period, of which `rows` is one page
 
 
 class RevenueByKind(Schema):
@@ -129,3 +160,13 @@ def package_liability(request: AuthedRequest, q: Query[LiabilityQuery]) -> Any:
 def revenue(request: AuthedRequest, q: Query[PeriodQuery]) -> Any:
     report = presenters.revenue_report(request.auth, q.start, q.end, q.center)
     return presenters.revenue_csv(report) if q.format == "csv" else report
+
+
+@router.get("/reports/customer-credit", response={200: CustomerCreditOut, **READ_ERRORS},
+            openapi_extra=CSV_TOO)
+def customer_credit(request: AuthedRequest, q: Query[LiabilityQuery]) -> Any:
+    """Per customer: opening, issued, applied, refunded out, written off and closing credit;
+    closing = opening + issued − applied − refunded_out − written_off."""
+    report = presenters.customer_credit_report(request.auth, q.start, q.end, q.center,
+                                               limit=q.limit, offset=q.offset)
+    return presenters.customer_credit_csv(report) if q.format == "csv" else report

@@ -70,6 +70,14 @@ def liability_figures(membership: Membership, start: dt.date | None, end: dt.dat
             **selectors.package_liability(scope, limit=limit, offset=offset)}
 
 
+def customer_credit_figures(membership: Membership, start: dt.date | None,
+                            end: dt.date | None, center: str | None, *, limit: int = 500,
+                            offset: int = 0) -> dict[str, Any]:
+    scope = scope_for(membership, start, end, center)
+    return {"start": scope.start.isoformat(), "end": scope.end.isoformat(), "center": center,
+            **selectors.customer_credit(scope, limit=limit, offset=offset)}
+
+
 def revenue_figures(membership: Membership, start: dt.date | None, end: dt.date | None,
                     center: str | None) -> dict[str, Any]:
     scope = scope_for(membership, start, end, center)
@@ -88,6 +96,14 @@ def liability_report(membership: Membership, start: dt.date | None, end: dt.date
                      center: str | None, *, limit: int = 500, offset: int = 0
                      ) -> dict[str, Any]:
     figures = liability_figures(membership, start, end, center, limit=limit, offset=offset)
+    return money_tree(figures, membership.organization.currency)
+
+
+def customer_credit_report(membership: Membership, start: dt.date | None,
+                           end: dt.date | None, center: str | None, *, limit: int = 500,
+                           offset: int = 0) -> dict[str, Any]:
+    figures = customer_credit_figures(membership, start, end, center, limit=limit,
+                                      offset=offset)
     return money_tree(figures, membership.organization.currency)
 
 
@@ -123,7 +139,7 @@ def csv_response(name: str, header: list[str], rows: list[list[Any]]) -> HttpRes
 
 def daily_csv(report: dict[str, Any]) -> HttpResponse:
     rows: list[list[Any]] = []
-    for section in ("sales", "collections", "tax", "refunds"):
+    for section in ("sales", "collections", "tax", "refunds", "credit"):
         for figure, value in report[section].items():
             if isinstance(value, dict):
                 rows += [[section, f"{figure}.{k}", v] for k, v in value.items()]
@@ -137,6 +153,13 @@ def liability_csv(report: dict[str, Any]) -> HttpResponse:
     rows = [[row[c] for c in columns] for row in report["rows"]]
     rows.append(["total", "", "", *[report["totals"][c] for c in selectors.COLUMNS]])
     return csv_response(f"package-liability-{report['start']}-{report['end']}", columns, rows)
+
+
+def customer_credit_csv(report: dict[str, Any]) -> HttpResponse:
+    columns = ["customer", "name", *selectors.CREDIT_COLUMNS]
+    rows = [[row[c] for c in columns] for row in report["rows"]]
+    rows.append(["total", "", *[report["totals"][c] for c in selectors.CREDIT_COLUMNS]])
+    return csv_response(f"customer-credit-{report['start']}-{report['end']}", columns, rows)
 
 
 def revenue_csv(report: dict[str, Any]) -> HttpResponse:

@@ -35,11 +35,16 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Count, QuerySet, Sum
 
-from kassa.ledger.models import TENDER_CODES, DailyTotal
-from kassa.refunds.models import Refund, RefundStatus
+from kassa.billing.models import Customer
+from kassa.ledger.models import TENDER_CODES, DailyTotal, Posting
+from kassa.refunds.models import Refund, RefundStatus, RefundType
 from kassa.tenancy.models import Center, Organization
 
 ISSUED = ("invoice_issued",)
+# Money received: payments (less those the processor failed after all) and deposits.
+RECEIVED_KINDS = ("payment", "payment_reversed", "deposit", "deposit_reversed")
+CREDIT_OUT_KINDS = ("credit_applied", "credit_refund", "credit_refund_reversed",
+                    "credit_written_off")
 SALES_CODES = ("revenue_service", "revenue_product", "package_sold_unpaid")
 REVENUE_KINDS = {"service": "revenue_service", "product": "revenue_product",
                  "redemption": "revenue_redemption", "forfeit": "revenue_forfeit"}
@@ -109,8 +114,8 @@ def daily(scope: Scope) -> dict[str, Any]:
                + total(("package_liability",), ("package_refund", "package_refund_reversed"))
                + total(("package_sold_unpaid",), ("package_closed", "package_closed_reversed")))
     # A payment the processor failed after it was booked is money that never came.
-    received = total(TENDER_CODES, ("payment", "payment_reversed"))
-    refunded = -total(TENDER_CODES, exclude=("payment", "payment_reversed"))
+    received = total(TENDER_CODES, RECEIVED_KINDS)
+    refunded = -total(TENDER_CODES, exclude=RECEIVED_KINDS)
     by_method = {code: total((code,)) for code in TENDER_CODES}
     charged = -total(("tax_payable",), ISSUED)
     credited = total(("tax_payable",), exclude=ISSUED)
@@ -122,7 +127,19 @@ def daily(scope: Scope) -> dict[str, Any]:
                             "cash", "check", "card")}},
         "tax": {"charged": charged, "credited": credited, "net": charged - credited},
         "refunds": refunds,
+        "credit": credit_moved(total),
     }
+
+
+def credit_moved(total: Any) -> dict[str, int]:
+    """The customers' credit over the scope, from its account's sums by kind of event:
+    issued is every entry into it (deposits, overpayments, refunds to credit, less deposits
+    whose card payment failed), refunded out is net of refunds out that failed."""
+    applied = total(("customer_credit",), ("credit_applied",))
+    refunded_out = total(("customer_credit",), ("credit_refund", "credit_refund_reversed"))
+    written_off = total(("customer_credit",), ("credit_written_off",))
+    return {"issued": -total(("customer_credit",), exclude=CREDIT_OUT_KINDS),
+            "applied": applied, "refunded_out": refunded_out, "written_off": written_off}
 
 
 def _refund_counts(scope: Scope) -> dict[str, int]:
@@ -133,7 +150,10 @@ def _refund_counts(scope: Scope) -> dict[str, int]:
     zone = ZoneInfo(scope.organization.timezone)
     since = dt.datetime.combine(scope.start, dt.time.min, zone)
     until = dt.datetime.combine(scope.end + dt.timedelta(days=1), dt.time.min, zone)
-    rows = Refund.objects.using(scope.database).filter(organization=scope.organization)
+    # A refund to credit gives no money back (the credit block counts it); its refund out of
+    # credit, if any, is the refund.
+    rows = Refund.objects.using(scope.database).filter(
+        organization=scope.organization).exclude(type=RefundType.CREDIT)
     if scope.center is not None:
         rows = rows.filter(center=scope.center)
     made = rows.filter(created_at__gte=since, created_at__lt=until).aggregate(
@@ -255,3 +275,53 @@ def _liability_rows(scope: Scope, *, limit: int, offset: int) -> list[dict[str, 
                      "refunded": int(refunded), "forfeited": int(forfeited),
                      "closing": int(closing)})
     return rows
+
+
+CREDIT_COLUMNS = ("opening", "issued", "applied", "refunded_out", "written_off", "closing")
+
+
+def _credit_figures(moved: dict[str, int], opening: int) -> dict[str, int]:
+    """One customer's (or the totals') movements of credit by kind of event → the columns;
+    closing = opening + issued − applied − refunded_out − written_off."""
+    applied = moved.get("credit_applied", 0)
+    refunded_out = moved.get("credit_refund", 0) + moved.get("credit_refund_reversed", 0)
+    written_off = moved.get("credit_written_off", 0)
+    issued = -sum(v for kind, v in moved.items() if kind not in CREDIT_OUT_KINDS)
+    return {"opening": opening, "issued": issued, "applied": applied,
+            "refunded_out": refunded_out, "written_off": written_off,
+            "closing": opening + issued - applied - refunded_out - written_off}
+
+
+def customer_credit(scope: Scope, *, limit: int = 500, offset: int = 0) -> dict[str, Any]:
+    """Per customer: opening, issued, applied, refunded out, written off and closing credit for
+    the period, from the customer_credit sub-ledger (every posting names its customer); at a
+    center, the credit held there. Totals come from the per-day totals (a few rows a day)."""
+    with _snapshot(scope.database):
+        postings = Posting.objects.using(scope.database).filter(
+            organization=scope.organization, code="customer_credit",
+            business_date__lte=scope.end)
+        if scope.center is not None:
+            postings = postings.filter(center=scope.center)
+        before = {r["customer_id"]: -int(r["s"]) for r in postings.filter(
+            business_date__lt=scope.start).values("customer_id").annotate(s=Sum("amount_minor"))}
+        moved: dict[int, dict[str, int]] = {}
+        for r in (postings.filter(business_date__gte=scope.start)
+                  .values("customer_id", "kind").annotate(s=Sum("amount_minor"))):
+            moved.setdefault(r["customer_id"], {})[r["kind"]] = int(r["s"])
+        ids = sorted({c for c, v in before.items() if v} | set(moved))
+        page = ids[offset: offset + limit]
+        names = dict(Customer.objects.using(scope.database).filter(pk__in=page)
+                     .values_list("pk", "name"))
+        day_rows = DailyTotal.objects.using(scope.database).filter(
+            organization=scope.organization, code="customer_credit",
+            business_date__lte=scope.end)
+        if scope.center is not None:
+            day_rows = day_rows.filter(center=scope.center)
+        opening_total = -int(day_rows.filter(business_date__lt=scope.start)
+                             .aggregate(s=Sum("amount_minor"))["s"] or 0)
+        by_kind = {r["kind"]: int(r["s"]) for r in day_rows.filter(
+            business_date__gte=scope.start).values("kind").annotate(s=Sum("amount_minor"))}
+    rows = [{"customer": str(c), "name": names.get(c, ""),
+             **_credit_figures(moved.get(c, {}), before.get(c, 0))} for c in page]
+    return {"rows": rows, "totals": _credit_figures(by_kind, opening_total),
+            "count": len(ids)}

@@ -4,8 +4,14 @@ and never a private name of another app. Read from the source with `ast`, every 
 
 Layers, from the top: the interfaces (the top-level modules — `api`, `cli`, `urls`, the
 middleware —, the `web` app, and each app's `api` and `admin` modules, which render and
-parse); then reports → refunds → packages → billing → ledger → tenancy → core, with gateways
-between billing/refunds and core. An app may import only the apps below it.
+parse); then reports → refunds → packages → billing → ledger → webhooks → tenancy → core, with
+gateways between billing/refunds and core. An app may import only the apps below it.
+
+`webhooks` (outgoing webhooks) sits just above tenancy: every app that changes money —
+billing, packages, refunds, and the later ones (credit, disputes, approvals) — announces its
+events through `kassa.webhooks.events.emit` in its own transaction, so webhooks must be below
+all of them; it needs only the organization and its admins (tenancy) and the outbox and locks
+(core). It knows no payment or refund: each app renders its own object for the event.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]  # kassa/
 BELOW: dict[str, set[str]] = {
     "core": set(),
     "tenancy": {"core"},
-    "ledger": {"tenancy", "core"},
+    "webhooks": {"tenancy", "core"},
+    "ledger": {"webhooks", "tenancy", "core"},
     "gateways": {"core"},
-    "billing": {"ledger", "tenancy", "gateways", "core"},
-    "packages": {"billing", "ledger", "tenancy", "core"},
-    "refunds": {"packages", "billing", "ledger", "tenancy", "gateways", "core"},
-    "reports": {"refunds", "packages", "billing", "ledger", "tenancy", "core"},
+    "billing": {"ledger", "webhooks", "tenancy", "gateways", "core"},
+    "packages": {"billing", "ledger", "webhooks", "tenancy", "core"},
+    "refunds": {"packages", "billing", "ledger", "webhooks", "tenancy", "gateways", "core"},
+    "reports": {"refunds", "packages", "billing", "ledger", "webhooks", "tenancy", "core"},
 }
 INTERFACE_MODULES = {"api", "admin"}  # an app's HTTP and admin faces: above every app
 
@@ -133,6 +140,8 @@ def test_no_app_uses_a_private_name_of_another():
     ("kassa.core.money", "kassa.tenancy.models", False),
     ("kassa.billing.api", "kassa.refunds.api", True),  # an interface above every app
     ("kassa.gateways.stripe", "kassa.refunds.models", False),
+    ("kassa.refunds.lifecycle", "kassa.webhooks.events", True),  # refunds announce events
+    ("kassa.webhooks.events", "kassa.refunds.models", False),  # webhooks know no refund
 ])
 def test_the_rule_itself_tells_up_from_down(source, target, expected):
     assert allowed(source, target) is expected

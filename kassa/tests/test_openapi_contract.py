@@ -45,6 +45,7 @@ _REALISTIC: dict[str, tuple[re.Pattern[str], list[str]]] = {
     "currency": (_LINE, ["USD", "JPY"]),
     "amount": (_MONEY, ["1.00", "2.50"]),
     "unit_price": (_MONEY, ["40.00"]),
+    "url": (_LINE, ["https://93.184.215.14/kassa-hooks"]),  # a public address, never called
 }
 
 
@@ -92,10 +93,14 @@ def seeded(tenant: Any) -> dict[str, str]:
     r = tenant.api.post(f"/payments/{payment['id']}/refunds", {
         "type": "offline", "amount": "5.00", "reason": "Seed", "method": "cash"})
     assert r.status_code == 201, r.content
+    refund = r.json()["id"]
+    r = tenant.api.post("/webhook-endpoints", {"url": "https://93.184.215.14/kassa-hooks",
+                                               "events": ["refund.created"]})
+    assert r.status_code == 201, r.content
     return {"customer": customer, "case": case, "center": tenant.center_id,
-            "invoice": invoice["id"], "payment": payment["id"], "refund": r.json()["id"],
+            "invoice": invoice["id"], "payment": payment["id"], "refund": refund,
             "template": template, "package_template": template, "package": package["id"],
-            "benefit": package["benefits"][0]["id"]}
+            "benefit": package["benefits"][0]["id"], "endpoint": r.json()["id"]}
 
 
 @pytest.fixture

@@ -17,7 +17,14 @@ from django.db import connection
 from django.db.models import F
 
 from conftest import Tenant, is_postgres
-from kassa.billing.models import Invoice, InvoiceLine, Payment
+from kassa.billing.models import (
+    CreditDraw,
+    CreditEntry,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Payment,
+)
 from kassa.ledger.models import Account, DailyTotal, JournalEntry, Posting
 from kassa.ledger.verify import CHECKS, Run, verify
 from kassa.packages.models import Benefit, Package
@@ -32,6 +39,7 @@ class Books:
     card: dict[str, Any]  # a card payment on it, with a pending online refund
     package: dict[str, Any]  # redeemed once, refunded once
     closed: dict[str, Any]  # another package, closed by its refund while not paid in full
+    customer: str  # with credit: a deposit at another center, partly used, partly refunded
 
 
 def ok(response: Any, status: int = 201) -> dict[str, Any]:
@@ -69,8 +77,17 @@ def books(tenant: Tenant) -> Books:
     ok(api.post(f"/packages/{closed['id']}/refunds", {
         "amount": "10.00", "reason": "Cancelled", "close_package": True,
         "refund_to": {"method": "cash"}}))
+    # Credit: a deposit taken at a second center, part of it used on the invoice at the first
+    # (cleared through intercenter), part refunded out by check.
+    north = ok(api.post("/centers", {"name": "North"}))
+    ok(api.post(f"/customers/{customer}/deposits", {
+        "center": north["id"], "amount": "80.00", "method": "cash"}))
+    ok(api.post(f"/invoices/{invoice['id']}/payments", {"amount": "30.00", "method": "credit"}))
+    ok(api.post(f"/customers/{customer}/credit/refunds", {
+        "amount": "10.00", "reason": "Part of the deposit back",
+        "refund_to": {"method": "check", "payee": "Ann's sister"}}))
     assert verify(tenant.organization) == []
-    return Books(tenant, invoice, cash, card, package, closed)
+    return Books(tenant, invoice, cash, card, package, closed, customer)
 
 
 def _copy_posting(books: Books, **changes: Any) -> None:
@@ -119,6 +136,47 @@ def payment_amount_changed(books: Books) -> None:
 
 def payment_left_charging(books: Books) -> None:
     Payment.objects.filter(pk=books.card["id"]).update(charge_state="charging")
+
+
+def customer_credit_moved(books: Books) -> None:
+    Customer.objects.filter(pk=books.customer).update(credit_minor=F("credit_minor") + 1)
+
+
+def credit_draw_moved(books: Books) -> None:
+    draw = CreditDraw.objects.filter(entry__customer_id=books.customer,
+                                     amount_minor__lt=0).first()
+    assert draw is not None
+    CreditDraw.objects.filter(pk=draw.pk).update(amount_minor=F("amount_minor") - 1)
+
+
+def credit_lot_overdrawn(books: Books) -> None:
+    draw = CreditDraw.objects.filter(entry__customer_id=books.customer,
+                                     amount_minor__lt=0).order_by("-pk").first()
+    assert draw is not None
+    CreditDraw.objects.filter(pk=draw.pk).update(amount_minor=-10_000_000)
+    CreditEntry.objects.filter(pk=draw.entry_id).update(amount_minor=-10_000_000)
+
+
+def credit_balance_after_moved(books: Books) -> None:
+    entry = CreditEntry.objects.filter(customer_id=books.customer).order_by("-pk").first()
+    assert entry is not None
+    CreditEntry.objects.filter(pk=entry.pk).update(
+        balance_after_minor=F("balance_after_minor") + 1)
+
+
+def intercenter_left_open(books: Books) -> None:
+    _copy_posting(books, code="intercenter", amount_minor=1)
+    _copy_posting(books, amount_minor=-1)
+
+
+def credit_posting_without_customer(books: Books) -> None:
+    _copy_posting(books, code="customer_credit", amount_minor=1)
+    _copy_posting(books, amount_minor=-1)
+
+
+def payment_to_credit_moved(books: Books) -> None:
+    deposit = Payment.objects.filter(customer_id=books.customer, invoice__isnull=True).get()
+    Payment.objects.filter(pk=deposit.pk).update(to_credit_minor=F("to_credit_minor") - 1)
 
 
 def unbooked_payment_booked(books: Books) -> None:
@@ -208,6 +266,12 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "refunds_agree_with_ledger": (payment_refund_amount_moved, "refunds in transit holds"),
     "daily_totals_agree_with_postings": (daily_total_moved, "daily totals of center"),
     "reports_reconcile_with_balances": (daily_total_moved, "collections net"),
+    "customers_credit_agree": (customer_credit_moved, "their credit entries add up to"),
+    "credit_lots_agree": (credit_draw_moved, "its lots moved"),
+    "intercenter_nets_to_zero": (intercenter_left_open, "intercenter sums to 1"),
+    "credit_postings_name_their_customer": (credit_posting_without_customer,
+                                            "names no customer"),
+    "payments_credit_agree": (payment_to_credit_moved, "its credit entries brought in 8000"),
 }
 EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     # figure → (corruption, the check that holds it, words of its report)
@@ -216,6 +280,11 @@ EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     "what a payment not succeeded has booked": (
         unbooked_payment_booked, "payments_agree_with_ledger",
         "is failed, yet 30000 of it is booked and allocated to lines"),
+    "a credit lot below zero": (credit_lot_overdrawn, "credit_lots_agree", "below zero"),
+    "a credit entry's balance after": (credit_balance_after_moved, "credit_lots_agree",
+                                       "balance after is"),
+    "the credit sub-ledger": (customer_credit_moved, "customers_credit_agree",
+                              "the customer_credit sub-ledger says"),
 }
 
 
@@ -270,8 +339,8 @@ def test_since_says_how_much_it_checked_and_sees_nothing_that_did_not_move(books
     run = Run(since=day, batch=2)
     assert verify(books.tenant.organization, run) == []
     assert run.checked == {"journal entries": JournalEntry.objects.filter(
-        organization=books.tenant.organization).count(), "invoices": 2, "payments": 3,
-        "refunds": 4, "packages": 2, "business days": 1}
+        organization=books.tenant.organization).count(), "invoices": 2, "payments": 5,
+        "refunds": 5, "packages": 2, "customers": 1, "business days": 1}
     # A corruption of an object that has not moved since the day asked for is not seen (and
     # nothing is counted as checked): only a run without --since is the guarantee.
     invoice_paid_moved(books)

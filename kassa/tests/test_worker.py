@@ -87,7 +87,8 @@ def test_prune_removes_what_is_past_keeping_and_nothing_else(tenant):
     Session.objects.create(session_key="kept", session_data="",
                            expire_date=now + dt.timedelta(days=1))
 
-    assert worker.prune(now) == {"tasks": 1, "idempotency_keys": 2, "sessions": 1}
+    assert worker.prune(now) == {"tasks": 1, "idempotency_keys": 2, "sessions": 1,
+                                 "webhook_events": 0}
     assert set(IdempotentRequest.objects.values_list("key", flat=True)) == {"fresh",
                                                                            "taken over"}
     assert list(DBTaskResult.objects.values_list("pk", flat=True)) == [finished[1].pk]

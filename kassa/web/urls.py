@@ -8,13 +8,16 @@ from django.urls import path
 from kassa.web.forms import EmailLoginForm
 from kassa.web.views import (
     attention,
+    credit,
     customers,
     frontdesk,
+    invoice_refund,
     invoices,
     packages,
     reports,
     sales,
     settings_pages,
+    webhook_pages,
 )
 
 
@@ -30,11 +33,14 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("favicon.ico", favicon),
     *attention.urlpatterns,
+    *credit.urlpatterns,
     *customers.urlpatterns,
     *sales.urlpatterns,
     *frontdesk.urlpatterns,
     *invoices.urlpatterns,
+    *invoice_refund.urlpatterns,
     *packages.urlpatterns,
     *reports.urlpatterns,
     *settings_pages.urlpatterns,
+    *webhook_pages.urlpatterns,
 ]

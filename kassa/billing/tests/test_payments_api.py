@@ -23,9 +23,11 @@ def pay(tenant, invoice_id, body):
 def test_offline_payments_pay_the_invoice_down_and_close_it(tenant):
     inv = tenant.invoice(FACIAL)  # 108.88
     first = tenant.pay(inv["id"], "50.00", method="cash")
-    assert first == {"id": first["id"], "invoice": inv["id"], "amount": "50.00",
+    assert first == {"id": first["id"], "invoice": inv["id"], "customer": inv["customer"],
+                     "amount": "50.00", "to_credit": "0.00",
                      "method": "cash", "online": False, "refunded": "0.00",
-                     "refundable": "50.00", "refund_pending": False, "status": "succeeded",
+                     "refundable": "50.00", "refundable_online": "0.00",
+                     "refund_pending": False, "status": "succeeded",
                      "failure_reason": "", "created_at": first["created_at"]}
     now = tenant.api.get(f"/invoices/{inv['id']}").json()
     assert (now["status"], now["paid"], now["balance_due"]) == ("open", "50.00", "58.88")

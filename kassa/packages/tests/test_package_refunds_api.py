@@ -343,3 +343,31 @@ def test_many_small_refunds_never_return_more_tax_than_is_due_on_what_they_refun
     got = get(tenant, pkg)
     assert got["refunded"] == "0.50" and got["tax_refunded"] == "0.05"  # 10 % of 0.50
     assert verify(tenant.organization) == []
+
+
+def test_a_payment_refund_takes_back_from_the_lines_that_can_give_it(tenant):
+    """Once the package on an invoice is used up, the service part of a payment can still be
+    refunded: the refund comes back from the service line alone, and only what truly cannot
+    be refunded is refused, saying how much can."""
+    tpl = template(tenant)
+    inv, pkg = sell(tenant, tpl, extra_lines=[{"kind": "service", "description": "Consultation",
+                                               "unit_price": "100.00"}])
+    cash = tenant.pay(inv["id"], "1100.00", method="cash")
+    redeem(tenant, pkg, 5)  # the package is used up: it can give nothing back
+    before = state()
+    over = tenant.api.post(f"/payments/{cash['id']}/refunds", {
+        "type": "offline", "amount": "100.01", "method": "cash", "reason": "x"})
+    assert over.status_code == 422, over.content
+    body = over.json()
+    assert body["code"] == "package_refund_exceeds_balance"
+    assert "At most $100.00" in body["detail"] and "Body contouring" in body["detail"]
+    assert state() == before
+    done = tenant.api.post(f"/payments/{cash['id']}/refunds", {
+        "type": "offline", "amount": "100.00", "method": "cash",
+        "reason": "Consultation cancelled"})
+    assert done.status_code == 201, done.content
+    invoice = tenant.api.get(f"/invoices/{inv['id']}").json()
+    lines = {line["kind"]: line for line in invoice["lines"]}
+    assert lines["service"]["paid"] == "0.00" and lines["package"]["paid"] == "1000.00"
+    assert get(tenant, pkg)["balance"] == "0.00"
+    assert verify(tenant.organization) == []

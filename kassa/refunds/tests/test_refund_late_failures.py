@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core import mail
+
 from conftest import run_tasks
 from kassa.billing.models import Invoice, Payment
-from kassa.ledger.models import JournalEntry
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
 from kassa.refunds.lifecycle import apply_gateway_result
@@ -47,30 +48,45 @@ def test_late_failure_leaves_another_pending_refund_of_the_payment_pending(tenan
     assert verify(tenant.organization) == []
 
 
-def test_late_failure_after_the_reopened_balance_was_paid_again_is_flagged_not_crashed(tenant):
+def test_late_failure_after_the_reopened_balance_was_paid_again_goes_into_credit(tenant):
     """The refund re-opened 40.00 of balance due and the customer paid it again by cash; the
-    card refund then fails. Putting its 40.00 back on the invoice would pay it twice (Kassa keeps
-    no overpayment), so the failure is held for a person: flagged, told in the history, the books
-    unchanged — and the gateway's news neither crashes nor is lost."""
+    card refund then fails. Putting its 40.00 back on the invoice would pay it twice, so the
+    money goes into the customer's credit: the refund fails, a refund to credit of the same
+    amount takes its place, the invoice and the payment stand, the customer is told — and the
+    gateway's news neither crashes nor is lost, nor counts twice."""
     inv = tenant.invoice()
     payment = tenant.pay(inv["id"], "100.00", method="card", online=True)
     refund = succeeded_refund(tenant, payment, "40.00")
     tenant.pay(inv["id"], "40.00", method="cash")
-    entries = JournalEntry.objects.count()
+    before = Payment.objects.get(pk=payment["id"])
 
     assert apply_gateway_result(refund_id=refund.pk, state="failed",
                                 failure_reason="account closed") is True
     assert apply_gateway_result(refund_id=refund.pk, state="failed") is False  # again: no-op
 
     got = tenant.api.get(f"/refunds/{refund.pk}").json()
-    assert got["status"] == "succeeded" and got["needs_attention"] is True
-    assert JournalEntry.objects.count() == entries
+    assert got["status"] == "failed" and got["needs_attention"] is False
+    (instead,) = [r for r in tenant.api.get("/refunds", payment=payment["id"]).json()
+                  if r["replaces"] == str(refund.pk)]
+    assert (instead["type"], instead["status"], instead["total"]) == (
+        "credit", "recorded", "40.00")
     invoice = Invoice.objects.get(pk=inv["id"])
     assert invoice.balance_due_minor == 0 and invoice.paid_minor == 14000
-    assert balance("card", organization=tenant.organization) == 10000 - 4000
+    after = Payment.objects.get(pk=payment["id"])
+    assert after.refunded_minor == before.refunded_minor == 4000
+    assert after.refunded_online_minor == 0  # the gateway gave nothing back after all
+    assert balance("card", organization=tenant.organization) == 10000
+    assert balance("customer_credit", organization=tenant.organization) == -4000
+    credit = tenant.api.get(f"/customers/{inv['customer']}/credit").json()
+    assert credit["balance"] == "40.00"
+    assert credit["entries"][-1]["kind"] == "refund_failed_to_credit"
     history = tenant.api.get(f"/payments/{payment['id']}/history").json()
-    assert history[-1]["kind"] == "refund_needs_attention"
-    assert "account closed" in history[-1]["detail"]
+    assert history[-1]["kind"] == "refund_failed"
+    assert "account credit" in history[-1]["detail"]
+    run_tasks()
+    notice = mail.outbox[-1]
+    assert "could not be completed" in notice.subject
+    assert "kept as credit on your account" in notice.body
     assert verify(tenant.organization) == []
 
 

@@ -317,19 +317,23 @@ class RefundMachine(RuleBasedStateMachine):
             assert apply_gateway_result(refund_id=refund.id, state=state) is False
             assert snapshot() == before
             return
-        before = snapshot()
         assert apply_gateway_result(refund_id=refund.id, state=state,
                                     failure_reason="reported by the gateway") is True
-        if state == "failed" and Refund.objects.get(pk=refund.id).status == "succeeded":
-            # Held for a person: the balance it re-opened was paid again since it succeeded,
-            # and the books are left as they were.
+        instead = Refund.objects.filter(replaces_id=refund.id).first()
+        if state == "failed" and instead is not None:
+            # Into credit: the balance it re-opened was paid again since it succeeded, so a
+            # refund to credit of the same amount takes its place and the invoice stands.
             assert refund.status == "succeeded" and not refund.decrease
             assert refund.succeeded_at is not None
             assert any(p.invoice_id == refund.payment.invoice_id and p.step > refund.succeeded_at
                        for p in self.model.payments)
-            assert snapshot()[:-1] == before[:-1]
-            refund.held = True
-            event("late failure held for a person")
+            assert (instead.type, instead.status, instead.amount_minor) == (
+                "credit", "recorded", refund.amount)
+            refund.status = "failed"
+            self.model.refunds.append(RefundModel(
+                id=instead.pk, payment=refund.payment, amount=refund.amount, online=False,
+                decrease=False, status="recorded"))
+            event("late failure kept as credit")
             return
         if state == "failed" and refund.status == "succeeded" and not refund.decrease:
             # Not held: its money fits back, so the balance it re-opened was not paid since.

@@ -265,3 +265,20 @@ def test_front_desk_without_permission_sees_no_refund_and_posting_is_refused(pag
     assert Package.objects.get(pk=pkg["id"]).balance_minor == 100000
     # Another organization's guest is not found at all.
     assert page.goto(f"/customers/{stranger}/packages/").status == 404
+
+
+def test_the_wizard_refunds_a_package_to_account_credit(page, tenant):
+    guest, _inv, _pkg, _ = sell_package(tenant, paid="1000.00")
+    sign_in(page, tenant.admin.user.email)
+    page.goto(f"/customers/{guest}/packages/")
+    select_items(page, "150.00")
+    page.get_by_role("radio", name=re.compile("Account credit")).check()
+    screenshot(page, "packages-refund-to-credit")
+    page.get_by_role("button", name="Review refund").click()
+    confirm_refund(page)
+    page.wait_for_url(re.compile(r".*\?refunded=\d+#refund$"))
+    refund = Refund.objects.get()
+    assert (refund.type, refund.method, refund.status) == ("credit", "credit", "recorded")
+    page.goto(f"/customers/{guest}/credit/")
+    assert page.get_by_test_id("credit-balance").inner_text() == "$150.00"
+    assert verify(tenant.organization) == []

@@ -129,9 +129,10 @@ def customer_overview(request: HttpRequest, membership: Any, customer_id: int) -
     customer = billing.get_customer(organization, customer_id)
     invoices = list(billing.invoices(organization).filter(customer=customer)
                     .select_related("case"))
-    payments = list(billing.payments(organization).filter(invoice__customer=customer)
+    payments = list(billing.payments(organization).filter(customer=customer)
                     .order_by("-created_at", "-id"))
-    found = list(refunds.refunds(organization).filter(invoice__customer=customer)
+    found = list(refunds.refunds(organization)
+                 .filter(Q(invoice__customer=customer) | Q(customer=customer))
                  .select_related("invoice", "package").order_by("-created_at", "-id"))
     for refund in found:
         refund.method_label = (Method(refund.method).label  # type: ignore[attr-defined]

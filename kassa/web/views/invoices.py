@@ -31,6 +31,7 @@ from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.refunds.services import CREDIT
 from kassa.tenancy.models import Role
 from kassa.tenancy.services import REFUND_ROLE_WORDS, may_refund, require_refund_permission
 from kassa.web.access import page
@@ -65,7 +66,8 @@ class PaymentRefundForm(forms.Form):
     reason = forms.CharField(label="Reason for refund", required=False)
     method = forms.ChoiceField(
         label="Refund method", required=False,
-        choices=[("", "Choose a method"), *OfflineMethod.choices])
+        choices=[("", "Choose a method"), *OfflineMethod.choices,
+                 (CREDIT, "Refund to account credit")])
     note = forms.CharField(label="Notes", required=False,
                            help_text="Required when the method is Other.",
                            widget=forms.Textarea(attrs={"rows": 2}))
@@ -201,8 +203,8 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
         "poll_seconds": settings.KASSA_PENDING_POLL_SECONDS,
         # A payment refund takes back what the payment paid into packages, pro rata: a
         # package already used can make the refund refuse less than "Refundable".
-        "package_used": packages.packages(organization).filter(
-            invoice_id=payment.invoice_id).filter(redeemed_minor__gt=0).exists(),
+        "package_used": payment.invoice_id is not None and packages.packages(
+            organization).filter(invoice_id=payment.invoice_id, redeemed_minor__gt=0).exists(),
         "may_refund": may_refund(membership),
         # A front desk that may not refund sees the action disabled, and who refunds instead.
         "refund_blocked": "" if may_refund(membership) or membership.role == Role.ACCOUNTANT
@@ -247,13 +249,16 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
         return _show_form(request, membership, payment, form)
     data = form.cleaned_data
 
+    to_credit = data.get("method") == CREDIT  # into the customer's credit: no tender
+
     def refund_now() -> Refund:
         return refund_services.refund_payment(
-            actor=membership, payment=payment.pk, type=kind,
+            actor=membership, payment=payment.pk,
+            type=RefundType.CREDIT if to_credit else kind,
             amount=typed_amount(data["amount"], organization),
             reason=data["reason"], internal_note=data["internal_note"],
-            method=data.get("method") or None, note=data.get("note", ""),
-            decrease_balance_owed=data["decrease_balance_owed"])
+            method=None if to_credit else data.get("method") or None,
+            note=data.get("note", ""), decrease_balance_owed=data["decrease_balance_owed"])
 
     try:
         if "confirm" not in request.POST:
@@ -271,6 +276,10 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
         messages.success(request, f"Online refund of {result['amount']} issued {result['to']}. "
                          "It is pending until the gateway settles it, which can take 24–48 "
                          "hours.")
+    elif refund.type == RefundType.CREDIT:
+        messages.success(request, f"Refund of {result['amount']} to account credit recorded "
+                         f"{result['to']}: it pays the customer's next invoice, or is refunded "
+                         "from their credit.")
     else:
         messages.success(request, f"Offline refund of {result['amount']} by "
                          f"{result['method'].lower()} recorded {result['to']}.")
@@ -286,23 +295,29 @@ def _review_of(refund: Refund) -> dict[str, Any]:
     organization = refund.organization
     money = lambda minor: display(minor, organization.currency, organization.locale)  # noqa: E731
     assert refund.payment_id is not None
-    payment = Payment.objects.select_related("invoice__customer").get(pk=refund.payment_id)
-    invoice = payment.invoice
-    method = (Method(refund.method).label if refund.method in Method.values
-              else OfflineMethod(refund.method).label)
-    if refund.type == RefundType.ONLINE:
+    payment = Payment.objects.select_related("invoice", "customer").get(pk=refund.payment_id)
+    invoice = payment.invoice  # None for a deposit's payment
+    if refund.type == RefundType.CREDIT:
+        method = "Account credit"
+    else:
+        method = (Method(refund.method).label if refund.method in Method.values
+                  else OfflineMethod(refund.method).label)
+    if refund.type == RefundType.CREDIT:
+        to = (f"to {payment.customer.name}'s account credit, from payment #{payment.pk}, for "
+              "their next invoice")
+    elif refund.type == RefundType.ONLINE:
         what = "bank account" if payment.method == Method.ACH else "card"
         to = (f"back to the {what} of payment #{payment.pk} "
               f"({money(payment.amount_minor)} on {payment.created_at:%Y-%m-%d})")
     else:
-        to = (f"to {invoice.customer.name}, given back by {method.lower()} outside Kassa, "
+        to = (f"to {payment.customer.name}, given back by {method.lower()} outside Kassa, "
               f"against payment #{payment.pk}")
     return {
         "amount": money(refund.amount_minor), "amount_minor": refund.amount_minor,
         "method": method, "online": refund.type == RefundType.ONLINE, "to": to,
         "decrease_balance_owed": refund.decrease_balance_owed,
-        "invoice_number": invoice.number, "customer": invoice.customer.name,
-        "balance_due_after": money(invoice.balance_due_minor),
+        "invoice_number": invoice.number if invoice else "", "customer": payment.customer.name,
+        "balance_due_after": money(invoice.balance_due_minor) if invoice else "",
         "refundable_after": money(payment.refundable_minor),
     }
 
@@ -371,5 +386,6 @@ urlpatterns = [
     path("payments/<int:payment_id>/refund/offline/", payment_refund,
          {"kind": RefundType.OFFLINE.value}, name="payment_refund_offline"),
     path("cases/<int:case_id>/payments/", case_payments, name="case_payments"),
-    path("invoices/<int:invoice_id>/refund/", refund_chooser, name="invoice_refund_chooser"),
+    path("invoices/<int:invoice_id>/record-refund/", refund_chooser,
+         name="invoice_refund_chooser"),
 ]

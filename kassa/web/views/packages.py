@@ -34,10 +34,10 @@ from kassa.core.money import display, parse_amount
 from kassa.packages import selectors
 from kassa.packages.models import Package, PackageStatus
 from kassa.packages.services import redeem_benefit, refund_tax
-from kassa.refunds.models import OfflineMethod, Refund
+from kassa.refunds.models import OfflineMethod, Refund, RefundType
 from kassa.refunds.selectors import get_refund
 from kassa.refunds.selectors import refunds as refunds_of
-from kassa.refunds.services import PACKAGE_REFUND_METHODS, refund_package
+from kassa.refunds.services import CREDIT, PACKAGE_REFUND_METHODS, refund_package
 from kassa.tenancy.services import may_refund, require_refund_permission, require_writer
 from kassa.web.access import page
 from kassa.web.forms import amount_error_message, show_error, typed_amount
@@ -100,7 +100,8 @@ class PaymentMethodForm(forms.Form):
         assert isinstance(refund_to, forms.ChoiceField)
         refund_to.choices = (
             [(f"{ONLINE_PREFIX}{p.pk}", f"Online to payment {p.pk}") for p in online_payments]
-            + [(m.value, m.label) for m in PACKAGE_REFUND_METHODS])
+            + [(m.value, m.label) for m in PACKAGE_REFUND_METHODS]
+            + [(CREDIT, "Account credit")])
 
 
 class RedeemForm(forms.Form):
@@ -219,7 +220,8 @@ def _refund(membership: Any, pkg: Package, select: SelectItemsForm, *, refund_to
         amount=typed_amount(select.cleaned_data["amount"], membership.organization),
         reason=select.cleaned_data["reason"],
         close_package=select.cleaned_data["close_package"], refund_to_payment=online_to,
-        method=None if online_to else refund_to, note=note)
+        method=None if online_to or refund_to == CREDIT else refund_to, note=note,
+        to_credit=refund_to == CREDIT)
 
 
 def _figures(pkg: Package) -> dict[str, int]:
@@ -232,10 +234,12 @@ def _review_of(refund: Refund, before: dict[str, int]) -> dict[str, Any]:
     forfeited and what still owed is cancelled when the package closes, the balances after."""
     organization = refund.organization
     money = lambda minor: display(minor, organization.currency, organization.locale)  # noqa: E731
-    assert refund.package_id is not None
+    assert refund.package_id is not None and refund.invoice_id is not None  # a package's
     pkg = Package.objects.select_related("line").get(pk=refund.package_id)
     invoice = Invoice.objects.select_related("customer").get(pk=refund.invoice_id)
-    if refund.payment_id:
+    if refund.type == RefundType.CREDIT:
+        to = f"to {invoice.customer.name}'s account credit, for their next invoice"
+    elif refund.payment_id:
         payment = Payment.objects.get(pk=refund.payment_id)
         what = "bank account" if payment.method == "ach" else "card"
         to = f"back to the {what} of payment #{payment.pk}, through the payment gateway"
@@ -252,7 +256,7 @@ def _review_of(refund: Refund, before: dict[str, int]) -> dict[str, Any]:
     sentence = " and ".join(parts)
     return {
         "amount": money(refund.amount_minor), "tax": money(refund.tax_minor),
-        "total": money(refund.total_minor), "to": to, "online": bool(refund.payment_id),
+        "total": money(refund.total_minor), "to": to, "online": refund.type == RefundType.ONLINE,
         "tax_minor": refund.tax_minor,
         "forfeit_sentence": f"{sentence[:1].upper()}{sentence[1:]}." if sentence else "",
         "balance_after_minor": pkg.balance_minor, "closes": pkg.status == PackageStatus.CLOSED,
@@ -329,6 +333,7 @@ def _methods_window(select: SelectItemsForm, pkg: Package, method_form: PaymentM
     return {"step": "methods", "form": select, "method_form": method_form, "package": pkg,
             "online_choices": [(f"{ONLINE_PREFIX}{p.pk}", p) for p in online],
             "offline_methods": PACKAGE_REFUND_METHODS,
+            "credit_method": CREDIT,
             "amount_minor": amount_minor, "tax_minor": tax_minor,
             "total_minor": amount_minor + tax_minor}
 

@@ -27,6 +27,7 @@ from kassa.tenancy.selectors import centers, members
 from kassa.tenancy.services import add_center, create_user, update_settings
 from kassa.web.access import admin_page
 from kassa.web.forms import show_error
+from kassa.web.views.webhook_pages import webhook_context
 
 TIMEZONES = sorted(available_timezones())
 CURRENCIES = sorted(list_currencies())
@@ -109,6 +110,7 @@ def render_settings(request: HttpRequest, membership: Membership, *,
         "centers": centers(organization),
         "members": members(organization),
         "timezones": TIMEZONES, "currencies": CURRENCIES,
+        **webhook_context(membership),
     })
 
 

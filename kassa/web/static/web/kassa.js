@@ -24,6 +24,37 @@
     }
   });
 
+  // A split refund's live total: the sum of its parts' amounts, in whole minor units (no
+  // floating point), shown as the user types. The server checks and books; this only adds.
+  function minorUnits(text, digits) {
+    var clean = String(text).replace(/[,\s]/g, "");
+    var match = /^(\d*)(?:\.(\d*))?$/.exec(clean);
+    if (!clean || !match || (match[2] || "").length > digits) { return null; }
+    var fraction = ((match[2] || "") + "000000").slice(0, digits);
+    return parseInt(match[1] || "0", 10) * Math.pow(10, digits) + parseInt(fraction || "0", 10);
+  }
+  function showTotal(form) {
+    var out = form.querySelector("[data-live-total-out]");
+    if (!out) { return; }
+    var digits = parseInt(out.getAttribute("data-digits") || "2", 10);
+    var total = 0, bad = false;
+    form.querySelectorAll("[data-part-amount]").forEach(function (input) {
+      if (!input.value.trim()) { return; }
+      var minor = minorUnits(input.value, digits);
+      if (minor === null) { bad = true; } else { total += minor; }
+    });
+    var whole = Math.floor(total / Math.pow(10, digits));
+    var part = String(total % Math.pow(10, digits));
+    while (part.length < digits) { part = "0" + part; }
+    out.textContent = bad ? "Check the amounts" : whole.toLocaleString("en-US") +
+      (digits ? "." + part : "");
+  }
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest ? event.target.closest("form[data-live-total]") : null;
+    if (form) { showTotal(form); }
+  });
+  document.querySelectorAll("form[data-live-total]").forEach(showTotal);
+
   // A link in a <details> menu closes the menu when it is followed in place (hx-get).
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("details.menu a") : null;

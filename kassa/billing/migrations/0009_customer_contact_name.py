@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0007_organization'),
+        ('billing', '0008_customer_credit'),
     ]
 
     operations = [

@@ -1,0 +1,61 @@
+"""The payment events for outgoing webhooks (kassa.webhooks.events): `payment.succeeded` when a
+payment is booked, `payment.failed` when a charge is declined, fails, or fails after it was
+booked; `credit.changed` whenever a customer's credit moves. `data.object` is the payment as
+`GET /payments/{id}` answers it (held by a test); for `credit.changed`, the customer's balance
+and the entry, as `GET /customers/{id}/credit` shows them (the API renders entries with
+`credit_entry_object` itself)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kassa.billing.models import CreditEntry, Customer, Payment
+from kassa.core.money import format_decimal_string
+from kassa.webhooks.events import emit
+
+
+def payment_object(payment: Payment) -> dict[str, Any]:
+    currency = payment.organization.currency
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    return {
+        "id": str(payment.pk),
+        "invoice": str(payment.invoice_id) if payment.invoice_id else None,
+        "customer": str(payment.customer_id), "amount": money(payment.amount_minor),
+        "to_credit": money(payment.to_credit_minor), "method": payment.method,
+        "online": payment.online, "refunded": money(payment.refunded_minor),
+        "refundable": money(payment.refundable_minor),
+        "refundable_online": money(payment.refundable_online_minor),
+        "refund_pending": payment.refund_pending,
+        "status": payment.status, "failure_reason": payment.failure_reason,
+        "created_at": payment.created_at.isoformat(),
+    }
+
+
+def announce(type: str, payment: Payment) -> None:
+    """In the payment's transaction; rendered only if an endpoint listens, as it commits."""
+    emit(type, organization_id=payment.organization_id, render=lambda: payment_object(payment))
+
+
+def credit_entry_object(entry: CreditEntry, currency: str) -> dict[str, Any]:
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    return {
+        "id": str(entry.pk), "at": entry.at.isoformat(), "kind": entry.kind,
+        "amount": money(entry.amount_minor), "balance_after": money(entry.balance_after_minor),
+        "center": str(entry.center_id),
+        "payment": str(entry.payment_id) if entry.payment_id else None,
+        "invoice": str(entry.invoice_id) if entry.invoice_id else None,
+        "refund": str(entry.refund_id) if entry.refund_id else None,
+        "by": entry.by.email if entry.by else None, "note": entry.note,
+    }
+
+
+def announce_credit(customer: Customer, entry: CreditEntry) -> None:
+    """`credit.changed`, in the movement's transaction (its organization read only if an
+    endpoint listens)."""
+    def render() -> dict[str, Any]:
+        currency = customer.organization.currency
+        return {"customer": str(customer.pk),
+                "balance": format_decimal_string(entry.balance_after_minor, currency),
+                "entry": credit_entry_object(entry, currency)}
+
+    emit("credit.changed", organization_id=entry.organization_id, render=render)

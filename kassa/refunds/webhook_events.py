@@ -1,0 +1,74 @@
+"""The refund events for outgoing webhooks (kassa.webhooks.events):
+
+- `refund.created`: every refund, when it is made (an online one pending, an offline one
+  recorded);
+- `refund.succeeded`: an online refund the gateway settled, or a stuck one paid another way
+  (its status then `recorded`);
+- `refund.failed`: an online refund the gateway failed (even after it had succeeded);
+- `package.refunded`: beside `refund.created` for a refund of a package's balance.
+
+`data.object` is the refund as `GET /refunds/{id}` answers it, and for `package.refunded` the
+package as `GET /packages/{id}` answers it, after the refund (both held by a test).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kassa.core.money import format_decimal_string
+from kassa.packages.models import Package
+from kassa.refunds.models import GatewayState, Refund
+from kassa.webhooks.events import emit
+
+
+def refund_object(refund: Refund) -> dict[str, Any]:
+    currency = refund.organization.currency
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    return {
+        "id": str(refund.pk), "payment": str(refund.payment_id) if refund.payment_id else None,
+        "package": str(refund.package_id) if refund.package_id else None,
+        "invoice": str(refund.invoice_id) if refund.invoice_id else None,
+        "customer": str(refund.customer_id) if refund.customer_id else None,
+        "type": refund.type, "status": refund.status,
+        "amount": money(refund.amount_minor), "tax": money(refund.tax_minor),
+        "total": money(refund.total_minor), "method": refund.method, "reason": refund.reason,
+        "internal_note": refund.internal_note, "note": refund.note,
+        "decrease_balance_owed": refund.decrease_balance_owed,
+        "created_by": refund.created_by.email if refund.created_by else None,
+        "created_at": refund.created_at.isoformat(),
+        "settled_at": refund.settled_at.isoformat() if refund.settled_at else None,
+        "failure_reason": refund.failure_reason,
+        "needs_attention": refund.gateway_state == GatewayState.STUCK,
+        "payee": refund.payee, "group": refund.split_group or None,
+        "replaces": str(refund.replaces_id) if refund.replaces_id else None,
+    }
+
+
+def package_object(package_id: int) -> dict[str, Any]:
+    """Read when the refund's transaction is about to commit: its figures after the refund."""
+    p = (Package.objects.select_related("organization", "line").prefetch_related("benefits")
+         .get(pk=package_id))
+    currency = p.organization.currency
+    money = lambda minor: format_decimal_string(minor, currency)  # noqa: E731
+    return {
+        "id": str(p.pk), "invoice": str(p.invoice_id), "customer": str(p.customer_id),
+        "name": p.name, "status": p.status, "price": money(p.price_minor),
+        "paid": money(p.paid_minor), "redeemed": money(p.redeemed_minor),
+        "refunded": money(p.refunded_minor), "forfeited": money(p.forfeited_minor),
+        "balance": money(p.balance_minor), "tax_rate": str(p.tax_rate.normalize()),
+        "tax_paid": money(p.tax_paid_minor), "tax_refunded": money(p.tax_refunded_minor),
+        "benefits": [{"id": str(b.pk), "name": b.name, "quantity": b.quantity, "used": b.used,
+                      "unit_value": money(b.unit_value_minor)} for b in p.benefits.all()],
+    }
+
+
+def announce(type: str, refund: Refund) -> None:
+    """In the refund's transaction; rendered only if an endpoint listens, as it commits."""
+    emit(type, organization_id=refund.organization_id, render=lambda: refund_object(refund))
+
+
+def announce_created(refund: Refund) -> None:
+    announce("refund.created", refund)
+    if package_id := refund.package_id:
+        emit("package.refunded", organization_id=refund.organization_id,
+             render=lambda: package_object(package_id))

@@ -1,0 +1,116 @@
+"""*Refund invoice*: one refund across the invoice's payments — part to the card, part in cash,
+part to account credit — with a live total, all or nothing.
+
+The page parses and labels; `refund_invoice` checks every part under the locks before it writes
+any, and its error names the part (`parts[1].amount`), which is shown beside that payment's row.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods
+
+from kassa.billing import selectors as billing
+from kassa.billing.models import Invoice, Method, Payment, PaymentStatus
+from kassa.core.errors import DomainError
+from kassa.core.money import display
+from kassa.refunds import services as refund_services
+from kassa.refunds.models import OfflineMethod, RefundType
+from kassa.tenancy.services import require_refund_permission
+from kassa.web.access import page
+
+PART_FIELD = re.compile(r"parts\[(\d+)\]\.(\w+)")
+
+
+def _destinations(payment: Payment) -> list[tuple[str, str]]:
+    """Where a part of this payment may go, as `type:method` values."""
+    if payment.method == Method.CREDIT:
+        return [("credit:", "Back to account credit")]
+    offline = [(f"offline:{m.value}", f"{m.label} (recorded offline)") for m in OfflineMethod]
+    if payment.online:
+        return [("online:", f"Online, back to the {payment.get_method_display().lower()}"),
+                *offline, ("credit:", "To account credit")]
+    return [*offline, ("credit:", "To account credit")]
+
+
+def _rows(invoice: Invoice, posted: Any = None) -> list[dict[str, Any]]:
+    payments = [p for p in invoice.payments.order_by("pk")
+                if p.status == PaymentStatus.SUCCEEDED and p.refundable_minor > 0]
+    rows = []
+    for p in payments:
+        choices = _destinations(p)
+        rows.append({
+            "payment": p, "choices": choices,
+            "amount": (posted.get(f"amount-{p.pk}", "") if posted else ""),
+            "destination": (posted.get(f"destination-{p.pk}", choices[0][0]) if posted
+                            else choices[0][0]),
+            "errors": []})
+    return rows
+
+
+def _render(request: HttpRequest, membership: Any, invoice: Invoice, rows: list[dict[str, Any]],
+            *, error: str = "", posted: Any = None, status: int = 200) -> HttpResponse:
+    organization = membership.organization
+    return render(request, "web/invoice_refund.html", {
+        "invoice": invoice, "organization": organization, "rows": rows, "error": error,
+        "reason": (posted or {}).get("reason", ""),
+        "internal_note": (posted or {}).get("internal_note", ""),
+        "note": (posted or {}).get("note", ""),
+        "decrease": bool((posted or {}).get("decrease_balance_owed")),
+        "currency_digits": 2 if organization.currency not in ("JPY", "KRW") else 0,
+    }, status=status)
+
+
+@page
+@require_http_methods(["GET", "POST"])
+def refund_invoice(request: HttpRequest, membership: Any, invoice_id: int) -> HttpResponse:
+    organization = membership.organization
+    invoice = billing.get_invoice(organization, invoice_id)
+    require_refund_permission(membership)
+    if request.method == "GET":
+        return _render(request, membership, invoice, _rows(invoice))
+    rows = _rows(invoice, request.POST)
+    parts, part_rows = [], []
+    for row in rows:
+        amount = row["amount"].strip().replace(",", "")
+        if not amount:
+            continue
+        kind, _, method = row["destination"].partition(":")
+        parts.append(refund_services.Part(payment=str(row["payment"].pk), type=kind,
+                                          amount=amount, method=method or None,
+                                          note=request.POST.get("note", "")))
+        part_rows.append(row)
+    try:
+        _group, refunds = refund_services.refund_invoice(
+            actor=membership, invoice=invoice.pk, reason=request.POST.get("reason", ""),
+            internal_note=request.POST.get("internal_note", ""),
+            decrease_balance_owed=bool(request.POST.get("decrease_balance_owed")), parts=parts)
+    except DomainError as exc:
+        found = PART_FIELD.fullmatch(exc.field or "")
+        message = getattr(exc, "message", None) or exc.detail
+        if found and int(found.group(1)) < len(part_rows):
+            part_rows[int(found.group(1))]["errors"].append(message)
+            return _render(request, membership, invoice, rows, posted=request.POST,
+                           status=exc.status)
+        return _render(request, membership, invoice, rows, posted=request.POST,
+                       error=exc.detail, status=exc.status)
+    total = sum(r.total_minor for r in refunds)
+    money = display(total, organization.currency, organization.locale)
+    ways = ", ".join(
+        f"{display(r.total_minor, organization.currency, organization.locale)} "
+        + ("to the card" if r.type == RefundType.ONLINE else "to account credit"
+           if r.type == RefundType.CREDIT else f"by {r.method}") for r in refunds)
+    messages.success(request, f"Refund of {money} recorded in {len(refunds)} parts: {ways}."
+                     if len(refunds) > 1 else f"Refund of {money} recorded: {ways}.")
+    return HttpResponseRedirect(reverse("invoice", args=[invoice.pk]))
+
+
+urlpatterns = [
+    path("invoices/<int:invoice_id>/refund/", refund_invoice, name="invoice_refund"),
+]

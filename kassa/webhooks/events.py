@@ -1,0 +1,108 @@
+"""`emit`: the one way any app tells the integrators that something happened.
+
+    from kassa.webhooks.events import emit
+    emit("refund.created", organization_id=refund.organization_id,
+         render=lambda: refund_object(refund))
+
+It is called inside the transaction of the change (asserted), so the event and its deliveries
+commit with the change or not at all: a refund rolled back was never announced. `render` gives
+the event's `data.object` (the object as the API shows it) and runs only when some endpoint of
+the organization listens for that type, so an organization without webhooks pays one query per
+money transaction and renders nothing.
+
+Inside a money transaction (`kassa.core.locks.money_transaction`) the events gather and are
+written last, just before the commit (`core.locks.at_end`): one look at the endpoints however
+many events the use case emits, and `render` then sees the objects as the transaction leaves
+them. Outside one (a plain atomic block, or one nested in it) they are written at once.
+
+The others wire themselves when their features land: disputes emit `dispute.created` and
+`dispute.closed`, the customer's credit `credit.changed` (the object: the credit entry, with
+the customer and their balance after), approvals `refund_request.created` and
+`refund_request.decided` — each a one-line `emit` where the change is made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from kassa.core.locks import at_end
+from kassa.core.outbox import enqueue
+from kassa.webhooks.models import (
+    DeliveryStatus,
+    EventType,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+
+Render = Callable[[], dict[str, Any]]
+TYPES = frozenset(EventType.values)
+
+
+@dataclass(frozen=True)
+class Pending:
+    type: str
+    organization_id: int
+    render: Render
+    at: dt.datetime
+
+
+def emit(type: str, *, organization_id: int, render: Render) -> None:
+    """Announce an event of `type` about the object `render()` gives, to every endpoint of the
+    organization that listens for it; in the caller's transaction."""
+    assert type in TYPES, f"unknown webhook event type {type}"
+    assert transaction.get_connection().in_atomic_block, (
+        "emit inside the transaction of the change, so the event commits with it")
+    event = Pending(type, organization_id, render, timezone.now())
+    gathered = at_end("webhooks.emit", list, write)
+    if gathered is None:
+        write([event])
+    else:
+        gathered.append(event)
+
+
+def body(*, uid: str, type: str, at: dt.datetime, obj: dict[str, Any]) -> str:
+    """The document every try sends: `{id, type, created, data: {object}}`, `created` in unix
+    seconds (the signature's `t` is in the same unit)."""
+    return json.dumps({"id": uid, "type": type, "created": int(at.timestamp()),
+                       "data": {"object": obj}}, separators=(",", ":"), ensure_ascii=False)
+
+
+def write(events: list[Pending]) -> None:
+    """The events that some endpoint listens for, their deliveries and the delivery tasks."""
+    if not events:
+        return
+    organizations = sorted({e.organization_id for e in events})
+    listening: dict[int, list[tuple[int, list[str]]]] = {}
+    for endpoint_id, organization_id, types in (
+            WebhookEndpoint.objects.filter(organization_id__in=organizations)
+            .order_by("pk").values_list("pk", "organization_id", "events")):
+        listening.setdefault(organization_id, []).append((endpoint_id, types))
+    if not listening:
+        return  # nobody listens: one query, nothing rendered, nothing written
+    deliveries = []
+    for pending in events:
+        targets = [endpoint_id for endpoint_id, types in listening.get(pending.organization_id, [])
+                   if pending.type in types]
+        if not targets:
+            continue
+        uid = f"evt_{uuid.uuid4().hex}"
+        event = WebhookEvent.objects.create(
+            organization_id=pending.organization_id, uid=uid, type=pending.type,
+            created_at=pending.at,
+            body=body(uid=uid, type=pending.type, at=pending.at, obj=pending.render()))
+        deliveries += [WebhookDelivery(organization_id=pending.organization_id,
+                                       endpoint_id=endpoint_id, event=event,
+                                       status=DeliveryStatus.PENDING,
+                                       next_attempt_at=pending.at, created_at=pending.at)
+                       for endpoint_id in targets]
+    for delivery in WebhookDelivery.objects.bulk_create(deliveries):
+        enqueue("webhooks.deliver", delivery.pk)
