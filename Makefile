@@ -21,8 +21,13 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-run: install
-	$(BIN)/kassa run
+# `make run PORT=8001` serves on another port.
+PORT ?= 8000
+run:
+	@test -f $(STAMP) || echo "Installing Kassa into .venv/ from the lock files (1-4 minutes the first time)..."
+	@$(MAKE) --no-print-directory install
+	@echo "Serving Kassa on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	$(BIN)/kassa run --port $(PORT)
 
 # The whole suite on SQLite, then on PostgreSQL. CI (CI=true) never skips PostgreSQL:
 # scripts/postgres-up starts the local cluster when PG_URL names it and it is down; in CI a

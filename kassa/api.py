@@ -23,7 +23,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
 
-from kassa.core.errors import DomainError, InvalidAmount
+from kassa.core.errors import DomainError, InvalidAmount, sentence
 from kassa.problems import PROBLEM, busy, problem
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import membership_for_token
@@ -134,7 +134,8 @@ def on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> Http
     for err in exc.errors:
         message = str(err.get("msg", "is not valid")).removeprefix("Value error, ")
         errors.append({"field": _field_name(list(err.get("loc", []))), "message": message})
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "The body is not valid"
+    detail = (" ".join(sentence(e["field"], e["message"]) for e in errors)
+              or "The body is not valid.")
     # Money that is not a decimal string is refused by its schema type (kassa.core.text) with
     # the code the services give every other bad amount.
     if exc.errors and all(err.get("type") == InvalidAmount.code for err in exc.errors):

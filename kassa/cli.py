@@ -286,20 +286,25 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
     run = sub.add_parser("run", help="migrate, load the demo, serve web + API and a worker")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--host", default="127.0.0.1",
+                     help="address to serve on (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
     run.add_argument("--workers", type=int, default=2,
                      help="web server processes (default 2: one per core is a good start)")
     run.add_argument("--threads", type=int, default=4,
                      help="threads per web server process (default 4)")
     run.add_argument("--no-access-log", action="store_true",
                      help="no access log line per request (the app's own JSON log remains)")
-    run.add_argument("--no-demo", action="store_true")
-    run.add_argument("--no-worker", action="store_true")
+    run.add_argument("--no-demo", action="store_true",
+                     help="do not load the demo organizations (they load only into an empty "
+                     "database anyway)")
+    run.add_argument("--no-worker", action="store_true",
+                     help="serve only; run `kassa worker` elsewhere for receipts and refunds")
     run.set_defaults(fn=cmd_run)
 
     migrate = sub.add_parser("migrate", help="apply migrations")
-    migrate.add_argument("-v", "--verbose", action="store_true")
+    migrate.add_argument("-v", "--verbose", action="store_true",
+                         help="name each migration as it is applied")
     migrate.set_defaults(fn=cmd_migrate)
 
     worker = sub.add_parser("worker", help="run tasks")
@@ -308,26 +313,36 @@ def parser() -> argparse.ArgumentParser:
 
     org = sub.add_parser("org", help="organizations").add_subparsers(dest="sub", required=True)
     create = org.add_parser("create", help="create an organization and its admin")
-    create.add_argument("--name", required=True)
-    create.add_argument("--currency", default="USD")
-    create.add_argument("--timezone", default="UTC")
-    create.add_argument("--admin-email", required=True)
-    create.add_argument("--admin-password")
+    create.add_argument("--name", required=True, help="the organization's name")
+    create.add_argument("--currency", default="USD",
+                        help="ISO 4217 code; it cannot change once invoices exist "
+                        "(default USD)")
+    create.add_argument("--timezone", default="UTC",
+                        help="IANA zone of its business days, such as America/Chicago "
+                        "(default UTC)")
+    create.add_argument("--admin-email", required=True,
+                        help="e-mail of its first admin (the sign-in name)")
+    create.add_argument("--admin-password",
+                        help="the admin's password for the pages (default: none; API "
+                        "token only)")
     create.set_defaults(fn=cmd_org_create)
 
     user = sub.add_parser("user", help="users").add_subparsers(dest="sub", required=True)
     ucreate = user.add_parser("create", help="add a user to an organization")
-    ucreate.add_argument("--org", required=True)
-    ucreate.add_argument("--email", required=True)
-    ucreate.add_argument("--role", required=True, choices=["admin", "front_desk", "accountant"])
-    ucreate.add_argument("--password")
+    ucreate.add_argument("--org", required=True, help="the organization's id")
+    ucreate.add_argument("--email", required=True, help="the sign-in e-mail")
+    ucreate.add_argument("--role", required=True, choices=["admin", "front_desk", "accountant"],
+                         help="what they may do: accountants only read")
+    ucreate.add_argument("--password",
+                         help="password for the pages (default: none; API token only)")
     ucreate.set_defaults(fn=cmd_user_create)
 
     sandbox = sub.add_parser("sandbox", help="the sandbox gateway").add_subparsers(
         dest="sub", required=True)
     settle = sandbox.add_parser("settle", help="settle pending sandbox refunds now")
-    settle.add_argument("refund_ids", nargs="*", metavar="REFUND_ID")
-    settle.add_argument("--all", action="store_true")
+    settle.add_argument("refund_ids", nargs="*", metavar="REFUND_ID",
+                        help="the pending refunds to settle")
+    settle.add_argument("--all", action="store_true", help="settle every pending refund")
     settle.set_defaults(fn=cmd_sandbox_settle)
     heal = sandbox.add_parser("heal", help="make a payment's refunds reachable at the sandbox "
                               "again (source sandbox_refund_unreachable)")
@@ -342,11 +357,11 @@ def parser() -> argparse.ArgumentParser:
     refunds = sub.add_parser("refunds", help="refunds").add_subparsers(dest="sub", required=True)
     stuck = refunds.add_parser("stuck", help="list the refunds that need a person (retry or "
                                "resolve them in the API or on /attention/)")
-    stuck.add_argument("--org")
+    stuck.add_argument("--org", help="one organization's id (default: every one)")
     stuck.set_defaults(fn=cmd_refunds_stuck)
 
     verify = sub.add_parser("verify", help="check the books; exit 1 naming each discrepancy")
-    verify.add_argument("--org")
+    verify.add_argument("--org", help="one organization's id (default: every one)")
     verify.add_argument("--since", type=_date, metavar="DATE",
                         help="check only what moved on or after this business day "
                              "(a journal entry on it or later, or created since); a run "

@@ -15,7 +15,7 @@ from kassa.billing.services import (
     take_payment,
 )
 from kassa.tenancy.models import Role
-from kassa.tenancy.services import create_organization, create_user
+from kassa.tenancy.services import create_organization, create_user, update_settings
 
 DEMO_PASSWORD = "kassa-demo-1"
 
@@ -34,8 +34,10 @@ def load_demo() -> dict[str, Any]:
     create_user(organization=home, email="books@evergreen.example", role=Role.ACCOUNTANT,
                 password=DEMO_PASSWORD)
     center = str(home.centers.get().pk)
+    update_settings(actor=home_admin, changes={"business_kind": "funeral_home"})
+    home_admin.organization.refresh_from_db()
     family = create_customer(actor=home_admin, name="The Alvarez Family",
-                             email="maria.alvarez@example.com")
+                             email="maria.alvarez@example.com", contact_name="Maria Alvarez")
     case = create_case(actor=home_admin, customer=str(family.pk), name="Jose Alvarez (1941–2026)")
     services = issue_invoice(actor=home_admin, customer=str(family.pk), center=center,
                              case=str(case.pk), lines=[

@@ -119,6 +119,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "kassa.web.words.words",
             ],
         },
     },
@@ -198,7 +199,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "/accounts/login/"
+# How often a payment page with a pending refund asks whether it settled (htmx polling).
+KASSA_PENDING_POLL_SECONDS = int(os.environ.get("KASSA_PENDING_POLL_SECONDS", "10"))
+LOGOUT_REDIRECT_URL = "/accounts/login/?signed_out=1"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -17,6 +17,8 @@ def api_path_not_found(request: HttpRequest, rest: str) -> HttpResponse:
     return problem(404, "not_found", "Not found", f"No API operation at /api/v1/{rest}")
 
 
+handler500 = "kassa.web.views.errors.server_error"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/v1/", api.urls),

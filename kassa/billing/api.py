@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ninja import Query, Router, Schema, Status
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from kassa.billing import selectors, services
 from kassa.billing.models import (
@@ -20,7 +20,17 @@ from kassa.billing.models import (
 from kassa.billing.webhook_events import credit_entry_object, payment_object
 from kassa.core.money import format_decimal_string
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
-from kassa.core.text import Code, Count, Email, Flag, MoneyText, Name, ObjectId, ShortText
+from kassa.core.text import (
+    Code,
+    Count,
+    Email,
+    Flag,
+    MoneyText,
+    Name,
+    ObjectId,
+    OptionalName,
+    ShortText,
+)
 from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
@@ -34,11 +44,22 @@ router = Router(tags=["billing"])
 class CustomerIn(Schema):
     name: Name
     email: Email
+    contact_name: OptionalName | None = Field(
+        None, description="the person greeted in receipts; default: the name")
+
+
+class CustomerPatch(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    email: Email | None = None
+    contact_name: OptionalName | None = None
 
 
 class CustomerOut(Schema):
     id: str
     name: str
+    contact_name: str
     email: str
 
 
@@ -189,7 +210,7 @@ class InvoiceFilters(Schema):
 # --- rendering -----------------------------------------------------------------------------
 
 def customer_json(c: Customer) -> dict[str, Any]:
-    return {"id": str(c.pk), "name": c.name, "email": c.email}
+    return {"id": str(c.pk), "name": c.name, "contact_name": c.contact_name, "email": c.email}
 
 
 def case_json(c: Case) -> dict[str, Any]:
@@ -246,8 +267,16 @@ def event_json(e: PaymentEvent, currency: str) -> dict[str, Any]:
 @router.post("/customers", response={201: CustomerOut, **WRITE_ERRORS})
 def create_customer(request: AuthedRequest, payload: CustomerIn) -> Any:
     customer = services.create_customer(actor=request.auth, name=payload.name,
-                                        email=payload.email)
+                                        email=payload.email,
+                                        contact_name=payload.contact_name or "")
     return Status(201, customer_json(customer))
+
+
+@router.patch("/customers/{customer_id}", response={200: CustomerOut, **WRITE_ERRORS})
+def update_customer(request: AuthedRequest, customer_id: str, payload: CustomerPatch) -> Any:
+    changes = payload.model_dump(exclude_unset=True, exclude_none=True)
+    return customer_json(services.update_customer(actor=request.auth, customer=customer_id,
+                                                  **changes))
 
 
 @router.get("/customers", response={200: list[CustomerOut], **READ_ERRORS})

@@ -18,6 +18,9 @@ from django.db.models import F, Q
 class Customer(models.Model):
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
     name = models.CharField(max_length=200)
+    # The person the front desk and the receipts speak to ("Dear Maria Alvarez"), when the
+    # customer is a family or a household; blank: the name itself.
+    contact_name = models.CharField(max_length=200, blank=True, default="")
     email = models.EmailField(max_length=254)
     created_at = models.DateTimeField(auto_now_add=True)
     # Money Kassa holds for the customer on no invoice: the sum of their CreditEntry rows,
@@ -31,6 +34,10 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def greeting_name(self) -> str:
+        return self.contact_name or self.name
 
 
 class Case(models.Model):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from kassa.billing.models import Case, CreditEntry, Customer, Invoice, Payment
 from kassa.core.lookup import get_scoped, parse_id
@@ -58,6 +58,27 @@ def payments(organization: Organization) -> QuerySet[Payment]:
 
 def get_payment(organization: Organization, payment_id: object) -> Payment:
     return get_scoped(payments(organization), payment_id)
+
+
+def find_customers(organization: Organization, query: str) -> QuerySet[Customer]:
+    """The front desk's search for a family or guest: by name, contact name or e-mail."""
+    query = query.strip()
+    return customers(organization).filter(
+        Q(name__icontains=query) | Q(contact_name__icontains=query)
+        | Q(email__icontains=query))
+
+
+def find_cases(organization: Organization, query: str) -> QuerySet[Case]:
+    """A funeral home's cases by the decedent's name (the case's name) or the family's."""
+    query = query.strip()
+    return cases(organization).select_related("customer").filter(
+        Q(name__icontains=query) | Q(customer__name__icontains=query))
+
+
+def find_payment(organization: Organization, number: str) -> Payment | None:
+    """A payment by its receipt number (its id), or None."""
+    pk = parse_id(number.strip())
+    return payments(organization).filter(pk=pk).first() if pk else None
 
 
 def credit_entries(customer: Customer) -> QuerySet[CreditEntry]:

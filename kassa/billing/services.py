@@ -62,9 +62,26 @@ MAX_LINES = 100
 MAX_QUANTITY = 10_000
 DESCRIPTION_MAX = InvoiceLine._meta.get_field("description").max_length or 200
 
-def create_customer(*, actor: Membership, name: str, email: str) -> Customer:
+def create_customer(*, actor: Membership, name: str, email: str,
+                    contact_name: str = "") -> Customer:
     require_writer(actor)
-    return Customer.objects.create(organization=actor.organization, name=name, email=email)
+    return Customer.objects.create(organization=actor.organization, name=name, email=email,
+                                   contact_name=contact_name)
+
+
+def update_customer(*, actor: Membership, customer: str, name: str | None = None,
+                    email: str | None = None, contact_name: str | None = None) -> Customer:
+    """Change a customer's name, e-mail or contact name (what is None stays as it is)."""
+    require_writer(actor)
+    found = get_scoped(Customer.objects.filter(organization=actor.organization), customer)
+    changed = []
+    for attribute, value in (("name", name), ("email", email), ("contact_name", contact_name)):
+        if value is not None:
+            setattr(found, attribute, value)
+            changed.append(attribute)
+    if changed:
+        found.save(update_fields=changed)
+    return found
 
 
 def create_case(*, actor: Membership, customer: str, name: str) -> Case:

@@ -5,6 +5,38 @@ the field it concerns. The API maps them to RFC 9457 problem responses in one pl
 
 from __future__ import annotations
 
+import re
+
+# How a field's name reads in a sentence, where its words alone would not do.
+FIELD_WORDS = {"refund_to": "refund", "email": "e-mail", "tax_rate": "tax rate",
+               "package_template": "package template"}
+_INDEXED = re.compile(r"([a-z_]+)\[(\d+)\]")
+
+
+def field_words(field: str) -> str:
+    """`lines[0].unit_price` as people say it: "line 1's unit price"."""
+    words = []
+    for part in field.split("."):
+        indexed = _INDEXED.fullmatch(part)
+        if indexed:
+            name = FIELD_WORDS.get(indexed.group(1), indexed.group(1).replace("_", " "))
+            words.append(f"{name.removesuffix('s')} {int(indexed.group(2)) + 1}")
+        else:
+            words.append(FIELD_WORDS.get(part, part.replace("_", " ")))
+    return "'s ".join(words)
+
+
+def sentence(field: str, message: str) -> str:
+    """A field's message as a whole sentence for `detail`: "The amount must be greater than
+    zero." (the field's own `errors[].message` stays the short one)."""
+    words = field_words(field) if field else "request"
+    subject = words if _INDEXED.match(field.split(".")[0] if field else "") else f"the {words}"
+    subject = subject[:1].upper() + subject[1:]
+    message = message.strip().rstrip(".")
+    if message[:1].islower():
+        return f"{subject} {message}."
+    return f"{subject}: {message}."
+
 
 class DomainError(Exception):
     code = "domain_error"
@@ -26,7 +58,7 @@ class ValidationFailed(DomainError):
     title = "The request is not valid"
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", field=field)
+        super().__init__(sentence(field, message), field=field)
         self.message = message
 
     @property

@@ -84,6 +84,10 @@ def clean_money(value: str) -> str:
 
 Name = Annotated[str, StringConstraints(max_length=200),
                  Field(json_schema_extra={"pattern": LINE_PATTERN}), AfterValidator(clean_line)]
+# A line that may be empty (a contact name that can be cleared): still no control character.
+OptionalName = Annotated[str, StringConstraints(max_length=200),
+                         Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}),
+                         AfterValidator(lambda v: clean_line(v) if v.strip() else "")]
 ShortText = Annotated[str, StringConstraints(max_length=500),
                       Field(json_schema_extra={"pattern": LINE_PATTERN}),
                       AfterValidator(clean_line)]

@@ -169,12 +169,13 @@ def pay_in(*, shares: Mapping[int, tuple[int, int]],
         if net < 0 and package.balance_minor + net < 0:
             org = package.organization
             raise PackageRefundExceedsBalance(
-                f"Refunding this payment would take {_money(-net, org)} out of the package "
-                f"{package.name}, whose balance is {_money(package.balance_minor, org)}: "
-                "refund the package instead", field="amount")
+                f"Refunding this payment would take {_money(-net, org)} out of the "
+                f"{package.name} package, whose balance is "
+                f"{_money(package.balance_minor, org)}: refund the package instead",
+                field="amount")
         if tax < 0 and package.tax_refunded_minor > package.tax_paid_minor + tax:
             raise PackageRefundExceedsBalance(
-                f"Refunding this payment would take back tax that the package {package.name} "
+                f"Refunding this payment would take back tax that the {package.name} package "
                 "already returned: refund the package instead", field="amount")
     return PaidIn(shares, packages)
 

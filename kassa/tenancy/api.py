@@ -21,6 +21,7 @@ class SettingsOut(Schema):
     timezone: str
     allow_multiple_package_refunds: bool
     refund_roles: list[str]
+    business_kind: str  # funeral_home or spa: the words of the pages and receipts
 
 
 class SettingsPatch(Schema):
@@ -32,6 +33,7 @@ class SettingsPatch(Schema):
     timezone: Code | None = None
     allow_multiple_package_refunds: Flag | None = None
     refund_roles: list[Code] | None = Field(None, max_length=3)
+    business_kind: Code | None = Field(None, description="funeral_home or spa")
 
 
 class CenterIn(Schema):
@@ -46,7 +48,7 @@ class CenterOut(Schema):
 def settings_json(org: Organization) -> dict[str, Any]:
     return {"currency": org.currency, "timezone": org.timezone,
             "allow_multiple_package_refunds": org.allow_multiple_package_refunds,
-            "refund_roles": list(org.refund_roles)}
+            "refund_roles": list(org.refund_roles), "business_kind": org.business_kind}
 
 
 def center_json(center: Center) -> dict[str, Any]:

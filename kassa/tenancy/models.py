@@ -16,6 +16,13 @@ class Role(models.TextChoices):
     ACCOUNTANT = "accountant", "Accountant"
 
 
+class BusinessKind(models.TextChoices):
+    """Chooses the words of the pages and receipts (DESIGN.md, "The front desk's own words")."""
+
+    FUNERAL_HOME = "funeral_home", "Funeral home"
+    SPA = "spa", "Spa"
+
+
 def default_refund_roles() -> list[str]:
     return [Role.ADMIN.value]
 
@@ -27,6 +34,8 @@ class Organization(models.Model):
     locale = models.CharField(max_length=16, default="en_US")
     allow_multiple_package_refunds = models.BooleanField(default=True)
     refund_roles = models.JSONField(default=default_refund_roles)
+    business_kind = models.CharField(max_length=20, choices=BusinessKind.choices,
+                                     default=BusinessKind.SPA)
     # The next invoice number; taken under the organization's row lock.
     next_invoice_number = models.PositiveBigIntegerField(default=1001)
     created_at = models.DateTimeField(auto_now_add=True)

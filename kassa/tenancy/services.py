@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from kassa.core.errors import DomainError, PermissionDenied, RefundNotPermitted, ValidationFailed
 from kassa.core.locks import lock_organization
 from kassa.core.text import clean_email, clean_line
-from kassa.tenancy.models import ApiToken, Center, Membership, Organization, Role
+from kassa.tenancy.models import ApiToken, BusinessKind, Center, Membership, Organization, Role
 
 User = get_user_model()
 
@@ -56,11 +56,18 @@ def require_writer(actor: Membership) -> None:
         raise PermissionDenied("An accountant has read-only access")
 
 
+# Who refunds, as a sentence says it ("refunds are made by administrators").
+REFUND_ROLE_WORDS = {Role.ADMIN.value: "administrators", Role.FRONT_DESK.value: "the front desk"}
+
+
 def require_refund_permission(actor: Membership) -> None:
     """By default only an admin refunds; `refund_roles` widens that. An accountant never may."""
     roles = actor.organization.refund_roles
     if actor.role == Role.ACCOUNTANT or actor.role not in roles:
-        raise RefundNotPermitted(f"The {actor.role} role may not refund in this organization")
+        who = " and ".join(REFUND_ROLE_WORDS.get(r, r) for r in roles) or "administrators"
+        raise RefundNotPermitted(
+            f"Your role ({Role(actor.role).label.lower()}) may not refund in this "
+            f"organization: refunds are made by {who}")
 
 
 def may_refund(actor: Membership) -> bool:
@@ -222,5 +229,9 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
             changes["allow_multiple_package_refunds"])
     if "refund_roles" in changes:
         organization.refund_roles = validate_roles(list(changes["refund_roles"]))
+    if "business_kind" in changes:
+        if changes["business_kind"] not in BusinessKind.values:
+            raise ValidationFailed("business_kind", "must be funeral_home or spa")
+        organization.business_kind = changes["business_kind"]
     organization.save()
     return organization

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from kassa.core.errors import sentence
+
 NOT_INTEGERS = [True, 1.0, "2", 2.5, None]
 
 
@@ -22,7 +24,7 @@ def assert_refused(r, field):
     [error] = body["errors"]
     assert error["field"] == field
     assert error["message"].startswith("must be a whole number")
-    assert body["detail"].startswith(f"{field}: ")
+    assert body["detail"] == sentence(field, error["message"])  # a sentence naming the field
 
 
 @pytest.mark.parametrize("quantity", NOT_INTEGERS)

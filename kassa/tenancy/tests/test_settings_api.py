@@ -13,7 +13,8 @@ def test_settings_start_with_the_documented_defaults(tenant):
     r = tenant.api.get("/settings")
     assert r.status_code == 200
     assert r.json() == {"currency": "USD", "timezone": "UTC",
-                        "allow_multiple_package_refunds": True, "refund_roles": ["admin"]}
+                        "allow_multiple_package_refunds": True, "refund_roles": ["admin"],
+                        "business_kind": "spa"}
 
 
 def test_admin_changes_settings_and_they_are_stored(tenant):
@@ -22,7 +23,7 @@ def test_admin_changes_settings_and_they_are_stored(tenant):
                                        "refund_roles": ["front_desk", "admin", "admin"]})
     assert r.status_code == 200, r.content
     want = {"currency": "JPY", "timezone": "Asia/Tokyo", "allow_multiple_package_refunds": False,
-            "refund_roles": ["admin", "front_desk"]}
+            "refund_roles": ["admin", "front_desk"], "business_kind": "spa"}
     assert r.json() == want
     assert tenant.api.get("/settings").json() == want
     org = Organization.objects.get(pk=tenant.organization.pk)
@@ -34,7 +35,8 @@ def test_a_patch_changes_only_the_fields_it_names(tenant):
     r = tenant.api.patch("/settings", {"timezone": "America/Chicago"})
     assert r.status_code == 200
     assert r.json() == {"currency": "USD", "timezone": "America/Chicago",
-                        "allow_multiple_package_refunds": True, "refund_roles": ["admin"]}
+                        "allow_multiple_package_refunds": True, "refund_roles": ["admin"],
+                        "business_kind": "spa"}
 
 
 def test_settings_are_per_organization(tenant, other_tenant):

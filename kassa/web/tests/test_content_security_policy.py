@@ -112,5 +112,8 @@ def test_the_behaviour_moved_out_of_inline_handlers_still_works(page, tenant):
     assert page.evaluate("document.getElementById('named').disabled") is False
     page.click("#plain")
     assert page.evaluate("document.getElementById('plain').disabled") is True  # no double click
+    # The click on "Pay" was outside the menu, which closed it: open it again.
+    assert page.evaluate("document.getElementById('menu').open") is False
+    page.evaluate("document.getElementById('menu').open = true")
     page.click("#item")
     assert page.evaluate("document.getElementById('menu').open") is False

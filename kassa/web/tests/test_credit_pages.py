@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from kassa.billing.models import CreditEntry, Customer
 from kassa.ledger.verify import verify
@@ -79,7 +80,10 @@ def test_a_payment_is_refunded_to_account_credit_from_its_refund_form(page, tena
     page.get_by_label("Refund amount").fill("30.00")
     page.get_by_label("Reason for refund").fill("Keep it for the next visit")
     page.get_by_label("Refund method").select_option("credit")
-    page.get_by_role("button", name="Record refund").click()
+    page.get_by_role("button", name="Review refund").click()
+    expect(page.get_by_test_id("review")).to_contain_text(
+        "Record a refund of $30.00 to Ann Guest's account credit")
+    page.get_by_role("button", name="Record refund of $30.00").click()
     page.wait_for_url(re.compile(rf".*/payments/{cash['id']}/$"))
     assert "Refund of $30.00 to account credit recorded" in page.content()
     assert Customer.objects.get(pk=invoice["customer"]).credit_minor == 3000

@@ -48,7 +48,7 @@ def card(page, pkg):
 
 
 def select_items(page, amount: str, comments: str = "Guest moving away", close: bool = False,
-                 shot: str | None = None) -> None:
+                 shot: str | None = None, refused: bool = False) -> None:
     """Open the Refund Invoice window from the package's refund icon and fill Select items."""
     page.get_by_role("link", name=f"Refund package {NAME}").click()
     page.wait_for_url(re.compile(r".*\?refund=\d+#refund$"))
@@ -60,17 +60,28 @@ def select_items(page, amount: str, comments: str = "Guest moving away", close: 
     if shot:
         screenshot(page, f"{shot}-select-items")
     page.get_by_role("button", name="Proceed to refund").click()
-    page.get_by_role("group", name="Refund to").wait_for()
+    if not refused:
+        page.get_by_role("group", name="Refund to").wait_for()
 
 
-def pay_out(page, method: str | re.Pattern[str], note: str = "", shot: str | None = None
-            ) -> None:
+def pay_out(page, method: str | re.Pattern[str], note: str = "", shot: str | None = None,
+            confirm: bool = True) -> None:
     page.get_by_label(method, exact=isinstance(method, str)).check()
     if note:
         page.get_by_label("Note").fill(note)
     if shot:
         screenshot(page, f"{shot}-payment-methods")
-    page.get_by_role("button", name="Refund", exact=True).click()
+    page.get_by_role("button", name="Review refund").click()
+    if confirm:
+        confirm_refund(page, shot=shot)
+
+
+def confirm_refund(page, shot: str | None = None) -> None:
+    """Step 3: the review states the money and where it goes; *Refund $…* makes the refund."""
+    page.get_by_test_id("review").wait_for()
+    if shot:
+        screenshot(page, f"{shot}-review")
+    page.get_by_role("button", name=re.compile(r"^Refund \$")).click()
 
 
 def revised_balance(page) -> str:
@@ -174,9 +185,8 @@ def test_refusals_show_their_message_beside_the_field_and_change_nothing(page, t
     sign_in(page, tenant.admin.user.email)
     page.goto(f"/customers/{guest}/packages/")
 
-    # Over the balance: back on Select items, the message beside Refund amount.
-    select_items(page, "1000.01", comments="Too much")
-    pay_out(page, "Cash")
+    # Over the balance: refused on Select items itself, the message beside Refund amount.
+    select_items(page, "1000.01", comments="Too much", refused=True)
     error = page.locator("#id_amount_error")
     assert error.inner_text() == ("The refund amount cannot exceed the package balance that "
                                   "remains, $1,000.00.")
@@ -190,7 +200,7 @@ def test_refusals_show_their_message_beside_the_field_and_change_nothing(page, t
     # Other without a note: the message beside Note, on Payment methods.
     page.get_by_label("Refund amount").fill("100.00")
     page.get_by_role("button", name="Proceed to refund").click()
-    pay_out(page, "Other")
+    pay_out(page, "Other", confirm=False)
     assert "note is required" in page.locator("#id_note_error").inner_text()
     assert page.get_by_label("Other", exact=True).is_checked()
     screenshot(page, "packages-refund-note-required")
@@ -198,7 +208,8 @@ def test_refusals_show_their_message_beside_the_field_and_change_nothing(page, t
 
     # With the note it goes through, from the same step.
     page.get_by_label("Note").fill("Gift card 4411")
-    page.get_by_role("button", name="Refund", exact=True).click()
+    page.get_by_role("button", name="Review refund").click()
+    confirm_refund(page)
     page.wait_for_url(re.compile(r".*\?refunded=\d+#refund$"))
     assert revised_balance(page) == "Package balance: $900.00"
     assert Refund.objects.get().note == "Gift card 4411"
@@ -263,7 +274,8 @@ def test_the_wizard_refunds_a_package_to_account_credit(page, tenant):
     select_items(page, "150.00")
     page.get_by_role("radio", name=re.compile("Account credit")).check()
     screenshot(page, "packages-refund-to-credit")
-    page.get_by_role("button", name="Refund", exact=True).click()
+    page.get_by_role("button", name="Review refund").click()
+    confirm_refund(page)
     page.wait_for_url(re.compile(r".*\?refunded=\d+#refund$"))
     refund = Refund.objects.get()
     assert (refund.type, refund.method, refund.status) == ("credit", "credit", "recorded")

@@ -54,13 +54,17 @@ def test_online_refund_from_search_to_pending_to_succeeded(page, tenant):
     page.get_by_role("button", name="Refund", exact=True).click()
     page.get_by_role("link", name="Issue online refund").click()
     expect(page.get_by_role("heading", name="Issue online refund")).to_be_visible()
-    expect(page.get_by_label("Refund amount")).to_have_value("100.00")  # the refundable
+    expect(page.get_by_label("Refund amount")).to_have_value("")  # typed, never pre-filled
     assert page.get_by_label("Refund method").count() == 0  # back by the card, no method
     page.get_by_label("Refund amount").fill("40.00")
     page.get_by_label("Reason for refund").fill("Treatment cut short")
     page.get_by_label("Internal notes").fill("Approved by the manager")
     screenshot(page, "payment-issue-online-refund-form")
-    page.get_by_role("button", name="Issue refund").click()
+    page.get_by_role("button", name="Review refund").click()
+    expect(page.get_by_test_id("review")).to_contain_text(
+        f"Refund $40.00 back to the card of payment #{card['id']}")
+    assert not Refund.objects.exists()  # the review wrote nothing
+    page.get_by_role("button", name="Refund $40.00").click()
 
     expect(page.get_by_text("Online refund of $40.00 issued")).to_be_visible()
     expect(page.locator(".notice-pending")).to_contain_text("can take 24–48 hours")
@@ -104,7 +108,7 @@ def test_offline_payment_records_offline_refunds_and_refused_forms_change_nothin
     page.get_by_label("Refund amount").fill("150.00")
     page.get_by_label("Reason for refund").fill("Overcharged")
     page.get_by_label("Refund method").select_option("cash")
-    page.get_by_role("button", name="Record refund").click()
+    page.get_by_role("button", name="Review refund").click()
     expect(field(page, "Refund amount")).to_contain_text(
         "At most $100.00 of this payment can be refunded")
     screenshot(page, "payment-refund-over-refundable")
@@ -112,7 +116,7 @@ def test_offline_payment_records_offline_refunds_and_refused_forms_change_nothin
 
     page.get_by_label("Refund amount").fill("30.00")
     page.get_by_label("Refund method").select_option("other")
-    page.get_by_role("button", name="Record refund").click()
+    page.get_by_role("button", name="Review refund").click()
     expect(field(page, "Notes")).to_contain_text(
         "A note is required when the refund method is other")
     expect(field(page, "Refund amount")).not_to_contain_text("At most")
@@ -124,7 +128,10 @@ def test_offline_payment_records_offline_refunds_and_refused_forms_change_nothin
     page.get_by_label("Decrease the balance owed").check()
     page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
     screenshot(page, "payment-record-offline-refund-tablet")
-    page.get_by_role("button", name="Record refund").click()
+    page.get_by_role("button", name="Review refund").click()
+    expect(page.get_by_test_id("review")).to_contain_text(
+        "Record a refund of $30.00 to Ann Guest, given back by other outside Kassa")
+    page.get_by_role("button", name="Record refund of $30.00").click()
     expect(page.get_by_text("Offline refund of $30.00 by other recorded")).to_be_visible()
     expect(page.locator("table.history")).to_contain_text("Offline refund recorded")
     expect(page.locator("table.refunds")).to_contain_text("Store gift card")
@@ -158,11 +165,14 @@ def test_case_payments_tab_three_dot_menu_records_a_refund(page, tenant):
     page.get_by_role("button", name=f"More actions for invoice {one['number']}").click()
     screenshot(page, "case-payments-menu")
     page.get_by_role("link", name="Record refund").first.click()
-    page.wait_for_url(f"**/payments/{check['id']}/refund/offline/")  # straight to the form
+    page.wait_for_url(f"**/invoices/{one['id']}/record-refund/")  # the chooser of payments
+    page.get_by_role("link", name=f"Record offline refund of payment #{check['id']}").click()
+    page.wait_for_url(f"**/payments/{check['id']}/refund/offline/")
     page.get_by_label("Refund amount").fill("25.00")
     page.get_by_label("Reason for refund").fill("Duplicate charge")
     page.get_by_label("Refund method").select_option("check")
-    page.get_by_role("button", name="Record refund").click()
+    page.get_by_role("button", name="Review refund").click()
+    page.get_by_role("button", name="Record refund of $25.00").click()
     expect(page.get_by_text("Offline refund of $25.00 by check recorded")).to_be_visible()
 
     page.goto(f"/cases/{case}/payments/")
@@ -171,11 +181,15 @@ def test_case_payments_tab_three_dot_menu_records_a_refund(page, tenant):
     expect(block.locator("table.refunds")).to_contain_text("Recorded")
     screenshot(page, "case-payments")
 
-    # Several payments: the menu leads to the invoice's payments, to pick one.
+    # Several payments: the chooser lists each with the refunds it allows.
     page.get_by_role("button", name=f"More actions for invoice {two['number']}").click()
     page.locator("section.invoice-block", has_text=f"Invoice {two['number']}").get_by_role(
         "link", name="Record refund").click()
-    page.wait_for_url(re.compile(rf".*/invoices/{two['id']}/#payments$"))
+    page.wait_for_url(f"**/invoices/{two['id']}/record-refund/")
+    expect(page.get_by_role("link", name=re.compile("Record offline refund"))).to_have_count(2)
+    expect(page.get_by_role("link", name=re.compile("Issue online refund"))).to_have_count(1)
+    screenshot(page, "case-refund-chooser")
+    page.get_by_role("link", name=f"Invoice {two['number']}").click()
     expect(page.get_by_role("link", name="Record offline refund")).to_have_count(2)
     expect(page.get_by_role("link", name="Issue online refund")).to_have_count(1)
     page.get_by_role("button", name="I want to").click()
@@ -194,7 +208,10 @@ def test_front_desk_sees_no_refund_action_and_posting_anyway_is_refused(page, te
 
     page.goto(f"/payments/{card['id']}/")
     expect(page.get_by_role("heading", name="Payment details")).to_be_visible()
-    assert page.get_by_role("button", name="Refund", exact=True).count() == 0
+    # The action is there, disabled, with who refunds instead.
+    expect(page.get_by_role("button", name="Refund", exact=True)).to_be_disabled()
+    expect(page.locator("#refund-blocked")).to_have_text(
+        "Refunds are made by administrators in this organization.")
     assert page.get_by_text("Record offline refund").count() == 0
     screenshot(page, "payment-front-desk")
     page.goto(f"/invoices/{inv['id']}/")

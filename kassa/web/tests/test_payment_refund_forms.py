@@ -40,7 +40,8 @@ def test_without_javascript_the_form_is_a_page_and_a_refusal_is_shown_beside_its
     page = desk.get(url)
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Payment details" in html and 'value="100.00"' in html  # the page, form open
+    assert "Payment details" in html and 'name="amount"' in html  # the page, form open
+    assert 'value="100.00"' not in html  # the amount is typed, never the whole refundable
     assert '<label for="id_method">Refund method</label>' in html
 
     before = counts()
@@ -49,7 +50,11 @@ def test_without_javascript_the_form_is_a_page_and_a_refusal_is_shown_beside_its
     assert "is required" in refused.content.decode()
     assert counts() == before
 
-    done = desk.post(url, {"amount": "10.00", "reason": "Broken vase", "method": "check"})
+    review = desk.post(url, {"amount": "10.00", "reason": "Broken vase", "method": "check"})
+    assert review.status_code == 200 and "Record refund of $10.00" in review.content.decode()
+    assert counts() == before  # the review wrote nothing
+    done = desk.post(url, {"amount": "10.00", "reason": "Broken vase", "method": "check",
+                           "confirm": "1"})
     assert done.status_code == 302 and done["Location"] == f"/payments/{cash['id']}/"
     refund = Refund.objects.get()
     assert (refund.method, refund.amount_minor, refund.status) == ("check", 1000, "recorded")
@@ -65,11 +70,12 @@ def test_with_htmx_the_form_is_a_partial_and_errors_keep_their_status(tenant, de
     assert partial.status_code == 200 and "<html" not in html and "Issue online refund" in html
     assert 'name="method"' not in html  # an online refund goes back by the card
 
-    done = desk.post(url, {"amount": "20.00", "reason": "Late"}, headers=HTMX)
+    done = desk.post(url, {"amount": "20.00", "reason": "Late", "confirm": "1"}, headers=HTMX)
     assert done.status_code == 200 and done["HX-Redirect"] == f"/payments/{card['id']}/"
 
     before = counts()
-    pending = desk.post(url, {"amount": "5.00", "reason": "Again"}, headers=HTMX)
+    pending = desk.post(url, {"amount": "5.00", "reason": "Again", "confirm": "1"},
+                        headers=HTMX)
     assert pending.status_code == 409
     assert "wait until it settles" in pending.content.decode()  # the rule's message
     assert counts() == before

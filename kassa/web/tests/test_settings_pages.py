@@ -37,8 +37,10 @@ def test_admin_allows_one_package_refund_and_lets_the_front_desk_refund(page, te
     expect(page.get_by_label("Time zone")).to_have_value("UTC")
     screenshot(page, "settings")
 
+    expect(page.get_by_label("Spa")).to_be_checked()
     allow.uncheck()
     roles.get_by_label("Front desk").check()
+    page.get_by_label("Funeral home").check()
     page.get_by_label("Time zone").fill("America/New_York")
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("status")).to_contain_text("Settings saved.")
@@ -46,7 +48,11 @@ def test_admin_allows_one_package_refund_and_lets_the_front_desk_refund(page, te
     expect(roles.get_by_label("Front desk")).to_be_checked()
     assert tenant.api.get("/settings").json() == {
         "currency": "USD", "timezone": "America/New_York",
-        "allow_multiple_package_refunds": False, "refund_roles": ["admin", "front_desk"]}
+        "allow_multiple_package_refunds": False, "refund_roles": ["admin", "front_desk"],
+        "business_kind": "funeral_home"}
+    # The words follow at once: a funeral home's families and cases.
+    expect(page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Cases")).to_be_visible()
 
 
 def test_a_bad_time_zone_is_shown_beside_its_field_and_nothing_changes(page, tenant):

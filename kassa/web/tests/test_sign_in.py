@@ -20,7 +20,8 @@ def test_sign_in_with_email_and_find_an_invoice(page, tenant):
     assert page.get_by_role("heading", name=f"Invoice {inv['number']}").is_visible()
     screenshot(page, "invoice")
     page.get_by_role("button", name="Sign out").click()
-    page.wait_for_url("**/accounts/login/")
+    page.wait_for_url("**/accounts/login/?signed_out=1")
+    assert page.get_by_role("status").get_by_text("You are signed out.").is_visible()
 
 
 def test_wrong_password_is_refused(page, tenant):
@@ -28,7 +29,7 @@ def test_wrong_password_is_refused(page, tenant):
     page.get_by_label("E-mail").fill(tenant.admin.user.email)
     page.get_by_label("Password").fill("wrong")
     page.get_by_role("button", name="Sign in").click()
-    assert page.get_by_text("Please enter a correct").is_visible()
+    assert page.get_by_text("That e-mail and password do not match an account").is_visible()
 
 
 def test_another_organizations_invoice_is_404(page, tenant, other_tenant):

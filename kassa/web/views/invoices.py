@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -23,17 +24,19 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 from kassa.billing import selectors as billing
-from kassa.billing.models import Method, Payment
+from kassa.billing.models import Method, Payment, PaymentStatus
 from kassa.core.errors import DomainError, PermissionDenied
-from kassa.core.money import display, format_decimal_string
+from kassa.core.money import display
 from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
 from kassa.refunds.services import CREDIT
-from kassa.tenancy.services import may_refund, require_refund_permission
+from kassa.tenancy.models import Role
+from kassa.tenancy.services import REFUND_ROLE_WORDS, may_refund, require_refund_permission
 from kassa.web.access import page
-from kassa.web.forms import show_error
+from kassa.web.forms import show_error, typed_amount
+from kassa.web.preview import preview
 
 # What the payment history calls each event; an unknown kind is shown as its words.
 EVENT_LABELS = {
@@ -81,6 +84,11 @@ class PaymentRefundForm(forms.Form):
             del self.fields["note"]
 
 
+def refunds_are_made_by(organization: Any) -> str:
+    who = " and ".join(REFUND_ROLE_WORDS.get(r, r) for r in organization.refund_roles)
+    return f"Refunds are made by {who or 'administrators'} in this organization."
+
+
 def _refund_url(payment: Payment, kind: str) -> str:
     return reverse(f"payment_refund_{kind}", args=[payment.pk])
 
@@ -117,6 +125,9 @@ def invoice_detail(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
         "other_refunds": [r for r in found if r.payment_id is None],
         "packages": list(packages.packages(organization).filter(invoice=invoice)),
         "may_refund": may_refund(membership),
+        "may_write": membership.role != Role.ACCOUNTANT,
+        # Counted in Refunded already (they have not failed), but not yet settled.
+        "pending_minor": sum(r.total_minor for r in found if r.status == RefundStatus.PENDING),
     })
 
 
@@ -131,10 +142,8 @@ def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpRe
     rows = []
     for invoice in invoices:
         payments = sorted(invoice.payments.all(), key=lambda p: p.pk)
-        # The three-dot menu's *Record refund*: with one payment straight to its offline refund
-        # form, with several to the invoice's payments to pick one.
-        record_url = (_refund_url(payments[0], RefundType.OFFLINE) if len(payments) == 1
-                      else reverse("invoice", args=[invoice.pk]) + "#payments")
+        # The three-dot menu's *Record refund*: the chooser of the invoice's payments.
+        record_url = reverse("invoice_refund_chooser", args=[invoice.pk])
         rows.append({
             "invoice": invoice, "record_url": record_url if payments else None,
             "payments": _with_refunds(payments, [r for r in found if r.invoice_id == invoice.pk]),
@@ -143,8 +152,35 @@ def case_payments(request: HttpRequest, membership: Any, case_id: int) -> HttpRe
         })
     return render(request, "web/case_payments.html", {
         "case": case, "organization": organization, "rows": rows,
+        "balance_due_minor": sum(invoice.balance_due_minor for invoice in invoices),
         "may_refund": may_refund(membership),
     })
+
+
+@page
+def refund_chooser(request: HttpRequest, membership: Any, invoice_id: int) -> HttpResponse:
+    """*Record refund* from a case: the invoice's payments, each with the refunds it allows
+    now, or why it allows none."""
+    organization = membership.organization
+    invoice = billing.get_invoice(organization, invoice_id)
+    require_refund_permission(membership)
+    rows = []
+    for payment in sorted(invoice.payments.all(), key=lambda p: p.pk):
+        blocked = ""
+        if payment.status == PaymentStatus.PROCESSING:
+            blocked = "The processor is still deciding this payment."
+        elif payment.status != PaymentStatus.SUCCEEDED:
+            blocked = "No money was received: nothing to refund."
+        elif payment.refund_pending:
+            blocked = "A refund of it is pending; no other can start until it settles."
+        elif not payment.refundable_minor:
+            blocked = "Refunded in full."
+        rows.append({"payment": payment, "blocked": blocked,
+                     "online_url": _refund_url(payment, RefundType.ONLINE)
+                     if payment.online else "",
+                     "offline_url": _refund_url(payment, RefundType.OFFLINE)})
+    return render(request, "web/refund_chooser.html", {
+        "invoice": invoice, "organization": organization, "rows": rows})
 
 
 @page
@@ -155,7 +191,7 @@ def payment_detail(request: HttpRequest, membership: Any, payment_id: int) -> Ht
 
 def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
                   form: PaymentRefundForm | None = None, refused: str = "",
-                  status: int = 200) -> HttpResponse:
+                  status: int = 200, review: dict[str, Any] | None = None) -> HttpResponse:
     organization = membership.organization
     found = _labelled(list(refunds.find_refunds(organization, payment=str(payment.pk))
                            .select_related("package")))
@@ -164,10 +200,18 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
     return render(request, "web/payment.html", {
         "payment": payment, "organization": organization, "events": events, "refunds": found,
         "pending": [r for r in found if r.status == RefundStatus.PENDING],
+        "poll_seconds": settings.KASSA_PENDING_POLL_SECONDS,
+        # A payment refund takes back what the payment paid into packages, pro rata: a
+        # package already used can make the refund refuse less than "Refundable".
+        "package_used": payment.invoice_id is not None and packages.packages(
+            organization).filter(invoice_id=payment.invoice_id, redeemed_minor__gt=0).exists(),
         "may_refund": may_refund(membership),
+        # A front desk that may not refund sees the action disabled, and who refunds instead.
+        "refund_blocked": "" if may_refund(membership) or membership.role == Role.ACCOUNTANT
+        else refunds_are_made_by(organization),
         "online_url": _refund_url(payment, RefundType.ONLINE),
         "offline_url": _refund_url(payment, RefundType.OFFLINE),
-        "form": form, "refused": refused,
+        "form": form, "refused": refused, "review": review,
         **(_form_context(organization, payment, form) if form is not None else {}),
     }, status=status)
 
@@ -186,7 +230,9 @@ def _form_context(organization: Any, payment: Payment, form: PaymentRefundForm
 def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
                    kind: str) -> HttpResponse:
     """GET: the *Issue online refund* / *Record offline refund* form (a partial for htmx, the
-    payment page with the form open otherwise). POST: refund through the service."""
+    payment page with the form open otherwise), its amount left for the person to type.
+    POST: *Review refund* previews the refund through the service and states the money and its
+    destination; *Confirm* refunds through the service; *Back* goes back to the form."""
     organization = membership.organization
     payment = billing.get_payment(organization, payment_id)
     if request.method == "GET":
@@ -194,42 +240,86 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
             require_refund_permission(membership)
         except PermissionDenied as exc:
             return _refused(request, membership, payment, exc)
-        form = PaymentRefundForm(kind=kind, initial={
-            "amount": format_decimal_string(payment.refundable_minor, organization.currency)})
-        return _show_form(request, membership, payment, form)
+        return _show_form(request, membership, payment, PaymentRefundForm(kind=kind))
 
     form = PaymentRefundForm(request.POST, kind=kind)
     if not form.is_valid():
         return _show_form(request, membership, payment, form, status=422)
+    if "back" in request.POST:
+        return _show_form(request, membership, payment, form)
     data = form.cleaned_data
-    try:
-        to_credit = data.get("method") == CREDIT  # into the customer's credit: no tender
-        refund = refund_services.refund_payment(
+
+    to_credit = data.get("method") == CREDIT  # into the customer's credit: no tender
+
+    def refund_now() -> Refund:
+        return refund_services.refund_payment(
             actor=membership, payment=payment.pk,
-            type=RefundType.CREDIT if to_credit else kind, amount=data["amount"],
+            type=RefundType.CREDIT if to_credit else kind,
+            amount=typed_amount(data["amount"], organization),
             reason=data["reason"], internal_note=data["internal_note"],
             method=None if to_credit else data.get("method") or None,
             note=data.get("note", ""), decrease_balance_owed=data["decrease_balance_owed"])
+
+    try:
+        if "confirm" not in request.POST:
+            review = preview(refund_now, lambda refund: _review_of(refund))
+            return _show_form(request, membership, payment, form, review=review)
+        refund = refund_now()
     except PermissionDenied as exc:
         return _refused(request, membership, payment, exc)
     except DomainError as exc:
-        show_error(form, exc)
+        show_error(form, exc, organization=organization)
         return _show_form(request, membership, payment, form, status=exc.status)
 
-    amount = display(refund.amount_minor, organization.currency, organization.locale)
+    result = _review_of(refund)
     if refund.type == RefundType.ONLINE:
-        messages.success(request, f"Online refund of {amount} issued. It is pending until the "
-                         "gateway settles it, which can take 24–48 hours.")
+        messages.success(request, f"Online refund of {result['amount']} issued {result['to']}. "
+                         "It is pending until the gateway settles it, which can take 24–48 "
+                         "hours.")
     elif refund.type == RefundType.CREDIT:
-        messages.success(request, f"Refund of {amount} to account credit recorded: it pays "
-                         "the customer's next invoice, or is refunded from their credit.")
+        messages.success(request, f"Refund of {result['amount']} to account credit recorded "
+                         f"{result['to']}: it pays the customer's next invoice, or is refunded "
+                         "from their credit.")
     else:
-        method = OfflineMethod(refund.method).label
-        messages.success(request, f"Offline refund of {amount} by {method.lower()} recorded.")
+        messages.success(request, f"Offline refund of {result['amount']} by "
+                         f"{result['method'].lower()} recorded {result['to']}.")
     target = reverse("payment", args=[payment.pk])
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(target)
     return HttpResponseRedirect(target)
+
+
+def _review_of(refund: Refund) -> dict[str, Any]:
+    """What a refund does, in words and money, from the rows the service wrote (read inside
+    the preview's transaction, or after the confirmed call)."""
+    organization = refund.organization
+    money = lambda minor: display(minor, organization.currency, organization.locale)  # noqa: E731
+    assert refund.payment_id is not None
+    payment = Payment.objects.select_related("invoice", "customer").get(pk=refund.payment_id)
+    invoice = payment.invoice  # None for a deposit's payment
+    if refund.type == RefundType.CREDIT:
+        method = "Account credit"
+    else:
+        method = (Method(refund.method).label if refund.method in Method.values
+                  else OfflineMethod(refund.method).label)
+    if refund.type == RefundType.CREDIT:
+        to = (f"to {payment.customer.name}'s account credit, from payment #{payment.pk}, for "
+              "their next invoice")
+    elif refund.type == RefundType.ONLINE:
+        what = "bank account" if payment.method == Method.ACH else "card"
+        to = (f"back to the {what} of payment #{payment.pk} "
+              f"({money(payment.amount_minor)} on {payment.created_at:%Y-%m-%d})")
+    else:
+        to = (f"to {payment.customer.name}, given back by {method.lower()} outside Kassa, "
+              f"against payment #{payment.pk}")
+    return {
+        "amount": money(refund.amount_minor), "amount_minor": refund.amount_minor,
+        "method": method, "online": refund.type == RefundType.ONLINE, "to": to,
+        "decrease_balance_owed": refund.decrease_balance_owed,
+        "invoice_number": invoice.number if invoice else "", "customer": payment.customer.name,
+        "balance_due_after": money(invoice.balance_due_minor) if invoice else "",
+        "refundable_after": money(payment.refundable_minor),
+    }
 
 
 def _wants_partial(request: HttpRequest) -> bool:
@@ -240,14 +330,17 @@ def _wants_partial(request: HttpRequest) -> bool:
 
 
 def _show_form(request: HttpRequest, membership: Any, payment: Payment,
-               form: PaymentRefundForm, *, status: int = 200) -> HttpResponse:
+               form: PaymentRefundForm, *, status: int = 200,
+               review: dict[str, Any] | None = None) -> HttpResponse:
     if _wants_partial(request):
         response = render(request, "web/partials/refund_form.html",
                           {"payment": payment, "organization": membership.organization,
-                           **_form_context(membership.organization, payment, form)},
+                           **_form_context(membership.organization, payment, form),
+                           "review": review},
                           status=status)
     else:
-        response = _payment_page(request, membership, payment, form=form, status=status)
+        response = _payment_page(request, membership, payment, form=form, status=status,
+                                 review=review)
     patch_vary_headers(response, ["HX-Request"])  # one address, two bodies: caches must know
     return response
 
@@ -261,12 +354,38 @@ def _refused(request: HttpRequest, membership: Any, payment: Payment,
     return _payment_page(request, membership, payment, refused=error.detail, status=403)
 
 
+# A page with a pending refund asks every so often whether it settled, a bounded number of
+# times (an hour at the default), then says to reload later.
+POLLS = 360
+
+
+@page
+def pending_poll(request: HttpRequest, membership: Any, payment_id: int) -> HttpResponse:
+    """htmx's poll of a payment page with a pending refund: the same poller while it is
+    pending (counting), a full reload once it is not (the page then shows its new status)."""
+    payment = billing.get_payment(membership.organization, payment_id)
+    try:
+        count = min(max(int(request.GET.get("n", "1")), 1), POLLS)
+    except ValueError:
+        count = POLLS
+    if not payment.refund_pending:
+        response = HttpResponse(status=200)
+        response["HX-Refresh"] = "true"
+        return response
+    return render(request, "web/partials/pending_poll.html", {
+        "payment": payment, "next": count + 1, "more": count < POLLS,
+        "seconds": settings.KASSA_PENDING_POLL_SECONDS})
+
+
 urlpatterns = [
     path("invoices/<int:invoice_id>/", invoice_detail, name="invoice"),
+    path("payments/<int:payment_id>/pending/", pending_poll, name="payment_pending_poll"),
     path("payments/<int:payment_id>/", payment_detail, name="payment"),
     path("payments/<int:payment_id>/refund/online/", payment_refund,
          {"kind": RefundType.ONLINE.value}, name="payment_refund_online"),
     path("payments/<int:payment_id>/refund/offline/", payment_refund,
          {"kind": RefundType.OFFLINE.value}, name="payment_refund_offline"),
     path("cases/<int:case_id>/payments/", case_payments, name="case_payments"),
+    path("invoices/<int:invoice_id>/record-refund/", refund_chooser,
+         name="invoice_refund_chooser"),
 ]

@@ -28,17 +28,22 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from kassa.billing import selectors as billing
-from kassa.billing.models import Customer, Payment, PaymentStatus
+from kassa.billing.models import Customer, Invoice, Payment, PaymentStatus
 from kassa.core.errors import DomainError, NotFound, PermissionDenied
 from kassa.core.money import display, parse_amount
 from kassa.packages import selectors
 from kassa.packages.models import Package, PackageStatus
 from kassa.packages.services import redeem_benefit, refund_tax
+from kassa.refunds.models import OfflineMethod, Refund, RefundType
 from kassa.refunds.selectors import get_refund
+from kassa.refunds.selectors import refunds as refunds_of
 from kassa.refunds.services import CREDIT, PACKAGE_REFUND_METHODS, refund_package
 from kassa.tenancy.services import may_refund, require_refund_permission, require_writer
 from kassa.web.access import page
-from kassa.web.forms import show_error
+from kassa.web.forms import amount_error_message, show_error, typed_amount
+from kassa.web.preview import preview
+from kassa.web.reasons import plain_reason
+from kassa.web.templatetags.money import balance as package_balance
 
 ONLINE_PREFIX = "payment:"
 # The service names fields as the API does; the Payment methods form has two of them.
@@ -74,15 +79,17 @@ class SelectItemsForm(forms.Form):
         # can give it back is the service's to say, at the end.
         amount = self.cleaned_data["amount"]
         try:
-            self.amount_minor = parse_amount(amount, self.organization.currency)
+            self.amount_minor = parse_amount(typed_amount(amount, self.organization),
+                                             self.organization.currency)
         except DomainError as error:
-            raise forms.ValidationError(getattr(error, "message", error.detail)) from None
+            raise forms.ValidationError(amount_error_message(error, self.organization)) from None
         return amount
 
 
 class PaymentMethodForm(forms.Form):
     refund_to = forms.ChoiceField(label="Refund to", widget=forms.RadioSelect, error_messages={
-        "required": "Choose how the money goes back to the guest."})
+        "required": "Choose how the money goes back: to a card payment, or by cash, check or "
+                    "other."})
     note = forms.CharField(label="Note", required=False, max_length=2000,
                            help_text="Required when the method is Other.",
                            widget=forms.Textarea(attrs={"rows": 2}))
@@ -138,6 +145,19 @@ def refund_select(request: HttpRequest, membership: Any, customer_id: int) -> Ht
         return _render(request, membership, guest, packages,
                        window={"step": "select", "form": select})
     pkg = _package_of(packages, select.cleaned_data["package"])
+    # The package's own rules (the amount within its balance, one refund only, a closed or
+    # negative package) are checked now, by the service itself, with a stand-in payout by
+    # cash: what belongs to the payout (a pending card refund, a note) is step 2's to say.
+    try:
+        preview(lambda: _refund(membership, pkg, select, refund_to=OfflineMethod.CASH.value,
+                                note=""), lambda refund: None)
+    except (NotFound, PermissionDenied):
+        raise
+    except DomainError as error:
+        if not (error.field or "").startswith("refund_to"):
+            show_error(select, error, organization=organization)
+            return _render(request, membership, guest, packages,
+                           window={"step": "select", "form": select})
     online = _online_payments(organization, pkg)
     return _render(request, membership, guest, packages,
                    window=_methods_window(select, pkg, PaymentMethodForm(online_payments=online),
@@ -159,30 +179,89 @@ def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpR
     pkg = _package_of(packages, select.cleaned_data["package"])
     online = _online_payments(organization, pkg)
     method_form = PaymentMethodForm(request.POST, online_payments=online)
-    if not method_form.is_valid():
+    if "back_to_methods" in request.POST or not method_form.is_valid():
         return _render(request, membership, guest, packages,
                        window=_methods_window(select, pkg, method_form, online))
     refund_to = method_form.cleaned_data["refund_to"]
-    online_to = refund_to.removeprefix(ONLINE_PREFIX) if refund_to.startswith(
-        ONLINE_PREFIX) else None
+    note = method_form.cleaned_data["note"]
+    before = _figures(pkg)
     try:
-        refund = refund_package(
-            actor=membership, package=pkg.pk, amount=select.cleaned_data["amount"],
-            reason=select.cleaned_data["reason"],
-            close_package=select.cleaned_data["close_package"], refund_to_payment=online_to,
-            method=None if online_to or refund_to == CREDIT else refund_to,
-            note=method_form.cleaned_data["note"], to_credit=refund_to == CREDIT)
+        if "confirm" not in request.POST:
+            # Step 3, the review: what the service would do, stated before it is done.
+            review = preview(lambda: _refund(membership, pkg, select, refund_to=refund_to,
+                                             note=note),
+                             lambda refund: _review_of(refund, before))
+            return _render(request, membership, guest, packages, window={
+                **_methods_window(select, pkg, method_form, online), "step": "review",
+                "review": review})
+        refund = _refund(membership, pkg, select, refund_to=refund_to, note=note)
     except (NotFound, PermissionDenied):
         raise
     except DomainError as error:
         if (error.field or "").startswith("refund_to"):
-            show_error(method_form, error, fields=METHOD_FIELDS)
+            show_error(method_form, error, fields=METHOD_FIELDS, organization=organization)
             return _render(request, membership, guest, packages,
                            window=_methods_window(select, pkg, method_form, online))
-        show_error(select, error)
+        show_error(select, error, organization=organization)
         return _render(request, membership, guest, packages,
                        window={"step": "select", "form": select})
+    result = _review_of(refund, before)
+    messages.success(request, f"Refunded {result['total']} of {pkg.name} {result['to']}."
+                     + (f" {result['forfeit_sentence']}" if result["forfeit_sentence"] else ""))
     return redirect(f"{reverse('guest_packages', args=[guest.pk])}?refunded={refund.pk}#refund")
+
+
+def _refund(membership: Any, pkg: Package, select: SelectItemsForm, *, refund_to: str,
+            note: str) -> Refund:
+    online_to = refund_to.removeprefix(ONLINE_PREFIX) if refund_to.startswith(
+        ONLINE_PREFIX) else None
+    return refund_package(
+        actor=membership, package=pkg.pk,
+        amount=typed_amount(select.cleaned_data["amount"], membership.organization),
+        reason=select.cleaned_data["reason"],
+        close_package=select.cleaned_data["close_package"], refund_to_payment=online_to,
+        method=None if online_to or refund_to == CREDIT else refund_to, note=note,
+        to_credit=refund_to == CREDIT)
+
+
+def _figures(pkg: Package) -> dict[str, int]:
+    invoice = Invoice.objects.get(pk=pkg.invoice_id)
+    return {"forfeited": pkg.forfeited_minor, "credits": invoice.credits_minor}
+
+
+def _review_of(refund: Refund, before: dict[str, int]) -> dict[str, Any]:
+    """The refund in words and money, from the rows the service wrote: where it goes, what is
+    forfeited and what still owed is cancelled when the package closes, the balances after."""
+    organization = refund.organization
+    money = lambda minor: display(minor, organization.currency, organization.locale)  # noqa: E731
+    assert refund.package_id is not None and refund.invoice_id is not None  # a package's
+    pkg = Package.objects.select_related("line").get(pk=refund.package_id)
+    invoice = Invoice.objects.select_related("customer").get(pk=refund.invoice_id)
+    if refund.type == RefundType.CREDIT:
+        to = f"to {invoice.customer.name}'s account credit, for their next invoice"
+    elif refund.payment_id:
+        payment = Payment.objects.get(pk=refund.payment_id)
+        what = "bank account" if payment.method == "ach" else "card"
+        to = f"back to the {what} of payment #{payment.pk}, through the payment gateway"
+    else:
+        to = (f"to {invoice.customer.name} by {OfflineMethod(refund.method).label.lower()}, "
+              "given outside Kassa")
+    forfeited = pkg.forfeited_minor - before["forfeited"]
+    cancelled = invoice.credits_minor - before["credits"] - refund.total_minor
+    parts = []
+    if forfeited:
+        parts.append(f"{money(forfeited)} will be forfeited")
+    if cancelled:
+        parts.append(f"the {money(cancelled)} still owed on invoice {invoice.number} cancelled")
+    sentence = " and ".join(parts)
+    return {
+        "amount": money(refund.amount_minor), "tax": money(refund.tax_minor),
+        "total": money(refund.total_minor), "to": to, "online": refund.type == RefundType.ONLINE,
+        "tax_minor": refund.tax_minor,
+        "forfeit_sentence": f"{sentence[:1].upper()}{sentence[1:]}." if sentence else "",
+        "balance_after_minor": pkg.balance_minor, "closes": pkg.status == PackageStatus.CLOSED,
+        "invoice_number": invoice.number, "balance_due_after": money(invoice.balance_due_minor),
+    }
 
 
 @require_POST
@@ -196,16 +275,28 @@ def redeem(request: HttpRequest, membership: Any, customer_id: int,
     names = {str(b.pk): b.name for b in pkg.benefits.all()}
     form = RedeemForm(request.POST)
     if form.is_valid():
+        def redeem_now() -> Package:
+            return redeem_benefit(actor=membership, package=pkg.pk,
+                                  benefit=form.cleaned_data["benefit"],
+                                  quantity=form.cleaned_data["quantity"])
+
         try:
-            pkg = redeem_benefit(actor=membership, package=pkg.pk,
-                                 benefit=form.cleaned_data["benefit"],
-                                 quantity=form.cleaned_data["quantity"])
+            # A redemption beyond what is paid leaves the package owing: said, then confirmed.
+            after = None if "confirm" in request.POST else preview(
+                redeem_now, lambda done: done.balance_minor)
+            if after is not None and after < 0:
+                return _render(request, membership, guest, packages, redeem_review={
+                    "package": pkg, "benefit": form.cleaned_data["benefit"],
+                    "name": names.get(form.cleaned_data["benefit"], "benefit"),
+                    "quantity": form.cleaned_data["quantity"], "balance_after_minor": after,
+                    "value_minor": pkg.balance_minor - after})
+            pkg = redeem_now()
         except (NotFound, PermissionDenied):
             raise
         except DomainError as error:
             show_error(form, error, fields={"benefit": "quantity"})
         else:
-            balance = display(pkg.balance_minor, organization.currency, organization.locale)
+            balance = package_balance(pkg.balance_minor, organization)
             messages.success(request, f"Redeemed {form.cleaned_data['quantity']} × "
                                       f"{names.get(form.cleaned_data['benefit'], 'benefit')} "
                                       f"from {pkg.name}. Package balance: {balance}")
@@ -226,7 +317,7 @@ def _package_of(packages: list[Package], package_id: object) -> Package:
     for pkg in packages:
         if str(pkg.pk) == str(package_id):
             return pkg
-    raise NotFound("No such package for this guest")
+    raise NotFound("No such package for this customer")
 
 
 def _online_payments(organization: Any, pkg: Package) -> list[Payment]:
@@ -249,16 +340,37 @@ def _methods_window(select: SelectItemsForm, pkg: Package, method_form: PaymentM
 
 def _render(request: HttpRequest, membership: Any, guest: Customer, packages: list[Package],
             *, window: dict[str, Any] | None = None, redeem_form: RedeemForm | None = None,
-            redeem_benefit: str = "") -> HttpResponse:
+            redeem_benefit: str = "", redeem_review: dict[str, Any] | None = None
+            ) -> HttpResponse:
     try:
         require_writer(membership)
         may_redeem = True
     except PermissionDenied:
         may_redeem = False
+    # Each card's history: the package's own events, then its refunds (with a failure's
+    # reason in plain words), oldest first.
+    by_package: dict[int, list[Refund]] = {}
+    for refund in (refunds_of(membership.organization).filter(package__in=packages)
+                   .order_by("created_at", "id")):
+        assert refund.package_id is not None
+        by_package.setdefault(refund.package_id, []).append(refund)
+    for pkg in packages:
+        events = selectors.package_history(pkg)
+        for refund in by_package.get(pkg.pk, []):
+            events.append({
+                "at": refund.created_at, "kind": f"refund_{refund.status}",
+                "label": f"Refund #{refund.pk} {refund.get_status_display().lower()}",
+                "amount_minor": refund.total_minor,
+                "detail": (f"{plain_reason(refund.failure_reason)}. The balance is back."
+                           if refund.status == "failed" else refund.reason)})
+        pkg.history = sorted(events, key=lambda e: e["at"])  # type: ignore[attr-defined]
+        pkg.failed_refunds = [r for r in by_package.get(pkg.pk, [])  # type: ignore[attr-defined]
+                              if r.status == "failed"]
     return render(request, "web/guest_packages.html", {
         "guest": guest, "packages": packages, "organization": membership.organization,
         "may_refund": may_refund(membership), "may_redeem": may_redeem, "window": window,
         "redeem_form": redeem_form, "redeem_benefit": redeem_benefit,
+        "redeem_review": redeem_review,
     })
 
 

@@ -22,7 +22,7 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kassa.core.errors import DomainError
-from kassa.tenancy.models import Membership, Organization, Role
+from kassa.tenancy.models import BusinessKind, Membership, Organization, Role
 from kassa.tenancy.selectors import centers, members
 from kassa.tenancy.services import add_center, create_user, update_settings
 from kassa.web.access import admin_page
@@ -55,6 +55,10 @@ class PlainForm(forms.Form):
 
 
 class SettingsForm(PlainForm):
+    business_kind = forms.ChoiceField(
+        label="Kind of business", choices=BusinessKind.choices, widget=forms.RadioSelect,
+        help_text="Chooses the words of the pages and receipts: a funeral home's families and "
+                  "cases, a spa's guests and packages.")
     allow_multiple_package_refunds = forms.BooleanField(
         label="Allow to refund a package multiple times", required=False,
         help_text="Off: a package can be refunded once.")
@@ -73,7 +77,8 @@ class SettingsForm(PlainForm):
         return cls(initial={
             "allow_multiple_package_refunds": organization.allow_multiple_package_refunds,
             "refund_roles": list(organization.refund_roles),
-            "currency": organization.currency, "timezone": organization.timezone})
+            "currency": organization.currency, "timezone": organization.timezone,
+            "business_kind": organization.business_kind})
 
 
 class CenterForm(PlainForm):

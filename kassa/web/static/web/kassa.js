@@ -61,3 +61,60 @@
     if (link) { link.closest("details").open = false; }
   });
 })();
+
+// New invoice: picking a package template makes the row a package line named after it.
+(function () {
+  "use strict";
+  document.addEventListener("change", function (event) {
+    var pick = event.target.closest ? event.target.closest("select[data-template-pick]") : null;
+    if (!pick) { return; }
+    var row = pick.closest("[data-line-row]");
+    if (!row || !pick.value) { return; }
+    var kind = row.querySelector("select[name$='-kind']");
+    var description = row.querySelector("input[name$='-description']");
+    if (kind) { kind.value = "package"; }
+    if (description && !description.value) {
+      description.value = pick.options[pick.selectedIndex].text;
+    }
+  });
+})();
+
+// Menus (<details class="menu">: Refund ▾, ⋮, I want to): opening one closes the others and
+// puts the focus on its first item; Escape closes it and gives the focus back to its button;
+// a click outside closes it; the arrow keys move between its items.
+(function () {
+  "use strict";
+  function items(menu) {
+    return Array.prototype.slice.call(menu.querySelectorAll(".menu-items a, .menu-items button"));
+  }
+  function closeAll(except) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (menu !== except) { menu.open = false; }
+    });
+  }
+  document.addEventListener("toggle", function (event) {
+    var menu = event.target;
+    if (!(menu.matches && menu.matches("details.menu")) || !menu.open) { return; }
+    closeAll(menu);
+    var first = items(menu)[0];
+    if (first) { first.focus(); }
+  }, true);
+  document.addEventListener("keydown", function (event) {
+    var menu = event.target.closest ? event.target.closest("details.menu[open]") : null;
+    if (!menu) { return; }
+    if (event.key === "Escape") {
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      event.preventDefault();
+    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      var list = items(menu);
+      var at = list.indexOf(document.activeElement);
+      var next = event.key === "ArrowDown" ? at + 1 : at - 1;
+      if (list.length) { list[(next + list.length) % list.length].focus(); }
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    if (!event.target.closest || !event.target.closest("details.menu")) { closeAll(null); }
+  });
+})();
