@@ -88,3 +88,38 @@ def test_a_payment_is_refunded_to_account_credit_from_its_refund_form(page, tena
     assert "Refund of $30.00 to account credit recorded" in page.content()
     assert Customer.objects.get(pk=invoice["customer"]).credit_minor == 3000
     assert verify(tenant.organization) == []
+
+
+def test_an_insurance_check_keeps_its_excess_as_credit_which_then_pays_the_next_invoice(
+        page, tenant):
+    family = tenant.customer("The Alvarez Family", "maria@example.com")
+    statement = tenant.invoice({"kind": "service", "description": "Arrangements",
+                                "unit_price": "5000.00"}, customer=family)
+    sign_in(page, tenant.admin.user.email)
+    page.goto(f"/invoices/{statement['id']}/pay/")
+    page.get_by_label("Amount").fill("7,000.00")
+    page.get_by_label("Insurance").check()
+    page.get_by_label("Keep the excess as credit").check()
+    page.get_by_role("button", name="Review payment").click()
+    review = page.get_by_test_id("review")
+    assert "$2,000.00 more than is due is kept as their account credit" in review.inner_text()
+    screenshot(page, "pay-keep-excess-review")
+    assert Customer.objects.get(pk=family).credit_minor == 0  # nothing yet
+    page.get_by_role("button", name="Confirm payment of $7,000.00").click()
+    page.wait_for_url(re.compile(r".*/payments/\d+/$"))
+    assert "$2,000.00 of it is kept as The Alvarez Family's account credit" in page.content()
+    assert Customer.objects.get(pk=family).credit_minor == 200000
+
+    burial = tenant.invoice({"kind": "service", "description": "Burial",
+                             "unit_price": "1500.00"}, customer=family)
+    page.goto(f"/invoices/{burial['id']}/pay/")
+    page.get_by_label("Amount").fill("1500.00")
+    page.get_by_role("radio", name=re.compile("Pay from credit")).check()
+    page.get_by_role("button", name="Review payment").click()
+    assert "from The Alvarez Family's account credit ($2,000.00 held)" in (
+        page.get_by_test_id("review").inner_text())
+    page.get_by_role("button", name="Confirm payment of $1,500.00").click()
+    page.wait_for_url(re.compile(r".*/payments/\d+/$"))
+    assert "paid from account credit" in page.content()
+    assert Customer.objects.get(pk=family).credit_minor == 50000
+    assert verify(tenant.organization) == []

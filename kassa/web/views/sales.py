@@ -192,6 +192,10 @@ class PaymentForm(PlainForm):
     source = forms.ChoiceField(
         label="Card or account", required=False, choices=SANDBOX_SOURCES,
         help_text="Card and ACH payments are charged online through the payment gateway.")
+    excess_to_credit = forms.BooleanField(
+        label="Keep the excess as credit", required=False,
+        help_text="The amount may be more than the balance due: the rest is kept as the "
+                  "customer's account credit (an insurance check larger than the statement).")
 
     def __init__(self, *args: Any, organization: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -234,7 +238,8 @@ def invoice_pay(request: HttpRequest, membership: Any, invoice_id: int) -> HttpR
         payment = services.take_payment(
             actor=membership, invoice=str(invoice.pk), amount=form.cleaned_data["amount"],
             method=method, online=online,
-            source=(form.cleaned_data.get("source") or None) if online else None)
+            source=(form.cleaned_data.get("source") or None) if online else None,
+            excess_to_credit=form.cleaned_data.get("excess_to_credit", False))
     except (NotFound, PermissionDenied):
         raise
     except DomainError as error:
@@ -248,9 +253,12 @@ def invoice_pay(request: HttpRequest, membership: Any, invoice_id: int) -> HttpR
                                f"{payment.get_method_display()} is processing: the bank has not "
                                f"decided yet. It counts once it succeeds.")
     else:
-        messages.success(request, f"Payment #{payment.pk} of {amount} by "
-                                  f"{payment.get_method_display().lower()} received on invoice "
-                                  f"{invoice.number}. Balance due now {due}.")
+        kept = (f" {_money(payment.to_credit_minor, organization)} of it is kept as "
+                f"{invoice.customer.name}'s account credit." if payment.to_credit_minor else "")
+        how = ("paid from account credit" if payment.method == Method.CREDIT
+               else f"by {payment.get_method_display().lower()} received")
+        messages.success(request, f"Payment #{payment.pk} of {amount} {how} on invoice "
+                                  f"{invoice.number}. Balance due now {due}.{kept}")
     return redirect("payment", payment.pk)
 
 
@@ -258,16 +266,21 @@ def _pay_page(request: HttpRequest, invoice: Any, form: PaymentForm, *, step: st
               status: int = 200) -> HttpResponse:
     organization = invoice.organization
     context: dict[str, Any] = {"invoice": invoice, "organization": organization, "form": form,
-                               "step": step, "online_methods": [m.value for m in ONLINE_METHODS]}
+                               "step": step, "online_methods": [m.value for m in ONLINE_METHODS],
+                               "credit_method": Method.CREDIT.value,
+                               "credit_minor": invoice.customer.credit_minor}
     if step == "review":
         method = form.cleaned_data["method"]
         online = method in ONLINE_METHODS
         source = form.cleaned_data.get("source") or ""
         amount_minor = form.amount_minor
+        excess = (max(amount_minor - invoice.balance_due_minor, 0)
+                  if form.cleaned_data.get("excess_to_credit") else 0)
         context.update({
             "amount_minor": amount_minor, "method_label": Method(method).label,
+            "from_credit": method == Method.CREDIT, "excess_minor": excess,
             "online": online, "source_label": dict(SANDBOX_SOURCES).get(source, source),
-            "due_after_minor": invoice.balance_due_minor - amount_minor,
+            "due_after_minor": invoice.balance_due_minor - amount_minor + excess,
         })
     return render(request, "web/invoice_pay.html", context, status=status)
 
