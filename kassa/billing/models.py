@@ -101,6 +101,7 @@ class LineKind(models.TextChoices):
     SERVICE = "service", "Service"
     PRODUCT = "product", "Product"
     PACKAGE = "package", "Package"
+    FEE = "fee", "Fee"  # untaxed, added by Kassa (a returned payment's fee)
 
 
 class InvoiceLine(models.Model):
@@ -213,6 +214,11 @@ class Payment(models.Model):
     # refunds at most the charge.
     refunded_online_minor = models.BigIntegerField(default=0)
     refund_pending = models.BooleanField(default=False)
+    # What the bank or the processor took back of it, decided outside Kassa: lost disputes
+    # and returns (kassa.refunds.disputes, kassa.refunds.returns derive it). Not refundable.
+    taken_back_minor = models.BigIntegerField(default=0)
+    # A dispute of it is open, or lost and not settled yet: it takes no refund.
+    disputed = models.BooleanField(default=False)
     # An online payment is recorded before its charge (an intent): `status` is what the
     # front desk reads, `charge_state` what the worker still has to do about the charge.
     status = models.CharField(max_length=12, choices=PaymentStatus.choices,
@@ -247,6 +253,9 @@ class Payment(models.Model):
                 condition=Q(refunded_online_minor__gte=0)
                 & Q(refunded_online_minor__lte=F("amount_minor")),
                 name="payment_refunded_online_within_amount"),
+            models.CheckConstraint(
+                condition=Q(taken_back_minor__gte=0) & Q(taken_back_minor__lte=F("amount_minor")),
+                name="payment_taken_back_within_amount"),
         ]
 
     def __str__(self) -> str:
@@ -258,7 +267,8 @@ class Payment(models.Model):
         not succeed, and not what it put into credit (that is refunded out of credit)."""
         if self.status != PaymentStatus.SUCCEEDED:
             return 0
-        return self.amount_minor - self.to_credit_minor - self.refunded_minor
+        return max(0, self.amount_minor - self.to_credit_minor - self.refunded_minor
+                   - self.taken_back_minor)
 
     @property
     def refundable_online_minor(self) -> int:
@@ -266,7 +276,7 @@ class Payment(models.Model):
         refunds, direct or out of credit, that did not fail."""
         if self.status != PaymentStatus.SUCCEEDED or not self.online:
             return 0
-        return self.amount_minor - self.refunded_online_minor
+        return max(0, self.amount_minor - self.refunded_online_minor - self.taken_back_minor)
 
 
 class PaymentAllocation(models.Model):
@@ -286,6 +296,13 @@ class PaymentAllocation(models.Model):
     refund = models.ForeignKey(
         "refunds.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Or on those a returned payment or a re-billed lost dispute takes back: the lines were
+    # not paid after all (their `paid` drops; nothing was refunded).
+    payment_return = models.ForeignKey(
+        "refunds.PaymentReturn", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+")
+    dispute = models.ForeignKey(
+        "refunds.Dispute", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
 
 

@@ -44,6 +44,8 @@ class SandboxRefund(models.Model):
     amount_minor = models.BigIntegerField()
     state = models.CharField(max_length=10, default="pending")
     settle_after = models.DateTimeField()
+    # Made at the processor's dashboard, not by Kassa (`kassa sandbox refund`).
+    from_dashboard = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -52,4 +54,25 @@ class SandboxRefund(models.Model):
                                     name="sandbox_refund_reference_unique"),
             models.UniqueConstraint(fields=["idempotency_key", "organization"],
                                     name="sandbox_refund_key_unique"),
+        ]
+
+
+class SandboxDispute(models.Model):
+    """A chargeback of a sandbox charge (`kassa sandbox dispute`), as a processor keeps it."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    reference = models.CharField(max_length=40)
+    charge = models.ForeignKey(SandboxCharge, on_delete=models.CASCADE, related_name="disputes")
+    amount_minor = models.BigIntegerField()
+    reason = models.CharField(max_length=40, default="fraudulent")
+    # needs_response until decided: won or lost
+    status = models.CharField(max_length=16, default="needs_response")
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reference", "organization"],
+                                    name="sandbox_dispute_reference_unique"),
         ]

@@ -39,6 +39,11 @@ class AccountCode(models.TextChoices):
     # center's entries balance, and it sums to zero over the organization.
     INTERCENTER = "intercenter", "Inter-center clearing"
     OTHER_INCOME = "other_income", "Other income"  # credit written off
+    # Money the processor withdrew for a chargeback, until the dispute is won (reinstated) or
+    # lost and settled (re-billed to the customer, or written off as a loss).
+    DISPUTED_FUNDS = "disputed_funds", "Disputed funds"
+    CHARGEBACK_LOSSES = "chargeback_losses", "Chargeback losses"
+    REVENUE_FEE = "revenue_fee", "Revenue: fees"  # a returned check's fee, say
 
 
 TENDER_CODES = ("cash", "check", "card", "ach", "insurance", "other")

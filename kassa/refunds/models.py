@@ -49,6 +49,11 @@ class GatewayState(models.TextChoices):
     STUCK = "stuck", "Gave up retrying: needs a person"
 
 
+class RefundOrigin(models.TextChoices):
+    KASSA = "kassa", "Made in Kassa"
+    GATEWAY = "gateway", "Made at the processor"  # its dashboard, say: booked from its news
+
+
 class Refund(models.Model):
     # Indexed first in (organization, created_at), which the daily report's refund count reads.
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
@@ -76,6 +81,8 @@ class Refund(models.Model):
     )
     close_package = models.BooleanField(default=False)
     type = models.CharField(max_length=10, choices=RefundType.choices)
+    origin = models.CharField(max_length=10, choices=RefundOrigin.choices,
+                              default=RefundOrigin.KASSA)
     status = models.CharField(max_length=10, choices=RefundStatus.choices)
     # amount is what the refund takes off (a payment's refundable, a package's balance); tax is
     # the tax returned with a package refund; the customer gets total = amount + tax.
@@ -186,3 +193,109 @@ class Receipt(models.Model):
                                     name="one_receipt_per_event")
         ]
         indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+
+class DisputeStatus(models.TextChoices):
+    WARNING = "warning", "Inquiry (no money withdrawn)"
+    NEEDS_RESPONSE = "needs_response", "Needs a response"
+    UNDER_REVIEW = "under_review", "Under review"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+OPEN_DISPUTE = (DisputeStatus.WARNING, DisputeStatus.NEEDS_RESPONSE, DisputeStatus.UNDER_REVIEW)
+
+
+class Settlement(models.TextChoices):
+    NONE = "", "Not settled"
+    REBILL = "rebill", "Re-billed to the customer"
+    WRITE_OFF = "write_off", "Written off as a loss"
+
+
+class Dispute(models.Model):
+    """A chargeback of an online payment, as the processor tells it (`kassa.refunds.disputes`
+    owns every change). The funds it withdrew sit in `disputed_funds` until it is won (they
+    come back) or lost and settled (re-billed to the customer, or written off)."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT,
+                                related_name="disputes")
+    invoice = models.ForeignKey("billing.Invoice", null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="disputes")
+    amount_minor = models.BigIntegerField()
+    reason = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=16, choices=DisputeStatus.choices)
+    gateway = models.CharField(max_length=20)
+    gateway_reference = models.CharField(max_length=200)
+    respond_by = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Posted when the processor withdrew the funds (not for an inquiry), and reversed if won.
+    withdraw_entry = TenantOneToOneField(
+        "ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    settlement = models.CharField(max_length=10, choices=Settlement.choices, blank=True,
+                                  default=Settlement.NONE)
+    settlement_reason = models.CharField(max_length=500, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    settled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    settle_entry = TenantOneToOneField(
+        "ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0),
+                                   name="dispute_amount_positive"),
+            models.UniqueConstraint(fields=["gateway_reference", "gateway", "organization"],
+                                    name="dispute_reference_unique"),
+        ]
+        indexes = [models.Index(fields=["organization", "status"], name="dispute_status_idx")]
+
+    def __str__(self) -> str:
+        return f"Dispute {self.pk} ({self.status}) of payment {self.payment_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_DISPUTE
+
+    @property
+    def holds_refunds(self) -> bool:
+        """Open, or lost and not settled: its payment takes no refund."""
+        return self.is_open or (self.status == DisputeStatus.LOST and not self.settlement)
+
+
+class PaymentReturn(models.Model):
+    """A check or ACH payment the bank sent back (`kassa.refunds.returns`): the money left the
+    tender, the balance it paid is owed again, and a fee may have been added to the invoice."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
+    center = models.ForeignKey("tenancy.Center", on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT,
+                                related_name="returns")
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT,
+                                related_name="returns")
+    amount_minor = models.BigIntegerField()
+    fee_minor = models.BigIntegerField(default=0)
+    fee_line = TenantOneToOneField("billing.InvoiceLine", null=True, blank=True,
+                                   on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    entry = TenantOneToOneField("ledger.JournalEntry", on_delete=models.PROTECT,
+                                related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="return_amount_positive"),
+            models.CheckConstraint(condition=Q(fee_minor__gte=0), name="return_fee_not_negative"),
+            # A bank returns a payment once.
+            models.UniqueConstraint(fields=["organization", "payment"],
+                                    name="payment_returned_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Return {self.pk} of payment {self.payment_id}"
