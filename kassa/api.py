@@ -200,6 +200,7 @@ def _register_routers() -> None:
     api.add_router("/", refunds_router)
     api.add_router("/", "kassa.packages.api.router")
     api.add_router("/", "kassa.reports.api.router")
+    api.add_router("/", "kassa.refunds.disputes_api.router")
     api.add_router("/", "kassa.refunds.webhooks.router")
     api.add_router("/", "kassa.webhooks.api.router")
 

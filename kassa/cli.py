@@ -185,6 +185,34 @@ def cmd_sandbox_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sandbox_dispute(args: argparse.Namespace) -> int:
+    from kassa.core.errors import DomainError
+    from kassa.refunds.sandbox import dispute
+
+    try:
+        found = dispute(payment_id=args.payment_id, amount=args.amount, outcome=args.outcome)
+    except DomainError as exc:
+        return _fail(exc.detail)
+    if found is None:
+        return _fail(f"no sandbox payment {args.payment_id}")
+    _print(found)
+    return 0
+
+
+def cmd_sandbox_refund(args: argparse.Namespace) -> int:
+    from kassa.core.errors import DomainError
+    from kassa.refunds.sandbox import gateway_refund
+
+    try:
+        found = gateway_refund(payment_id=args.payment_id, amount=args.amount)
+    except DomainError as exc:
+        return _fail(exc.detail)
+    if found is None:
+        return _fail(f"no sandbox payment {args.payment_id}")
+    _print(found)
+    return 0 if found["booked"] else 1
+
+
 def cmd_refunds_stuck(args: argparse.Namespace) -> int:
     from kassa.core.money import format_decimal_string
     from kassa.refunds.attention import stuck_refunds
@@ -353,6 +381,21 @@ def parser() -> argparse.ArgumentParser:
     decide.add_argument("payment_id", metavar="PAYMENT_ID")
     decide.add_argument("--outcome", required=True, choices=["succeeded", "failed"])
     decide.set_defaults(fn=cmd_sandbox_decide)
+    dispute = sandbox.add_parser(
+        "dispute", help="the cardholder's bank disputes a sandbox card payment (funds "
+        "withdrawn); with --outcome, decide its open dispute (or open and decide one)")
+    dispute.add_argument("payment_id", metavar="PAYMENT_ID")
+    dispute.add_argument("--amount", metavar="A",
+                         help="the disputed amount (default: what the charge has not refunded)")
+    dispute.add_argument("--outcome", choices=["won", "lost"],
+                         help="decide the dispute (default: open it, needs a response)")
+    dispute.set_defaults(fn=cmd_sandbox_dispute)
+    grefund = sandbox.add_parser(
+        "refund", help="refund a sandbox payment at the processor's dashboard, not in Kassa; "
+        "Kassa books it (origin gateway) if it fits the payment's refundable, exit 1 if not")
+    grefund.add_argument("payment_id", metavar="PAYMENT_ID")
+    grefund.add_argument("amount", metavar="AMOUNT", help="e.g. 25.00")
+    grefund.set_defaults(fn=cmd_sandbox_refund)
 
     refunds = sub.add_parser("refunds", help="refunds").add_subparsers(dest="sub", required=True)
     stuck = refunds.add_parser("stuck", help="list the refunds that need a person (retry or "

@@ -173,11 +173,16 @@ def plan_take_back(held: Held, amount_minor: int, *, tax_part: int | None = None
     return {line_id: (net_shares[line_id], tax_shares[line_id]) for line_id, _ in nets}
 
 
-def take_back(*, payment: Payment, refund_id: int, shares: Shares, now: dt.datetime) -> None:
-    """Append what a refund of the payment takes back from each line (negative rows)."""
+def take_back(*, payment: Payment, shares: Shares, now: dt.datetime, refund_id: int | None = None,
+              payment_return_id: int | None = None, dispute_id: int | None = None) -> None:
+    """Append what a refund of the payment takes back from each line (negative rows); or what
+    a returned payment or a re-billed lost dispute takes back: not refunded, never paid after
+    all (`refresh` counts rows without a refund against `paid`)."""
+    assert [refund_id, payment_return_id, dispute_id].count(None) == 2
     PaymentAllocation.objects.bulk_create([
         PaymentAllocation(organization_id=payment.organization_id, payment=payment,
                           line_id=line_id, net_minor=-net, tax_minor=-tax, refund_id=refund_id,
+                          payment_return_id=payment_return_id, dispute_id=dispute_id,
                           created_at=now)
         for line_id, (net, tax) in shares.items() if net or tax
     ])

@@ -117,6 +117,8 @@ class PaymentOut(Schema):
     refundable: str
     refundable_online: str  # what the gateway can still refund of the charge
     refund_pending: bool
+    disputed: bool  # a dispute is open, or lost and not settled: no refunds
+    taken_back: str  # what lost disputes and a return took: not refundable
     status: str  # succeeded, processing, failed or declined
     failure_reason: str
     created_at: str

@@ -24,6 +24,8 @@ from kassa.tenancy.models import Organization
 # A payment's booking, and its reversal when the processor failed the charge after all; a
 # payment from credit; a deposit (which pays no invoice, but is the payment's booking).
 PAID_KINDS = ("payment", "payment_reversed", "credit_applied", "deposit", "deposit_reversed")
+# What an invoice was paid and then was not: a returned payment, a lost dispute re-billed.
+UNPAID_KINDS = ("payment_returned", "dispute_rebilled")
 
 
 @check
@@ -37,8 +39,8 @@ def invoices_agree_with_ledger(org: Organization, run: Run | None = None) -> Ite
             SELECT p.invoice_id, SUM(p.amount_minor) AS receivable,
                    SUM(CASE WHEN p.kind = 'invoice_issued' THEN p.amount_minor ELSE 0 END)
                        AS issued,
-                   SUM(CASE WHEN p.kind IN {in_list(PAID_KINDS)} THEN p.amount_minor ELSE 0 END)
-                       AS paid
+                   SUM(CASE WHEN p.kind IN {in_list(PAID_KINDS + UNPAID_KINDS)}
+                            THEN p.amount_minor ELSE 0 END) AS paid
             FROM ledger_posting p
             WHERE p.code = 'receivable' AND p.organization_id = %(org)s
               AND {within('p.invoice_id', INVOICES, run)}

@@ -11,8 +11,10 @@ into the package) is the business of the app that registered the kind (`line_kin
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.utils import timezone
 
@@ -198,7 +200,8 @@ def issue_invoice(
 
     # A line of a kind of its own posts its net sale where its handler says (a package's is a
     # package sold, unpaid, until payments turn it into liability and redemptions into revenue).
-    revenue = {LineKind.SERVICE: "revenue_service", LineKind.PRODUCT: "revenue_product"}
+    revenue = {LineKind.SERVICE: "revenue_service", LineKind.PRODUCT: "revenue_product",
+               LineKind.FEE: "revenue_fee"}
     entry_lines = [debit("receivable", invoice.total_minor, invoice=invoice)]
     for i, row in enumerate(built):
         handler = handler_for(row.kind)
@@ -211,6 +214,30 @@ def issue_invoice(
     post(organization=organization, center=where, kind="invoice_issued", lines=entry_lines,
          created_by=actor.user, at=now, memo=f"Invoice {number}")
     return invoice
+
+
+def add_fee(invoice: Invoice, *, amount_minor: int, description: str, at: dt.datetime,
+            by: Any) -> InvoiceLine:
+    """An untaxed fee line added to an issued invoice (a returned check's fee), its invoice
+    locked by the caller: the invoice's total and its balance due grow by it, and it is sold
+    as any line is (`invoice_issued`: Dr receivable · Cr revenue: fees)."""
+    last = invoice.lines.order_by("-position").values_list("position", flat=True).first() or 0
+    line = InvoiceLine.objects.create(
+        organization_id=invoice.organization_id, invoice=invoice, position=last + 1,
+        kind=LineKind.FEE, description=description[:200], quantity=1,
+        unit_price_minor=amount_minor, tax_rate=Decimal(0), net_minor=amount_minor,
+        tax_minor=0)
+    invoice.subtotal_minor += amount_minor
+    invoice.total_minor += amount_minor
+    invoice.balance_due_minor += amount_minor
+    invoice.status = InvoiceStatus.OPEN
+    invoice.save(update_fields=["subtotal_minor", "total_minor", "balance_due_minor", "status"])
+    post(organization=invoice.organization, center=invoice.center, kind="invoice_issued",
+         created_by=by, at=at, memo=f"Invoice {invoice.number}: {description}"[:300],
+         lines=[debit("receivable", amount_minor, invoice=invoice),
+                credit("revenue_fee", amount_minor, invoice=invoice)])
+    allocation.refresh(invoice)
+    return line
 
 
 def _validate_method(method: str, online: bool) -> None:

@@ -28,6 +28,7 @@ def payment_object(payment: Payment, currency: str | None = None) -> dict[str, A
         "refundable": money(payment.refundable_minor),
         "refundable_online": money(payment.refundable_online_minor),
         "refund_pending": payment.refund_pending,
+        "disputed": payment.disputed, "taken_back": money(payment.taken_back_minor),
         "status": payment.status, "failure_reason": payment.failure_reason,
         "created_at": payment.created_at.isoformat(),
     }

@@ -198,3 +198,37 @@ class CreditInsufficient(DomainError):
 class CardRefundMustGoToCard(DomainError):
     code = "card_refund_must_go_to_card"
     title = "Credit that came from a card payment is refunded to that card"
+
+
+class PaymentDisputed(DomainError):
+    code = "payment_disputed"
+    status = 409
+    title = "This payment is disputed"
+
+
+class DisputeNotLost(DomainError):
+    code = "dispute_not_lost"
+    status = 409
+    title = "Only a lost dispute is settled"
+
+
+class DisputeSettled(DomainError):
+    code = "dispute_settled"
+    status = 409
+    title = "This dispute is settled already"
+
+
+class ReturnNotAllowed(DomainError):
+    code = "return_not_allowed"
+    title = "Only a check or ACH payment can be returned"
+
+
+class ReturnExceedsUnrefunded(DomainError):
+    code = "return_exceeds_unrefunded"
+    title = "The return is more than the payment has left"
+
+
+class PaymentAlreadyReturned(DomainError):
+    code = "payment_already_returned"
+    status = 409
+    title = "This payment was returned already"

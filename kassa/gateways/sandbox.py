@@ -47,6 +47,13 @@ def _reference(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
+def _disputed_since(refund: SandboxRefund) -> bool:
+    """A processor fails a refund still pending when its charge is disputed: the bank is
+    refunding the cardholder through the dispute instead."""
+    return refund.charge.disputes.filter(created_at__gte=refund.created_at).exclude(
+        status="won").exists()
+
+
 class SandboxGateway(Gateway):
     name = "sandbox"
 
@@ -118,6 +125,9 @@ class SandboxGateway(Gateway):
         if charge is None:
             raise GatewayError(f"no such charge {charge_reference}", permanent=True)
         _reachable(charge)
+        if charge.disputes.filter(status="needs_response").exists():
+            raise GatewayError("sandbox: charge_disputed: the charge has an open dispute",
+                               permanent=True)
         settle_after = timezone.now() + dt.timedelta(seconds=settings.KASSA_SANDBOX_SETTLE_SECONDS)
         try:
             with transaction.atomic():
@@ -159,12 +169,15 @@ class SandboxGateway(Gateway):
     def settle(self, refund: SandboxRefund) -> None:
         """Settle a pending refund now, as the processor would after 24–48 hours."""
         state = (RefundState.FAILED if refund.charge.source == "sandbox_refund_fails"
-                 else RefundState.SUCCEEDED)
+                 or _disputed_since(refund) else RefundState.SUCCEEDED)
         SandboxRefund.objects.filter(pk=refund.pk, state=RefundState.PENDING).update(
             state=state, settle_after=min(refund.settle_after, timezone.now())
         )
 
     @staticmethod
     def _result(refund: SandboxRefund) -> RefundResult:
-        reason = "sandbox_refund_fails" if refund.state == RefundState.FAILED else ""
+        reason = ""
+        if refund.state == RefundState.FAILED:
+            reason = ("sandbox_refund_fails" if refund.charge.source == "sandbox_refund_fails"
+                      else "charge_for_pending_refund_disputed")
         return RefundResult(refund.reference, RefundState(refund.state), reason)

@@ -95,6 +95,8 @@ def _gateway_error(exc: stripe.StripeError) -> GatewayError:
         isinstance(exc, stripe.APIError) and (status is None or status >= 500 or status == 409)
     )
     message = exc.user_message or str(exc) or type(exc).__name__
+    if exc.code and exc.code not in message:  # e.g. charge_disputed, which the refunds read
+        message = f"{exc.code}: {message}"
     return GatewayError(f"stripe: {message}"[:500], permanent=not retryable)
 
 

@@ -157,16 +157,18 @@ class PaidIn:
 
 
 def pay_in(*, shares: Mapping[int, tuple[int, int]],
-           locked: Mapping[int, Package] | None = None) -> PaidIn:
+           locked: Mapping[int, Package] | None = None, may_go_negative: bool = False) -> PaidIn:
     """What of a payment reaches package lines is paid into their packages (the line's own
     figures say so once billing writes them). A negative share takes money back out (a refund
     of the payment): refused — before anything is written — when it would leave a package
-    below zero or take back tax the package already returned."""
+    below zero or take back tax the package already returned. `may_go_negative`: the money
+    never came (a returned check, a lost chargeback re-billed): what was redeemed of it is
+    owed, and the package's balance goes below zero."""
     packages = (dict(locked) if locked is not None and set(shares) <= set(locked)
                 else lock_packages_of_lines(sorted(shares)))
     for line_id, (net, tax) in shares.items():
         package = packages[line_id]
-        if net < 0 and package.balance_minor + net < 0:
+        if net < 0 and package.balance_minor + net < 0 and not may_go_negative:
             org = package.organization
             raise PackageRefundExceedsBalance(
                 f"Refunding this payment would take {_money(-net, org)} out of the "

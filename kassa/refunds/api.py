@@ -80,6 +80,7 @@ class RefundOut(Schema):
     customer: str | None  # a refund out of credit: whose
     type: str
     status: str
+    origin: str  # kassa, or gateway: made at the processor (its dashboard) and booked here
     amount: str
     tax: str
     total: str

@@ -6,4 +6,8 @@ class RefundsConfig(AppConfig):
     label = "refunds"
 
     def ready(self) -> None:
-        from kassa.refunds import checks, tasks  # noqa: F401  (verify checks, tasks and sweeps)
+        from kassa.refunds import (  # noqa: F401  (verify checks, tasks and sweeps)
+            checks,
+            dispute_checks,
+            tasks,
+        )

@@ -38,10 +38,27 @@ from kassa.ledger.models import JournalEntry
 from kassa.ledger.services import Line, add_postings, open_entry, post, reverse
 from kassa.packages import services as packages
 from kassa.refunds import receipts, webhook_events
-from kassa.refunds.models import GatewayState, ReceiptKind, Refund, RefundStatus, RefundType
+from kassa.refunds.models import (
+    GatewayState,
+    ReceiptKind,
+    Refund,
+    RefundOrigin,
+    RefundStatus,
+    RefundType,
+)
 from kassa.tenancy.models import Center, Membership
 
 logger = logging.getLogger("kassa.refunds")
+
+
+# Why a processor fails a refund of a disputed charge (Stripe's error code and refund failure
+# reason): the cardholder's bank is refunding them, so telling the customer that their refund
+# failed (and will be "arranged another way") would be wrong.
+DISPUTED_FAILURES = ("charge_disputed", "charge_for_pending_refund_disputed")
+
+
+def charge_disputed(reason: str) -> bool:
+    return any(code in reason for code in DISPUTED_FAILURES)
 
 
 # --- opened, booked, paid out ---------------------------------------------------------------
@@ -53,13 +70,15 @@ def open_refund(
     internal_note: str = "", note: str = "", decrease_balance_owed: bool = False,
     credit: tuple[int, int] = (0, 0), request_key: str = "", to_credit: bool = False,
     customer: Customer | None = None, center: Center | None = None, payee: str = "",
-    override_reason: str = "", split_group: str = "",
+    override_reason: str = "", split_group: str = "", made_at_gateway: str = "",
 ) -> Refund:
     """The refund's row: pending with its gateway call due (online), or recorded (offline, or
     into credit); with its issuing entry (of `kind`), whose postings `book` adds. The refund
     holds everything an answer about it shows (its organization, invoice, payment, creator),
     so nothing is read again to render it. A refund out of a customer's credit has no invoice:
-    it names the `customer` and the `center` it is made at."""
+    it names the `customer` and the `center` it is made at. `made_at_gateway`: the gateway's
+    id of a refund made there (its dashboard), which Kassa books: there is no call to make,
+    only its outcome to learn."""
     assert not online or payment is not None, "an online refund goes back to a payment"
     organization = invoice.organization if invoice is not None else actor.organization
     where = invoice.center if invoice is not None else center
@@ -79,7 +98,10 @@ def open_refund(
         created_by=actor.user, created_at=now, payee=payee, override_reason=override_reason,
         split_group=split_group,
         gateway=payment.gateway if online and payment is not None else "",
-        gateway_state=GatewayState.TO_CALL if online else GatewayState.NONE,
+        gateway_state=(GatewayState.NONE if not online else GatewayState.CALLED
+                       if made_at_gateway else GatewayState.TO_CALL),
+        gateway_reference=made_at_gateway[:200],
+        origin=RefundOrigin.GATEWAY if made_at_gateway else RefundOrigin.KASSA,
         next_attempt_at=now if online else None, request_key=request_key, issue_entry=entry,
     )
 
@@ -119,7 +141,8 @@ def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
     receipts.queue(refund, ReceiptKind.RECEIPT, now)
     webhook_events.announce_created(refund)
     if refund.type == RefundType.ONLINE:
-        enqueue("refunds.call_gateway", refund.pk)
+        enqueue("refunds.poll_refund" if refund.origin == RefundOrigin.GATEWAY
+                else "refunds.call_gateway", refund.pk)
     logger.info("refund %s %s: %s of invoice %s, payment %s, package %s", refund.pk,
                 refund.status, refund.total_minor, refund.invoice_id, refund.payment_id,
                 refund.package_id)
@@ -313,7 +336,8 @@ def fail_to_credit(refund: Refund, invoice: Invoice, customer: Customer, now: dt
               detail=f"Refund {refund.pk} failed after it succeeded ({reason}); the balance it "
               f"re-opened was paid since, so its money is kept as account credit "
               f"(refund {instead.pk})")
-    receipts.queue(refund, ReceiptKind.FAILURE_NOTICE, now)
+    if not charge_disputed(reason):
+        receipts.queue(refund, ReceiptKind.FAILURE_NOTICE, now)
 
 
 def hold(refund: Refund, payment: Payment | None, now: dt.datetime, reason: str) -> bool:
@@ -360,9 +384,13 @@ def fail(refund: Refund, invoice: Invoice | None, payment: Payment | None, now: 
     else:
         _back_onto_lines(refund, invoice, now)
     refund.failure_reason = reason[:300]
+    disputed = charge_disputed(reason)
     _finished(refund, payment, RefundStatus.FAILED, now, event="refund_failed",
-              detail=f"Refund {refund.pk} failed: {reason}")
-    receipts.queue(refund, ReceiptKind.FAILURE_NOTICE, now)
+              detail=f"Refund {refund.pk} failed: {reason}" + (
+                  "; the charge is disputed, so the cardholder's bank gives the money back: "
+                  "no failure notice was sent to the customer" if disputed else ""))
+    if not disputed:
+        receipts.queue(refund, ReceiptKind.FAILURE_NOTICE, now)
 
 
 def _back_onto_lines(refund: Refund, invoice: Invoice, now: dt.datetime) -> None:

@@ -40,6 +40,7 @@ from kassa.core.errors import (
     OnlineRefundNotAllowed,
     PackageAlreadyRefunded,
     PackageRefundExceedsBalance,
+    PaymentDisputed,
     PaymentNotSucceeded,
     RefundExceedsRefundable,
     RefundPending,
@@ -98,6 +99,15 @@ def _check_succeeded(payment: Payment, *, field: str | None) -> None:
         raise PaymentNotSucceeded(
             f"Payment {payment.pk} is {payment.get_status_display().lower()}: only money "
             "received can be refunded", field=field)
+
+
+def _check_not_disputed(payment: Payment, *, field: str | None) -> None:
+    """A payment whose charge is disputed (open, or lost and not settled) takes no refund: the
+    cardholder's bank is deciding, or has decided, where that money goes."""
+    if payment.disputed:
+        raise PaymentDisputed(
+            f"Payment {payment.pk} is disputed by the cardholder's bank: it cannot be refunded "
+            "until the dispute is decided (and, if lost, settled)", field=field)
 
 
 def refund_payment(
@@ -222,13 +232,14 @@ def _refund_locked_payment(
     *, actor: Membership, invoice: Invoice, payment: Payment, customer: Customer | None,
     amount_minor: int, reason: str, internal_note: str, note: str, method: str, online: bool,
     decrease_balance_owed: bool, request_key: str = "", where: str = "",
-    split_group: str = "",
+    split_group: str = "", made_at_gateway: str = "",
 ) -> Refund:
     """A refund of a payment, its invoice and payment (and, into credit, its customer) locked:
     every rule checked, then everything written. `where` prefixes the fields its errors name
     (a split refund's part)."""
     organization = invoice.organization
     _check_succeeded(payment, field=f"{where}payment" if where else None)
+    _check_not_disputed(payment, field=f"{where}payment" if where else None)
     if payment.refund_pending:
         raise RefundPending("An online refund of this payment is pending; wait until it settles",
                             field=f"{where}payment" if where else None)
@@ -263,7 +274,7 @@ def _refund_locked_payment(
         actor=actor, invoice=invoice, payment=payment, online=online, amount_minor=amount_minor,
         method=method, reason=reason, internal_note=internal_note, note=note, now=now,
         decrease_balance_owed=decrease_balance_owed, credit=credited, request_key=request_key,
-        to_credit=to_credit, split_group=split_group,
+        to_credit=to_credit, split_group=split_group, made_at_gateway=made_at_gateway,
         kind=("refund_issued" if online else "refund_to_credit" if to_credit
               else "refund_recorded"),
         memo=f"Refund of payment {payment.pk}: {reason}")
@@ -461,6 +472,7 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     online = payment is not None
     if payment is not None:
         _check_succeeded(payment, field="refund_to.payment")
+        _check_not_disputed(payment, field="refund_to.payment")
         if payment.refund_pending:
             raise RefundPending("An online refund of this payment is pending",
                                 field="refund_to.payment")
@@ -566,6 +578,7 @@ def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | Non
         return earlier
     online = payment is not None
     if payment is not None:
+        _check_not_disputed(payment, field="refund_to.payment")
         if payment.refund_pending:
             raise RefundPending("An online refund of this payment is pending; wait until it "
                                 "settles", field="refund_to.payment")

@@ -30,7 +30,7 @@ def refund_object(refund: Refund) -> dict[str, Any]:
         "package": str(refund.package_id) if refund.package_id else None,
         "invoice": str(refund.invoice_id) if refund.invoice_id else None,
         "customer": str(refund.customer_id) if refund.customer_id else None,
-        "type": refund.type, "status": refund.status,
+        "type": refund.type, "status": refund.status, "origin": refund.origin,
         "amount": money(refund.amount_minor), "tax": money(refund.tax_minor),
         "total": money(refund.total_minor), "method": refund.method, "reason": refund.reason,
         "internal_note": refund.internal_note, "note": refund.note,

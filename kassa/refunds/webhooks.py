@@ -18,6 +18,7 @@ Whatever the body, the answer is never a 500.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from typing import Any
@@ -31,9 +32,10 @@ from kassa.billing.webhooks import PAYMENT_EVENTS, apply_payment_intent
 from kassa.core.errors import DomainError, NotFound, ValidationFailed
 from kassa.core.schemas import Problem
 from kassa.gateways.stripe import KEY_METADATA, refund_result
+from kassa.refunds import disputes, gateway_refunds
 from kassa.refunds.gateway_calls import idempotency_key
 from kassa.refunds.lifecycle import apply_gateway_result, record_gateway_reference
-from kassa.refunds.models import Refund
+from kassa.refunds.models import DisputeStatus, Refund
 
 logger = logging.getLogger("kassa.refunds")
 
@@ -87,10 +89,20 @@ def handle_stripe_event(event: dict[str, Any]) -> str:
         return "ignored"
     if kind in PAYMENT_EVENTS:
         return apply_payment_intent(obj)
+    if isinstance(kind, str) and kind.startswith("charge.dispute."):
+        news = dispute_news(obj)
+        return disputes.apply_news(news) if news is not None else "ignored"
     if kind not in REFUND_EVENTS:
         return "ignored"
     refund_id = _find_refund(obj)
     if refund_id is None:
+        if _made_at_stripe(obj):
+            result = refund_result(obj)
+            return gateway_refunds.book(
+                gateway="stripe", reference=result.reference,
+                charge_reference=str(obj.get("payment_intent") or ""),
+                amount_minor=_amount(obj), state=result.state,
+                failure_reason=result.failure_reason)
         logger.info("stripe event %s for refund %r: no refund of ours", kind, obj.get("id"))
         return "unknown refund"
     result = refund_result(obj)
@@ -122,3 +134,54 @@ def _find_refund(obj: dict[str, Any]) -> int | None:
         return None
     record_gateway_reference(refund_id=refund.pk, reference=reference)
     return refund.pk
+
+
+def _amount(obj: dict[str, Any]) -> int:
+    amount = obj.get("amount")
+    return amount if isinstance(amount, int) and not isinstance(amount, bool) else 0
+
+
+def _made_at_stripe(obj: dict[str, Any]) -> bool:
+    """A refund no Kassa made: made in Stripe's dashboard, say. Every refund Kassa makes, and
+    every charge it gives back, carries its key in the metadata (whichever installation)."""
+    reference, intent = obj.get("id"), obj.get("payment_intent")
+    metadata = obj.get("metadata")
+    ours = isinstance(metadata, dict) and KEY_METADATA in metadata
+    return (not ours and isinstance(reference, str) and bool(_STRIPE_ID.fullmatch(reference))
+            and isinstance(intent, str) and bool(_STRIPE_ID.fullmatch(intent)))
+
+
+# Stripe's dispute statuses as ours: an inquiry (warning_*) withdraws nothing; one closed
+# without a chargeback is as good as won.
+DISPUTE_STATUSES = {
+    "warning_needs_response": DisputeStatus.WARNING,
+    "warning_under_review": DisputeStatus.WARNING,
+    "warning_closed": DisputeStatus.WON,
+    "needs_response": DisputeStatus.NEEDS_RESPONSE,
+    "under_review": DisputeStatus.UNDER_REVIEW,
+    "won": DisputeStatus.WON,
+    "lost": DisputeStatus.LOST,
+}
+
+
+def dispute_news(obj: dict[str, Any]) -> disputes.DisputeNews | None:
+    """A Stripe Dispute object (`charge.dispute.*`) as news for `disputes.apply_news`; None
+    for one that cannot be read (logged)."""
+    reference, intent = obj.get("id"), obj.get("payment_intent")
+    status = DISPUTE_STATUSES.get(obj.get("status"))  # type: ignore[arg-type]
+    if (not isinstance(reference, str) or not _STRIPE_ID.fullmatch(reference)
+            or not isinstance(intent, str) or not _STRIPE_ID.fullmatch(intent)
+            or status is None or _amount(obj) <= 0):
+        logger.warning("stripe dispute %r: cannot read it (status %r, payment_intent %r)",
+                       reference, obj.get("status"), intent)
+        return None
+    evidence = obj.get("evidence_details")
+    due = evidence.get("due_by") if isinstance(evidence, dict) else None
+    respond_by = (dt.datetime.fromtimestamp(due, tz=dt.UTC)
+                  if isinstance(due, int) and 0 < due < 2**33 else None)
+    reason = obj.get("reason")
+    return disputes.DisputeNews(
+        gateway="stripe", reference=reference, charge_reference=intent,
+        amount_minor=_amount(obj), status=status, respond_by=respond_by,
+        reason="".join(c for c in reason if c.isprintable())[:100]
+        if isinstance(reason, str) else "")

@@ -130,6 +130,7 @@ class RevenueByKind(Schema):
     product: str
     redemption: str
     forfeit: str
+    fee: str  # fees added to invoices (a returned check's)
 
 
 class RevenueOut(Schema):

@@ -138,7 +138,7 @@ def reports_reconcile_with_balances(org: Organization, run: Run | None = None) -
         yield f"tax net {figures['tax']['net']} ≠ tax payable {-account('tax_payable')}"
     income = revenue(scope)
     expected = -sum(account(c) for c in ("revenue_service", "revenue_product",
-                                         "revenue_redemption", "revenue_forfeit"))
+                                         "revenue_redemption", "revenue_forfeit", "revenue_fee"))
     if income["total"] != expected:
         yield f"revenue total {income['total']} ≠ revenue accounts {expected}"
     liability = package_liability(scope, limit=1)["totals"]

@@ -42,12 +42,16 @@ from kassa.tenancy.models import Center, Organization
 
 ISSUED = ("invoice_issued",)
 # Money received: payments (less those the processor failed after all) and deposits.
-RECEIVED_KINDS = ("payment", "payment_reversed", "deposit", "deposit_reversed")
+RECEIVED_KINDS = ("payment", "payment_reversed", "deposit", "deposit_reversed",
+                  # less what the bank sent back or the processor withdrew for a dispute
+                  # (and gave back when the dispute was won)
+                  "payment_returned", "dispute_opened", "dispute_won")
 CREDIT_OUT_KINDS = ("credit_applied", "credit_refund", "credit_refund_reversed",
                     "credit_written_off")
-SALES_CODES = ("revenue_service", "revenue_product", "package_sold_unpaid")
+SALES_CODES = ("revenue_service", "revenue_product", "revenue_fee", "package_sold_unpaid")
 REVENUE_KINDS = {"service": "revenue_service", "product": "revenue_product",
-                 "redemption": "revenue_redemption", "forfeit": "revenue_forfeit"}
+                 "redemption": "revenue_redemption", "forfeit": "revenue_forfeit",
+                 "fee": "revenue_fee"}
 MAX_DAYS = 3660  # a report spans at most ten years
 MAX_ROWS = 5000
 REPORTS_DB = "reports"  # the alias settings.py adds for KASSA_REPORTS_DATABASE_URL
@@ -181,6 +185,8 @@ LIABILITY_COLUMNS = {
     "payment": "paid", "payment_reversed": "paid",
     "refund_issued": "paid", "refund_recorded": "paid",
     "refund_issued_reversed": "paid", "refund_recorded_reversed": "paid",
+    # Money that never came after all: a returned check, a lost chargeback re-billed.
+    "payment_returned": "paid", "dispute_rebilled": "paid",
     "redemption": "redeemed",
     "package_refund": "refunded", "package_refund_reversed": "refunded",
     "package_closed": "forfeited", "package_closed_reversed": "forfeited",
