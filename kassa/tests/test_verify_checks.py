@@ -28,7 +28,8 @@ from kassa.billing.models import (
 from kassa.ledger.models import Account, DailyTotal, JournalEntry, Posting
 from kassa.ledger.verify import CHECKS, Run, verify
 from kassa.packages.models import Benefit, Package
-from kassa.refunds.models import Refund
+from kassa.refunds import sandbox
+from kassa.refunds.models import Dispute, PaymentReturn, Refund
 
 
 @dataclass
@@ -86,6 +87,16 @@ def books(tenant: Tenant) -> Books:
     ok(api.post(f"/customers/{customer}/credit/refunds", {
         "amount": "10.00", "reason": "Part of the deposit back",
         "refund_to": {"method": "check", "payee": "Ann's sister"}}))
+    # A check the bank returned, with a fee; a card payment whose dispute was lost and
+    # re-billed.
+    returned = tenant.invoice(customer=customer)
+    check = tenant.pay(returned["id"], "50.00", method="check")
+    ok(api.post(f"/payments/{check['id']}/returns", {"reason": "NSF", "fee": "5.00"}))
+    disputed = tenant.invoice(customer=customer)
+    charged = tenant.pay(disputed["id"], "40.00", method="card", online=True)
+    lost = sandbox.dispute(payment_id=charged["id"], amount=None, outcome="lost")
+    ok(api.post(f"/disputes/{lost['dispute']}/settle", {"action": "rebill",
+                                                        "reason": "Not fraud"}), 200)
     assert verify(tenant.organization) == []
     return Books(tenant, invoice, cash, card, package, closed, customer)
 
@@ -245,6 +256,19 @@ def daily_total_moved(books: Books) -> None:
     DailyTotal.objects.filter(pk=row.pk).update(amount_minor=F("amount_minor") + 1)
 
 
+def taken_back_moved(books: Books) -> None:
+    Payment.objects.filter(method="check", taken_back_minor=5000).update(taken_back_minor=4999)
+
+
+def dispute_settled_unposted(books: Books) -> None:
+    Dispute.objects.filter(organization=books.tenant.organization).update(settle_entry=None)
+
+
+def return_amount_moved(books: Books) -> None:
+    PaymentReturn.objects.filter(organization=books.tenant.organization).update(
+        amount_minor=F("amount_minor") + 1)
+
+
 # check → (the corruption it must catch, words its report must contain)
 CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "entries_balance": (unbalanced_entry, "postings sum to 1, not 0"),
@@ -272,6 +296,9 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "credit_postings_name_their_customer": (credit_posting_without_customer,
                                             "names no customer"),
     "payments_credit_agree": (payment_to_credit_moved, "its credit entries brought in 8000"),
+    "payments_taken_back_agree": (taken_back_moved, "taken back is 4999"),
+    "disputed_funds_agree": (dispute_settled_unposted, "has no settling entry"),
+    "reopened_agrees_with_lines": (return_amount_moved, "expected -5001"),
 }
 EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     # figure → (corruption, the check that holds it, words of its report)
@@ -339,7 +366,7 @@ def test_since_says_how_much_it_checked_and_sees_nothing_that_did_not_move(books
     run = Run(since=day, batch=2)
     assert verify(books.tenant.organization, run) == []
     assert run.checked == {"journal entries": JournalEntry.objects.filter(
-        organization=books.tenant.organization).count(), "invoices": 2, "payments": 5,
+        organization=books.tenant.organization).count(), "invoices": 4, "payments": 7,
         "refunds": 5, "packages": 2, "customers": 1, "business days": 1}
     # A corruption of an object that has not moved since the day asked for is not seen (and
     # nothing is counted as checked): only a run without --since is the guarantee.

@@ -27,7 +27,8 @@ def test_offline_payments_pay_the_invoice_down_and_close_it(tenant):
                      "amount": "50.00", "to_credit": "0.00",
                      "method": "cash", "online": False, "refunded": "0.00",
                      "refundable": "50.00", "refundable_online": "0.00",
-                     "refund_pending": False, "status": "succeeded",
+                     "refund_pending": False, "disputed": False, "taken_back": "0.00",
+                     "status": "succeeded",
                      "failure_reason": "", "created_at": first["created_at"]}
     now = tenant.api.get(f"/invoices/{inv['id']}").json()
     assert (now["status"], now["paid"], now["balance_due"]) == ("open", "50.00", "58.88")

@@ -50,6 +50,7 @@ class FakeStripe:
     calls: list[Call] = field(default_factory=list)
     payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     _answers: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,6 +105,48 @@ class FakeStripe:
         """A webhook body for one of this fake's refunds, as it stands (with `changes`)."""
         self._ids += 1
         obj = {**self.refunds[refund_id], **changes}
+        return json.dumps({
+            "id": f"evt_{self._ids:06d}", "object": "event", "api_version": "2025-01-01",
+            "created": int(time.time()), "livemode": False, "type": kind,
+            "data": {"object": obj}, "pending_webhooks": 1, "request": {"id": None},
+        })
+
+    def dispute(self, intent_id: str, amount: int | None = None,
+                status: str = "needs_response", reason: str = "fraudulent") -> dict[str, Any]:
+        """The cardholder's bank disputes a PaymentIntent's charge (as Stripe's test card
+        pm_card_createDispute does): further refunds of it are refused (`charge_disputed`)."""
+        intent = self.payment_intents[intent_id]
+        with self._lock:
+            dispute = {
+                "id": self._new_id("du"), "object": "dispute",
+                "amount": intent["amount"] if amount is None else amount,
+                "currency": intent["currency"], "charge": f"ch_of_{intent_id}",
+                "payment_intent": intent_id, "reason": reason, "status": status,
+                "evidence_details": {"due_by": int(time.time()) + 7 * 86400},
+                "created": int(time.time()), "is_charge_refundable": False,
+            }
+            self.disputes[dispute["id"]] = dispute
+        return dispute
+
+    def dashboard_refund(self, intent_id: str, amount: int,
+                         status: str = "succeeded") -> dict[str, Any]:
+        """A refund made by hand in Stripe's dashboard: no metadata of Kassa's."""
+        intent = self.payment_intents[intent_id]
+        with self._lock:
+            intent["amount_refunded"] += amount
+            refund = {"id": self._new_id("re"), "object": "refund", "amount": amount,
+                      "currency": intent["currency"], "payment_intent": intent_id,
+                      "status": status, "failure_reason": None, "metadata": {}}
+            self.refunds[refund["id"]] = refund
+        return refund
+
+    def dispute_event(self, kind: str, dispute_id: str, **changes: Any) -> str:
+        """A `charge.dispute.*` webhook body for one of this fake's disputes."""
+        self.disputes[dispute_id].update(changes)
+        return self._event(kind, dict(self.disputes[dispute_id]))
+
+    def _event(self, kind: str, obj: dict[str, Any]) -> str:
+        self._ids += 1
         return json.dumps({
             "id": f"evt_{self._ids:06d}", "object": "event", "api_version": "2025-01-01",
             "created": int(time.time()), "livemode": False, "type": kind,
@@ -233,6 +276,10 @@ class FakeStripe:
         if intent is None or intent["status"] != "succeeded":
             return 400, _error("invalid_request_error", "No such payment_intent",
                                code="resource_missing", param="payment_intent")
+        if any(d["payment_intent"] == intent["id"] and d["status"] in (
+                "needs_response", "under_review", "lost") for d in self.disputes.values()):
+            return 400, _error("invalid_request_error", f"Charge ch_of_{intent['id']} has been "
+                               "charged back; cannot issue a refund.", code="charge_disputed")
         left = intent["amount"] - intent["amount_refunded"]
         amount = int(params.get("amount", left))
         if amount > left:

@@ -82,7 +82,7 @@ def test_impacts_of_a_package_refund(spa):
     # Revenue: the redemption only; the refund changes nothing.
     revenue = spa.api.get("/reports/revenue", start="2026-03-01", end="2026-03-31").json()
     assert revenue["by_kind"] == {"service": "0.00", "product": "0.00",
-                                  "redemption": "200.00", "forfeit": "0.00"}
+                                  "redemption": "200.00", "forfeit": "0.00", "fee": "0.00"}
     assert revenue["total"] == "200.00"
     assert verify(spa.organization) == []
 
