@@ -31,6 +31,7 @@ from kassa.packages import selectors as packages
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.refunds.returns import RETURNABLE
 from kassa.refunds.services import CREDIT
 from kassa.tenancy.models import Role
 from kassa.tenancy.services import REFUND_ROLE_WORDS, may_refund, require_refund_permission
@@ -53,6 +54,11 @@ EVENT_LABELS = {
     "refund_failed": "Online refund failed",
     "refund_needs_attention": "Refund needs attention",
     "receipt_sent": "Receipt e-mailed",
+    "dispute_opened": "Disputed by the bank",
+    "dispute_won": "Dispute won",
+    "dispute_lost": "Dispute lost",
+    "dispute_settled": "Dispute settled",
+    "payment_returned": "Returned by the bank",
 }
 
 
@@ -124,6 +130,7 @@ def invoice_detail(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
         # Refunds of a package's balance paid out offline belong to no payment.
         "other_refunds": [r for r in found if r.payment_id is None],
         "packages": list(packages.packages(organization).filter(invoice=invoice)),
+        "disputes": list(invoice.disputes.order_by("pk")),
         "may_refund": may_refund(membership),
         "may_write": membership.role != Role.ACCOUNTANT,
         # Counted in Refunded already (they have not failed), but not yet settled.
@@ -212,6 +219,11 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
         "online_url": _refund_url(payment, RefundType.ONLINE),
         "offline_url": _refund_url(payment, RefundType.OFFLINE),
         "form": form, "refused": refused, "review": review,
+        "disputes": list(payment.disputes.order_by("pk")),
+        "returned": payment.returns.first(),
+        "may_return": (membership.role == Role.ADMIN and payment.method in RETURNABLE
+                       and payment.invoice_id is not None and payment.status == "succeeded"
+                       and not payment.returns.exists()),
         **(_form_context(organization, payment, form) if form is not None else {}),
     }, status=status)
 
