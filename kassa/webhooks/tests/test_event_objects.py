@@ -114,3 +114,21 @@ def test_every_movement_of_a_customers_credit_is_announced(tenant):
     assert [c["entry"] for c in changes] == entries
     assert [c["balance"] for c in changes] == ["50.00", "30.00"]
     assert deposit in events_of(hook, "payment.succeeded")
+
+
+def test_disputes_are_announced_opened_and_closed(tenant):
+    from kassa.refunds import sandbox
+
+    inv = tenant.invoice()
+    card = tenant.pay(inv["id"], "100.00", method="card", online=True)
+    with receiver() as hook:
+        add_endpoint(tenant.api, hook.url, ["dispute.created", "dispute.closed"])
+        opened = sandbox.dispute(payment_id=card["id"], amount="40.00", outcome=None)
+        sandbox.dispute(payment_id=card["id"], amount=None, outcome="won")
+        run_tasks()
+    [created] = events_of(hook, "dispute.created")
+    [closed] = events_of(hook, "dispute.closed")
+    assert (created["id"], created["status"], created["amount"]) == (
+        opened["dispute"], "needs_response", "40.00")
+    assert closed == tenant.api.get(f"/disputes/{opened['dispute']}").json()
+    assert closed["status"] == "won"
