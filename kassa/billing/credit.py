@@ -98,6 +98,18 @@ def lots(customer: Customer) -> list[Lot]:
             for r in rows if r["left"]]
 
 
+def home_center(customer: Customer) -> Center:
+    """Where a movement of the customer's credit that belongs to no invoice (a write-off, a
+    refund out that names no center) is made: where their oldest credit still held was taken,
+    else the organization's first center."""
+    held = lots(customer)
+    found = (Center.objects.get(pk=held[0].center_id) if held
+             else Center.objects.filter(organization_id=customer.organization_id)
+             .order_by("pk").first())
+    assert found is not None
+    return found
+
+
 def available_minor(customer: Customer, source: Source) -> int:
     return sum(lot.left_minor for lot in lots(customer) if source.admits(lot))
 

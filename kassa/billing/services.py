@@ -54,7 +54,7 @@ from kassa.core.money import (
 )
 from kassa.gateways.registry import current_gateway
 from kassa.ledger.services import credit, debit, post
-from kassa.tenancy.models import Center, Membership, Organization
+from kassa.tenancy.models import Center, Membership
 from kassa.tenancy.selectors import get_center
 from kassa.tenancy.services import require_admin, require_writer
 
@@ -454,7 +454,7 @@ def write_off_credit(*, actor: Membership, customer: str, amount: str, reason: s
     # The write-off is posted where the credit is held: at each lot's center.
     moved = customer_credit.take_out(
         locked, kind=CreditKind.WRITTEN_OFF, amount_minor=amount_minor,
-        center=_home_center(locked, organization), at=now, by=actor.user,
+        center=customer_credit.home_center(locked), at=now, by=actor.user,
         source=customer_credit.ANY, organization=organization, note=reason)
     for center_id, out in sorted(moved.by_center.items()):
         center_obj = get_center(organization, str(center_id), field="center")
@@ -463,12 +463,3 @@ def write_off_credit(*, actor: Membership, customer: str, amount: str, reason: s
              lines=[debit("customer_credit", -out, customer_id=locked.pk),
                     credit("other_income", -out)])
     return moved.entry
-
-
-def _home_center(customer: Customer, organization: Organization) -> Center:
-    """The center a movement of the customer's credit that belongs to no invoice is shown at:
-    where their oldest credit still held was taken."""
-    held = customer_credit.lots(customer)
-    if held:
-        return get_center(organization, str(held[0].center_id), field="center")
-    return Center.objects.filter(organization=organization).order_by("pk").first()  # type: ignore[return-value]

@@ -594,7 +594,8 @@ def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | Non
     now = timezone.now()
     # The movement first (it refuses what the credit cannot give), then the refund it names.
     refund = lifecycle.open_refund(
-        actor=actor, invoice=None, customer=customer, center=where or _credit_center(customer),
+        actor=actor, invoice=None, customer=customer,
+        center=where or customer_credit.home_center(customer),
         payment=payment, online=online, amount_minor=amount_minor, method=method,
         reason=reason, note=note, payee=payee, override_reason=override, now=now,
         request_key=request_key, kind="credit_refund",
@@ -616,17 +617,6 @@ def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | Non
         detail=f"Refund {refund.pk} of account credit {how}: {reason}"
         + (f" (card rule overridden: {override})" if override else ""))
     return refund
-
-
-def _credit_center(customer: Customer) -> Center:
-    """Where a refund out of credit that names no center is made: where the customer's oldest
-    credit still held was taken (else the organization's first center)."""
-    held = customer_credit.lots(customer)
-    found = (Center.objects.get(pk=held[0].center_id) if held
-             else Center.objects.filter(organization_id=customer.organization_id)
-             .order_by("pk").first())
-    assert found is not None
-    return found
 
 
 # --- split refunds: one refund across the invoice's payments ---------------------------------

@@ -9,10 +9,16 @@ an event, which Stripe never sends, is 422 `validation_error`). The refund event
 Refund object; its status goes through `apply_gateway_result`, which only moves a refund forwards
 (pending → succeeded → failed) and each step once, so a duplicate or late event changes nothing.
 
+`charge.dispute.*` events carry a Dispute object, read by `dispute_news` and booked by
+`kassa.refunds.disputes.apply_news` (found by its id: duplicates and any order are safe). A
+refund event for a refund no Kassa made (no key in its metadata: made in Stripe's dashboard)
+is booked by `kassa.refunds.gateway_refunds` with origin gateway, when it fits.
+
 An event may arrive before the refund's gateway call has recorded Stripe's id (the call timed
 out, or is still under way): the refund is then found by the idempotency key that
 `StripeGateway.refund` writes into the Stripe refund's metadata. An event for no refund of ours
-is answered 200 and ignored, as is every other event type, so that Stripe stops resending it.
+is answered 200 and ignored (logged), as is every other event type, so that Stripe stops
+resending it.
 Whatever the body, the answer is never a 500.
 """
 
