@@ -29,7 +29,7 @@ def test_a_split_refund_from_the_invoice_page(page, tenant):
     total = page.locator("[data-live-total-out]")
     assert total.inner_text() == "100.00"
     page.get_by_label("Reason for refund").fill("Service cancelled")
-    page.get_by_role("button", name="Refund", exact=True).click()
+    page.get_by_role("button", name="Review refund").click()
     alert = page.locator(f"#amount-{cash['id']}-error")
     alert.wait_for()
     assert "At most $40.00" in alert.inner_text()
@@ -40,9 +40,18 @@ def test_a_split_refund_from_the_invoice_page(page, tenant):
     page.get_by_label(f"Amount from payment #{cash['id']}").fill("40.00")
     assert total.inner_text() == "100.00"
     screenshot(page, "split-refund")
-    page.get_by_role("button", name="Refund", exact=True).click()
+    page.get_by_role("button", name="Review refund").click()
+    review = page.get_by_test_id("review")
+    review.wait_for()
+    effects = page.locator(".review-effects").inner_text()
+    assert "$60.00 back to the card of payment" in effects and "$40.00 by cash" in effects
+    assert "balance due becomes $100.00" in effects
+    assert Refund.objects.count() == 0  # nothing moved at the review
+    screenshot(page, "split-refund-review")
+    page.get_by_role("button", name="Confirm refund of $100.00").click()
     page.wait_for_url(re.compile(rf".*/invoices/{invoice['id']}/$"))
-    assert "Refund of $100.00 recorded in 2 parts: $60.00 to the card, $40.00 by cash" in (
+    assert ("Refund of $100.00 recorded in 2 parts: $60.00 back to the card of payment "
+            f"#{card['id']}, $40.00 by cash") in (
         page.content())
     assert sorted(Refund.objects.values_list("type", "amount_minor")) == [
         ("offline", 4000), ("online", 6000)]

@@ -21,9 +21,10 @@ from kassa.billing.models import Invoice, Method, Payment, PaymentStatus
 from kassa.core.errors import DomainError
 from kassa.core.money import display
 from kassa.refunds import services as refund_services
-from kassa.refunds.models import OfflineMethod, RefundType
+from kassa.refunds.models import OfflineMethod, Refund, RefundType
 from kassa.tenancy.services import require_refund_permission
 from kassa.web.access import page
+from kassa.web.preview import preview
 
 PART_FIELD = re.compile(r"parts\[(\d+)\]\.(\w+)")
 
@@ -54,11 +55,33 @@ def _rows(invoice: Invoice, posted: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
+def _way(refund: Refund, money: Any) -> str:
+    """Where one part goes, as the review and the result say it."""
+    to = (f"back to the card of payment #{refund.payment_id}"
+          if refund.type == RefundType.ONLINE else "to account credit"
+          if refund.type == RefundType.CREDIT else f"by {refund.method}")
+    return f"{money(refund.total_minor)} {to}"
+
+
+def _review(refunds: list[Refund], organization: Any) -> dict[str, Any]:
+    money = lambda minor: display(minor, organization.currency, organization.locale)  # noqa: E731
+    invoice = Invoice.objects.get(pk=refunds[0].invoice_id)  # as the refund leaves it
+    return {"total": money(sum(r.total_minor for r in refunds)),
+            "parts": [_way(r, money) for r in refunds],
+            "online": any(r.type == RefundType.ONLINE for r in refunds),
+            "balance_due_after": money(invoice.balance_due_minor)}
+
+
 def _render(request: HttpRequest, membership: Any, invoice: Invoice, rows: list[dict[str, Any]],
-            *, error: str = "", posted: Any = None, status: int = 200) -> HttpResponse:
+            *, error: str = "", posted: Any = None, status: int = 200,
+            review: dict[str, Any] | None = None) -> HttpResponse:
     organization = membership.organization
     return render(request, "web/invoice_refund.html", {
         "invoice": invoice, "organization": organization, "rows": rows, "error": error,
+        "review": review,
+        # What the confirm form posts again, as the person typed it.
+        "posted_fields": [(k, v) for k, v in (posted or {}).items()
+                          if k not in ("csrfmiddlewaretoken", "confirm")],
         "reason": (posted or {}).get("reason", ""),
         "internal_note": (posted or {}).get("internal_note", ""),
         "note": (posted or {}).get("note", ""),
@@ -86,11 +109,21 @@ def refund_invoice(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
                                           amount=amount, method=method or None,
                                           note=request.POST.get("note", "")))
         part_rows.append(row)
-    try:
-        _group, refunds = refund_services.refund_invoice(
+    def refund() -> tuple[str, list[Refund]]:
+        return refund_services.refund_invoice(
             actor=membership, invoice=invoice.pk, reason=request.POST.get("reason", ""),
             internal_note=request.POST.get("internal_note", ""),
             decrease_balance_owed=bool(request.POST.get("decrease_balance_owed")), parts=parts)
+
+    confirmed = request.POST.get("confirm") == "1"
+    try:
+        if not confirmed:
+            # No money moves before the person has read what will happen (issue 15, item 3):
+            # the service runs in a transaction that is rolled back, and says.
+            review = preview(refund, lambda done: _review(done[1], organization))
+            return _render(request, membership, invoice, rows, posted=request.POST,
+                           review=review)
+        _group, refunds = refund()
     except DomainError as exc:
         found = PART_FIELD.fullmatch(exc.field or "")
         message = getattr(exc, "message", None) or exc.detail
@@ -102,10 +135,8 @@ def refund_invoice(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
                        error=exc.detail, status=exc.status)
     total = sum(r.total_minor for r in refunds)
     money = display(total, organization.currency, organization.locale)
-    ways = ", ".join(
-        f"{display(r.total_minor, organization.currency, organization.locale)} "
-        + ("to the card" if r.type == RefundType.ONLINE else "to account credit"
-           if r.type == RefundType.CREDIT else f"by {r.method}") for r in refunds)
+    ways = ", ".join(_way(r, lambda minor: display(minor, organization.currency,
+                                                   organization.locale)) for r in refunds)
     messages.success(request, f"Refund of {money} recorded in {len(refunds)} parts: {ways}."
                      if len(refunds) > 1 else f"Refund of {money} recorded: {ways}.")
     return HttpResponseRedirect(reverse("invoice", args=[invoice.pk]))
