@@ -182,13 +182,16 @@ def pay_in(*, shares: Mapping[int, tuple[int, int]],
     return PaidIn(shares, packages)
 
 
-def can_give_back(line_ids: list[int],
+def can_give_back(line_ids: list[int], *, lock: bool = True,
                   ) -> tuple[dict[int, tuple[int, int]], dict[int, Package]]:
     """What each package sold on these lines can give back to a refund of a payment, net and
     tax apart: an open package its balance and the tax it has not returned; a closed one, or
     one with nothing left, nothing. The refund then takes its amount from the lines that can
-    give it. Also the packages, locked (for `pay_in`)."""
-    packages = lock_packages_of_lines(sorted(line_ids))
+    give it. Also the packages, locked (for `pay_in`); `lock=False` for a page that only says
+    how much a refund could take now."""
+    packages = (lock_packages_of_lines(sorted(line_ids)) if lock else
+                {p.line_id: p for p in Package.objects.select_related("line")
+                 .filter(line_id__in=line_ids)})
     return ({line_id: (0, 0) if package.status == PackageStatus.CLOSED
              else (max(package.balance_minor, 0),
                    max(package.tax_paid_minor - package.tax_refunded_minor, 0))

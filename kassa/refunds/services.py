@@ -317,11 +317,7 @@ def _able_to_give(held: allocation.Held, amount_minor: int, organization: Organi
     service or product line, at most its package's balance (and the tax it has not returned)
     on a package line. Refused, saying how much can be refunded, when the amount is more."""
     package_lines = [line_id for line_id, kind in held.kinds.items() if kind == LineKind.PACKAGE]
-    caps, locked = packages.can_give_back(package_lines) if package_lines else ({}, {})
-    able = allocation.Held(
-        {line_id: (min(net, caps[line_id][0]), min(tax, caps[line_id][1]))
-         if line_id in caps else (net, tax) for line_id, (net, tax) in held.shares.items()},
-        held.kinds)
+    able, locked = _what_lines_give(held, package_lines, lock=True)
     if amount_minor > able.net + able.tax:
         short = [line_id for line_id in package_lines if able.shares[line_id] != held.shares[
             line_id]]
@@ -331,6 +327,29 @@ def _able_to_give(held: allocation.Held, amount_minor: int, organization: Organi
             f"refunded now: what it paid into the package {names} was used or refunded "
             "already. Refund the package instead, or refund less", field=field)
     return able, locked
+
+
+def _what_lines_give(held: allocation.Held, package_lines: list[int], *, lock: bool
+                     ) -> tuple[allocation.Held, dict[int, Package]]:
+    caps, found = (packages.can_give_back(package_lines, lock=lock) if package_lines
+                   else ({}, {}))
+    return allocation.Held(
+        {line_id: (min(net, caps[line_id][0]), min(tax, caps[line_id][1]))
+         if line_id in caps else (net, tax) for line_id, (net, tax) in held.shares.items()},
+        held.kinds), found
+
+
+def refundable_now(payment: Payment) -> int:
+    """What a refund of the payment could take right now (for the pages, no lock): its
+    refundable, less what it paid into packages that have since been used or closed."""
+    if payment.invoice_id is None or payment.refundable_minor == 0:
+        return payment.refundable_minor
+    held = allocation.held_by(payment)
+    package_lines = [line_id for line_id, kind in held.kinds.items() if kind == LineKind.PACKAGE]
+    if not package_lines:
+        return payment.refundable_minor
+    able, _ = _what_lines_give(held, package_lines, lock=False)
+    return min(payment.refundable_minor, able.net + able.tax)
 
 
 def _package_into_credit(customer: Customer, *, pkg: Package, invoice: Invoice, refund: Refund,

@@ -65,7 +65,8 @@ def _way(refund: Refund, money: Any) -> str:
 
 def _review(refunds: list[Refund], organization: Any) -> dict[str, Any]:
     money = lambda minor: display(minor, organization.currency, organization.locale)  # noqa: E731
-    invoice = Invoice.objects.get(pk=refunds[0].invoice_id)  # as the refund leaves it
+    invoice = refunds[0].invoice  # as the refund leaves it
+    assert invoice is not None
     return {"total": money(sum(r.total_minor for r in refunds)),
             "parts": [_way(r, money) for r in refunds],
             "online": any(r.type == RefundType.ONLINE for r in refunds),

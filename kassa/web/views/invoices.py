@@ -209,9 +209,8 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
         "pending": [r for r in found if r.status == RefundStatus.PENDING],
         "poll_seconds": settings.KASSA_PENDING_POLL_SECONDS,
         # A payment refund takes back what the payment paid into packages, pro rata: a
-        # package already used can make the refund refuse less than "Refundable".
-        "package_used": payment.invoice_id is not None and packages.packages(
-            organization).filter(invoice_id=payment.invoice_id, redeemed_minor__gt=0).exists(),
+        # package used or closed since gives back less, and Refundable says what is true now.
+        "refundable_now": refund_services.refundable_now(payment),
         "may_refund": may_refund(membership),
         # A front desk that may not refund sees the action disabled, and who refunds instead.
         "refund_blocked": "" if may_refund(membership) or membership.role == Role.ACCOUNTANT
