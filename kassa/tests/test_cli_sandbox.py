@@ -125,3 +125,25 @@ def test_refunds_stuck_lists_what_needs_a_person_and_heal_lets_a_retry_through(t
     assert kassa("sandbox", "settle", "--all", tmp_path=tmp_path).returncode == 0
     assert Refund.objects.get(pk=refund["id"]).status == "succeeded"
     assert kassa("verify", tmp_path=tmp_path).returncode == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sandbox_dispute_and_dashboard_refund_as_commands(tenant, tmp_path):
+    from kassa.ledger.verify import verify
+    from kassa.refunds.models import Dispute
+
+    inv = tenant.invoice()
+    payment = tenant.pay(inv["id"], "100.00", method="card", online=True)
+    made = kassa("sandbox", "refund", payment["id"], "30.00", tmp_path=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["booked"] is True
+    too_much = kassa("sandbox", "refund", payment["id"], "80.00", tmp_path=tmp_path)
+    assert too_much.returncode == 2 and "at most $70.00" in too_much.stderr
+    opened = kassa("sandbox", "dispute", payment["id"], "--amount", "20.00", tmp_path=tmp_path)
+    assert opened.returncode == 0, opened.stderr
+    assert json.loads(opened.stdout)["status"] == "needs_response"
+    lost = kassa("sandbox", "dispute", payment["id"], "--outcome", "lost", tmp_path=tmp_path)
+    assert json.loads(lost.stdout)["status"] == "lost"
+    assert Dispute.objects.get().status == "lost"
+    assert kassa("sandbox", "dispute", "999999", tmp_path=tmp_path).returncode == 2
+    assert verify(tenant.organization) == []
