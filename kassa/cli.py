@@ -185,32 +185,35 @@ def cmd_sandbox_decide(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sandbox_dispute(args: argparse.Namespace) -> int:
+def _on_a_sandbox_payment(args: argparse.Namespace, act: Any) -> tuple[int, Any]:
+    """Run a sandbox action on PAYMENT_ID: (exit code, what it returned); a broken rule or an
+    unknown payment is said on stderr with exit 2."""
     from kassa.core.errors import DomainError
-    from kassa.refunds.sandbox import dispute
 
     try:
-        found = dispute(payment_id=args.payment_id, amount=args.amount, outcome=args.outcome)
+        found = act()
     except DomainError as exc:
-        return _fail(exc.detail)
+        return _fail(exc.detail), None
     if found is None:
-        return _fail(f"no sandbox payment {args.payment_id}")
+        return _fail(f"no sandbox payment {args.payment_id}"), None
     _print(found)
-    return 0
+    return 0, found
+
+
+def cmd_sandbox_dispute(args: argparse.Namespace) -> int:
+    from kassa.refunds.sandbox import dispute
+
+    code, _ = _on_a_sandbox_payment(args, lambda: dispute(
+        payment_id=args.payment_id, amount=args.amount, outcome=args.outcome))
+    return code
 
 
 def cmd_sandbox_refund(args: argparse.Namespace) -> int:
-    from kassa.core.errors import DomainError
     from kassa.refunds.sandbox import gateway_refund
 
-    try:
-        found = gateway_refund(payment_id=args.payment_id, amount=args.amount)
-    except DomainError as exc:
-        return _fail(exc.detail)
-    if found is None:
-        return _fail(f"no sandbox payment {args.payment_id}")
-    _print(found)
-    return 0 if found["booked"] else 1
+    code, found = _on_a_sandbox_payment(args, lambda: gateway_refund(
+        payment_id=args.payment_id, amount=args.amount))
+    return code if found is None else (0 if found["booked"] else 1)
 
 
 def cmd_refunds_stuck(args: argparse.Namespace) -> int:
