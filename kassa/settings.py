@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "ninja",  # the API docs (/api/v1/docs) from its own static files, not a CDN
     "kassa.core",
     "kassa.tenancy",
+    "kassa.audit",
     "kassa.webhooks",
     "kassa.ledger",
     "kassa.billing",
