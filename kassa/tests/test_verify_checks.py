@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import F
 
 from conftest import Tenant, is_postgres
+from kassa.audit.models import AuditEntry
 from kassa.billing.models import (
     CreditDraw,
     CreditEntry,
@@ -245,6 +246,21 @@ def daily_total_moved(books: Books) -> None:
     DailyTotal.objects.filter(pk=row.pk).update(amount_minor=F("amount_minor") + 1)
 
 
+def audit_entry_edited(books: Books) -> None:
+    """An entry of the audit log changed by hand (on PostgreSQL past its append-only trigger,
+    as a superuser could)."""
+    entry = AuditEntry.objects.filter(organization=books.tenant.organization,
+                                      action="refund.created").order_by("seq").first()
+    assert entry is not None
+    with connection.cursor() as cursor:
+        if is_postgres():
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE audit_auditentry SET detail = %s WHERE id = %s",
+                       ['{"amount_minor": 1}', entry.pk])
+        if is_postgres():
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+
 # check → (the corruption it must catch, words its report must contain)
 CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "entries_balance": (unbalanced_entry, "postings sum to 1, not 0"),
@@ -272,6 +288,7 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "credit_postings_name_their_customer": (credit_posting_without_customer,
                                             "names no customer"),
     "payments_credit_agree": (payment_to_credit_moved, "its credit entries brought in 8000"),
+    "audit_chain_holds": (audit_entry_edited, "the first broken link"),
 }
 EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     # figure → (corruption, the check that holds it, words of its report)
