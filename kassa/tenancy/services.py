@@ -51,6 +51,12 @@ def require_admin(actor: Membership) -> None:
         raise PermissionDenied("Only an admin may do this")
 
 
+def require_auditor(actor: Membership) -> None:
+    """The audit log and its page: admins and accountants."""
+    if actor.role not in (Role.ADMIN, Role.ACCOUNTANT):
+        raise PermissionDenied("Only an admin or an accountant may read the audit log")
+
+
 def require_writer(actor: Membership) -> None:
     """Accountants read money and reports; they change nothing."""
     if actor.role == Role.ACCOUNTANT:

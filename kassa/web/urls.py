@@ -8,6 +8,7 @@ from django.urls import path
 from kassa.web.forms import EmailLoginForm
 from kassa.web.views import (
     attention,
+    audit_pages,
     credit,
     customers,
     frontdesk,
@@ -33,6 +34,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("favicon.ico", favicon),
     *attention.urlpatterns,
+    *audit_pages.urlpatterns,
     *credit.urlpatterns,
     *customers.urlpatterns,
     *sales.urlpatterns,
