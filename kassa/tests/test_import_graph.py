@@ -11,6 +11,9 @@ core, with gateways between billing/refunds and core. An app may import only the
 settings, users and tokens included — appends its entry through `kassa.audit.services.record`
 in its own transaction.
 
+`documents` (PDF layout and verification codes) sits on core alone too: each app that owns
+figures builds its own document (billing its statements, refunds its receipts).
+
 `webhooks` (outgoing webhooks) sits just above tenancy: every app that changes money —
 billing, packages, refunds, and the later ones (credit, disputes, approvals) — announces its
 events through `kassa.webhooks.events.emit` in its own transaction, so webhooks must be below
@@ -31,16 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]  # kassa/
 BELOW: dict[str, set[str]] = {
     "core": set(),
     "audit": {"core"},
+    "documents": {"core"},
     "tenancy": {"audit", "core"},
     "webhooks": {"tenancy", "audit", "core"},
     "ledger": {"webhooks", "audit", "tenancy", "core"},
     "gateways": {"core"},
-    "billing": {"ledger", "webhooks", "audit", "tenancy", "gateways", "core"},
-    "packages": {"billing", "ledger", "webhooks", "audit", "tenancy", "core"},
-    "refunds": {"packages", "billing", "ledger", "webhooks", "audit", "tenancy", "gateways",
-                "core"},
-    "reports": {"refunds", "packages", "billing", "ledger", "webhooks", "audit", "tenancy",
-                "core"},
+    "billing": {"documents", "ledger", "webhooks", "audit", "tenancy", "gateways", "core"},
+    "packages": {"documents", "billing", "ledger", "webhooks", "audit", "tenancy", "core"},
+    "refunds": {"documents", "packages", "billing", "ledger", "webhooks", "audit", "tenancy",
+                "gateways", "core"},
+    "reports": {"documents", "refunds", "packages", "billing", "ledger", "webhooks", "audit",
+                "tenancy", "core"},
 }
 INTERFACE_MODULES = {"api", "admin"}  # an app's HTTP and admin faces: above every app
 

@@ -11,6 +11,7 @@ from kassa.web.views import (
     audit_pages,
     credit,
     customers,
+    documents,
     frontdesk,
     invoice_refund,
     invoices,
@@ -18,6 +19,7 @@ from kassa.web.views import (
     reports,
     sales,
     settings_pages,
+    verify,
     webhook_pages,
 )
 
@@ -37,6 +39,7 @@ urlpatterns = [
     *audit_pages.urlpatterns,
     *credit.urlpatterns,
     *customers.urlpatterns,
+    *documents.urlpatterns,
     *sales.urlpatterns,
     *frontdesk.urlpatterns,
     *invoices.urlpatterns,
@@ -45,4 +48,5 @@ urlpatterns = [
     *reports.urlpatterns,
     *settings_pages.urlpatterns,
     *webhook_pages.urlpatterns,
+    *verify.urlpatterns,
 ]
