@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kassa.audit.models import GENESIS, AuditChain, AuditEntry
@@ -16,7 +16,7 @@ def _at(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def digest(previous: str, fields: dict[str, Any]) -> str:
+def digest(previous: str, fields: Mapping[str, Any]) -> str:
     """SHA-256 over the previous hash and the row (seq, at, actor, action, object, detail),
     as canonical JSON."""
     row = {"seq": fields["seq"], "at": _at(fields["at"]), "actor": fields["actor_id"],

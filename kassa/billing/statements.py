@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Sum
 from django.utils import timezone
@@ -39,14 +40,15 @@ class Issued:
         return render(self.document)
 
 
-def _rows(org: Organization, invoice_ids: list[int], as_of: dt.datetime) -> list[dict]:
+def _rows(org: Organization, invoice_ids: list[int],
+          as_of: dt.datetime) -> list[dict[str, Any]]:
     return list(Posting.objects.filter(
         organization=org, code="receivable", invoice_id__in=invoice_ids,
         entry__created_at__lte=as_of)
         .values("entry_id", "entry__created_at", "entry__kind", "entry__memo",
                 "invoice__number")
         .annotate(amount=Sum("amount_minor")).order_by("entry__created_at", "entry_id",
-                                                       "invoice__number"))
+                                                       "invoice__number"))  # type: ignore[arg-type]
 
 
 def _credit(org: Organization, customer: Customer, as_of: dt.datetime) -> int:
@@ -65,7 +67,7 @@ def _statement(org: Organization, kind: str, obj_id: int, title: str, customer: 
     credit = _credit(org, customer, as_of) if with_credit else 0
     figures = (owed, credit, len(rows), rows[-1]["entry_id"] if rows else 0)
     code = codes.code_for(codes.Coded(kind, org.pk, obj_id, as_of), figures)
-    running, table = 0, []
+    running, table = 0, list[tuple[str, ...]]()
     for r in rows:
         running += r["amount"]
         table.append((r["entry__created_at"].astimezone(zone).strftime("%Y-%m-%d"),

@@ -42,7 +42,7 @@ def receipt(refund: Refund) -> Issued:
     when = refund.created_at.astimezone(zoneinfo.ZoneInfo(org.timezone))
     facts = [("Refund", f"#{refund.pk}"), ("Date", when.strftime("%Y-%m-%d %H:%M")),
              ("Method", refund.method or refund.type), ("Reason", refund.reason or "-")]
-    if refund.invoice_id:
+    if refund.invoice is not None:
         facts.append(("Invoice", refund.invoice.number))
     if refund.payment_id:
         facts.append(("Payment", f"#{refund.payment_id}"))

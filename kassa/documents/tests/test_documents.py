@@ -45,7 +45,7 @@ def fresh_rate_limit() -> None:
 
 
 def test_the_refund_receipt_shows_the_amounts_and_its_code(tenant):
-    _, payment, refund = refunded(tenant)
+    _, _, refund = refunded(tenant)
     answer = ok(tenant.api.get(f"/refunds/{refund['id']}/document"), 200)
     code = answer[HEADER]
     text = text_of(answer)
