@@ -25,7 +25,7 @@ WINDOW_SECONDS = 60
 
 def _over_limit(request: HttpRequest) -> bool:
     key = f"kassa-verify:{request.META.get('REMOTE_ADDR', '')}"
-    limit = int(getattr(settings, "KASSA_VERIFY_PER_MINUTE", 30))
+    limit = settings.KASSA_VERIFY_PER_MINUTE
     cache.add(key, 0, WINDOW_SECONDS)
     try:
         seen = cache.incr(key)
