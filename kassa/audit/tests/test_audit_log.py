@@ -70,7 +70,6 @@ WRITES: dict[str, tuple[Callable[[Tenant], Any], str, str]] = {
     "redemption": (lambda t: ok(t.api.post(f"/packages/{package(t)['id']}/redemptions", {
         "benefit": package_benefit(t), "quantity": 1})), "package.redeemed", "package"),
     "package template": (template, "package_template.created", "package_template"),
-    "webhook endpoint": (lambda t: None, "", ""),  # below, with a receiver address allowed
 }
 
 
@@ -78,7 +77,8 @@ def package_benefit(tenant: Tenant) -> str:
     return ok(tenant.api.get("/packages"), 200)[0]["benefits"][0]["id"]
 
 
-@pytest.mark.parametrize("write", sorted(k for k in WRITES if k != "webhook endpoint"))
+# Webhook endpoints and stuck refunds resolved: below.
+@pytest.mark.parametrize("write", sorted(WRITES))
 def test_each_write_appends_its_entry_to_the_chain(tenant, write):
     do, action, kind = WRITES[write]
     before = len(entries(tenant))
@@ -231,3 +231,22 @@ def test_adding_and_removing_a_webhook_endpoint_is_recorded(tenant, settings):
     assert r.status_code == 204
     actions = [e.action for e in entries(tenant)][-2:]
     assert actions == ["webhook_endpoint.added", "webhook_endpoint.removed"]
+
+
+def test_a_stuck_refund_retried_and_resolved_is_recorded(tenant):
+    from kassa.refunds.models import Refund
+
+    payment = tenant.pay(tenant.invoice()["id"], "100.00", method="card", online=True)
+    refund = ok(tenant.api.post(f"/payments/{payment['id']}/refunds", {
+        "type": "online", "amount": "40.00", "reason": "Family request"}))
+    stuck = {"gateway_state": "stuck", "attempts": 8, "last_error": "the gateway timed out"}
+    Refund.objects.filter(pk=refund["id"]).update(**stuck)
+    ok(tenant.api.post(f"/refunds/{refund['id']}/retry"), 200)
+    Refund.objects.filter(pk=refund["id"]).update(**stuck, gateway_reference="")
+    ok(tenant.api.post(f"/refunds/{refund['id']}/resolve",
+                       {"action": "paid_another_way", "method": "cash"}), 200)
+    mine = [(e.action, e.actor_id) for e in entries(tenant) if e.object == f"refund:{refund['id']}"]
+    assert mine == [("refund.created", tenant.admin.user_id),
+                    ("refund.retried", tenant.admin.user_id),
+                    ("refund.resolved", tenant.admin.user_id),
+                    ("refund.succeeded", tenant.admin.user_id)]
