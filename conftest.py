@@ -266,6 +266,11 @@ def database_state() -> dict[str, Any]:
     return state
 
 
+# The audit log's tables: a refusal that still records a row (a declined card's payment) has
+# that row's entry in the log, so such a test names these beside the row.
+AUDIT = ("audit.AuditEntry", "audit.AuditChain")
+
+
 @pytest.fixture
 def unchanged(db: None) -> Any:
     """`with unchanged(): <a refused request>` asserts that nothing was written."""

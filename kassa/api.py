@@ -203,6 +203,7 @@ def _register_routers() -> None:
     api.add_router("/", "kassa.refunds.disputes_api.router")
     api.add_router("/", "kassa.refunds.webhooks.router")
     api.add_router("/", "kassa.webhooks.api.router")
+    api.add_router("/", "kassa.audit.api.router")
 
 
 _register_routers()

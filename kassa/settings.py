@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "ninja",  # the API docs (/api/v1/docs) from its own static files, not a CDN
     "kassa.core",
     "kassa.tenancy",
+    "kassa.audit",
     "kassa.webhooks",
     "kassa.ledger",
     "kassa.billing",
@@ -276,6 +277,8 @@ KASSA_IDEMPOTENCY_TAKEOVER_SECONDS = max(
 # or a role changed by *another* process goes on working here (a change made through this
 # process is seen at once). 0 asks on every request.
 KASSA_TOKEN_CACHE_SECONDS = max(0.0, float(os.environ.get("KASSA_TOKEN_CACHE_SECONDS", "5")))
+# How many document checks (/verify/<code>) one client address may make a minute.
+KASSA_VERIFY_PER_MINUTE = max(1, int(os.environ.get("KASSA_VERIFY_PER_MINUTE", "30")))
 # Outgoing webhooks go only to URLs whose host resolves to public addresses; 1 lets them go to
 # loopback and private ones too (a receiver inside the network on purpose, a test's own).
 KASSA_WEBHOOKS_ALLOW_PRIVATE = os.environ.get("KASSA_WEBHOOKS_ALLOW_PRIVATE", "") == "1"

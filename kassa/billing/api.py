@@ -7,7 +7,7 @@ from typing import Any
 from ninja import Query, Router, Schema, Status
 from pydantic import ConfigDict, Field
 
-from kassa.billing import selectors, services
+from kassa.billing import selectors, services, statements
 from kassa.billing.models import (
     Case,
     CreditEntry,
@@ -25,12 +25,14 @@ from kassa.core.text import (
     Count,
     Email,
     Flag,
+    Moment,
     MoneyText,
     Name,
     ObjectId,
     OptionalName,
     ShortText,
 )
+from kassa.documents.answer import PDF_ANSWER, pdf_answer
 from kassa.packages.api import PackageOut, package_json
 from kassa.refunds.api import RefundOut, refund_json
 from kassa.refunds.selectors import find_refunds
@@ -285,6 +287,26 @@ def update_customer(request: AuthedRequest, customer_id: str, payload: CustomerP
 def list_customers(request: AuthedRequest, paging: Query[Paging]) -> Any:
     found = selectors.customers(request.auth.organization)
     return [customer_json(c) for c in found[paging.offset: paging.offset + paging.limit]]
+
+
+class StatementQuery(Schema):
+    as_of: Moment | None = Field(None, description="ISO date-time; default now")
+
+
+@router.get("/customers/{customer_id}/statement", response={**READ_ERRORS},
+            openapi_extra=PDF_ANSWER)
+def customer_statement(request: AuthedRequest, customer_id: str,
+                       q: Query[StatementQuery]) -> Any:
+    """The customer's statement of account as PDF, from the ledger as of `as_of`."""
+    issued = statements.customer_statement(request.auth.organization, customer_id, q.as_of)
+    return pdf_answer(issued.pdf(), issued.code, f"statement-customer-{customer_id}.pdf")
+
+
+@router.get("/cases/{case_id}/statement", response={**READ_ERRORS}, openapi_extra=PDF_ANSWER)
+def case_statement(request: AuthedRequest, case_id: str, q: Query[StatementQuery]) -> Any:
+    """The case's statement of account as PDF, from the ledger as of `as_of`."""
+    issued = statements.case_statement(request.auth.organization, case_id, q.as_of)
+    return pdf_answer(issued.pdf(), issued.code, f"statement-case-{case_id}.pdf")
 
 
 @router.get("/customers/{customer_id}", response={200: CustomerOut, **READ_ERRORS})

@@ -295,7 +295,7 @@ def _book_charge(payment: Payment, invoice: Invoice | None, customer: Customer |
     payment.next_attempt_at, payment.failure_reason = None, ""  # a past call's error is moot
     payment.save(update_fields=["status", "charge_state", "gateway_reference",
                                 "next_attempt_at", "failure_reason"])
-    webhook_events.announce("payment.succeeded", payment)
+    webhook_events.announce("payment.succeeded", payment, actor=by)
 
 
 def book(payment: Payment, invoice: Invoice, lines: list[InvoiceLine],

@@ -16,8 +16,10 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
+from kassa.audit.services import record
 from kassa.billing import allocation, charges, webhook_events
 from kassa.billing import credit as customer_credit
 from kassa.billing.inputs import LineInput
@@ -67,8 +69,13 @@ DESCRIPTION_MAX = InvoiceLine._meta.get_field("description").max_length or 200
 def create_customer(*, actor: Membership, name: str, email: str,
                     contact_name: str = "") -> Customer:
     require_writer(actor)
-    return Customer.objects.create(organization=actor.organization, name=name, email=email,
-                                   contact_name=contact_name)
+    with transaction.atomic():
+        made = Customer.objects.create(organization=actor.organization, name=name,
+                                       email=email, contact_name=contact_name)
+        record(organization_id=made.organization_id, actor=actor.user,
+               action="customer.created", object=f"customer:{made.pk}",
+               detail={"name": name, "email": email, "contact_name": contact_name})
+    return made
 
 
 def update_customer(*, actor: Membership, customer: str, name: str | None = None,
@@ -82,7 +89,11 @@ def update_customer(*, actor: Membership, customer: str, name: str | None = None
             setattr(found, attribute, value)
             changed.append(attribute)
     if changed:
-        found.save(update_fields=changed)
+        with transaction.atomic():
+            found.save(update_fields=changed)
+            record(organization_id=found.organization_id, actor=actor.user,
+                   action="customer.updated", object=f"customer:{found.pk}",
+                   detail={name: getattr(found, name) for name in changed})
     return found
 
 
@@ -91,7 +102,11 @@ def create_case(*, actor: Membership, customer: str, name: str) -> Case:
     owner = get_scoped(
         Customer.objects.filter(organization=actor.organization), customer, field="customer"
     )
-    return Case.objects.create(organization=actor.organization, customer=owner, name=name)
+    with transaction.atomic():
+        made = Case.objects.create(organization=actor.organization, customer=owner, name=name)
+        record(organization_id=made.organization_id, actor=actor.user, action="case.created",
+               object=f"case:{made.pk}", detail={"customer": owner.pk, "name": name})
+    return made
 
 
 def parse_tax_rate(value: str, *, field: str) -> Decimal:
@@ -213,6 +228,9 @@ def issue_invoice(
         entry_lines.append(credit("tax_payable", row.tax_minor, invoice=invoice))
     post(organization=organization, center=where, kind="invoice_issued", lines=entry_lines,
          created_by=actor.user, at=now, memo=f"Invoice {number}")
+    record(organization_id=organization.pk, actor=actor.user, action="invoice.issued",
+           object=f"invoice:{invoice.pk}",
+           detail={"number": number, "customer": owner.pk, "total_minor": invoice.total_minor})
     return invoice
 
 
@@ -373,7 +391,7 @@ def _record_payment(*, actor: Membership, invoice_id: int, customer_id: int, amo
                  detail="paid from account credit" if method == Method.CREDIT
                  else f"{method} payment" + (" (the excess kept as credit)" if to_credit else ""),
                  customer=customer)
-    webhook_events.announce("payment.succeeded", payment)
+    webhook_events.announce("payment.succeeded", payment, actor=actor.user)
     return payment
 
 
@@ -428,7 +446,7 @@ def _record_deposit(*, actor: Membership, customer_id: int, center: Center, amou
         created_by=actor.user)
     charges.book_deposit(payment, customer, now=now, by=actor.user,
                          detail=f"{method} deposit" + (f": {note}" if note else ""))
-    webhook_events.announce("payment.succeeded", payment)
+    webhook_events.announce("payment.succeeded", payment, actor=actor.user)
     return payment
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa.audit.services import record
 from kassa.billing.models import CreditEntry, Customer, Payment
 from kassa.core.money import format_decimal_string
 from kassa.webhooks.events import emit
@@ -34,9 +35,16 @@ def payment_object(payment: Payment, currency: str | None = None) -> dict[str, A
     }
 
 
-def announce(type: str, payment: Payment) -> None:
-    """In the payment's transaction; rendered only if an endpoint listens, as it commits."""
+def announce(type: str, payment: Payment, *, actor: Any | None = None) -> None:
+    """In the payment's transaction; rendered only if an endpoint listens, as it commits. The
+    same moment is the payment's entry in the audit log (`actor` None: the worker, the
+    gateway)."""
     emit(type, organization_id=payment.organization_id, render=lambda: payment_object(payment))
+    record(organization_id=payment.organization_id, actor=actor, action=type,
+           object=f"payment:{payment.pk}",
+           detail={"amount_minor": payment.amount_minor, "method": payment.method,
+                   "online": payment.online, "invoice": payment.invoice_id,
+                   "customer": payment.customer_id, "status": payment.status})
 
 
 def credit_entry_object(entry: CreditEntry, currency: str) -> dict[str, Any]:
@@ -62,3 +70,9 @@ def announce_credit(customer: Customer, entry: CreditEntry) -> None:
                 "entry": credit_entry_object(entry, currency)}
 
     emit("credit.changed", organization_id=entry.organization_id, render=render)
+    record(organization_id=entry.organization_id, actor=entry.by_id,
+           action=f"credit.{entry.kind}", object=f"customer:{customer.pk}",
+           detail={"entry": entry.pk, "amount_minor": entry.amount_minor,
+                   "balance_after_minor": entry.balance_after_minor,
+                   "payment": entry.payment_id, "invoice": entry.invoice_id,
+                   "refund": entry.refund_id})

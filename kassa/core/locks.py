@@ -1,11 +1,14 @@
 """Every row lock Kassa takes, taken here and only here, always in one order:
 
-    organization → customer → invoice → payment → refund → package → benefit
+    organization → customer → invoice → payment → refund → package → benefit → audit chain
 
 A money transaction locks what it changes before it reads the figures it checks, walking down
 this list and never back up, so two transactions never wait on each other in a circle (no
 deadlock) and every rule is checked against rows no one else can change until commit. Several
-rows of one kind (the packages of an invoice) are taken in id order.
+rows of one kind (the packages of an invoice) are taken in id order. The audit chain (the head
+of an organization's audit log, kassa.audit) comes last: it is locked by the transaction's
+last statements, just before the commit, so every write of an organization queues on it only
+for the moment it takes to append its rows.
 
 On PostgreSQL a lock is `SELECT … FOR UPDATE`. On SQLite the transaction holds the database's
 write lock from `BEGIN IMMEDIATE`, so these are plain reads there, and the order still holds.
@@ -26,11 +29,12 @@ from django.db import transaction
 
 from kassa.core.lookup import get_scoped
 
-ORDER = ("organization", "customer", "invoice", "payment", "refund", "package", "benefit")
+ORDER = ("organization", "customer", "invoice", "payment", "refund", "package", "benefit",
+         "audit_chain")
 _MODELS = {"organization": "tenancy.Organization", "customer": "billing.Customer",
            "invoice": "billing.Invoice", "payment": "billing.Payment",
            "refund": "refunds.Refund", "package": "packages.Package",
-           "benefit": "packages.Benefit"}
+           "benefit": "packages.Benefit", "audit_chain": "audit.AuditChain"}
 
 
 @contextmanager
@@ -151,6 +155,13 @@ def lock_benefit(package_id: int, benefit: object, *, field: str) -> Any:
     model = apps.get_model(_MODELS["benefit"])
     return get_scoped(model.objects.select_for_update().filter(package_id=package_id), benefit,
                       field=field)
+
+
+def lock_audit_chain(organization_id: int) -> Any | None:
+    """The head of the organization's audit log (None before its first entry)."""
+    _taken("audit_chain")
+    model = apps.get_model(_MODELS["audit_chain"])
+    return model.objects.select_for_update().filter(organization_id=organization_id).first()
 
 
 def assert_outside_transaction(what: str) -> None:

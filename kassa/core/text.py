@@ -60,6 +60,21 @@ def iso_day(value: object) -> object:
     return value
 
 
+def iso_moment(value: object) -> object:
+    """An ISO 8601 date-time ("2026-12-01T17:00:00Z", "2026-12-01T17:00+01:00") or a date
+    ("2026-12-01", its midnight); without an offset it is UTC. Nothing else (no timestamps)."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    message = "must be a date-time such as 2026-12-01T17:00:00Z"
+    if not (isinstance(value, str) and value[:4].isdigit() and len(value) <= 40):
+        raise ValueError(message)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(message) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def clean_id(value: str) -> str:
     if not (value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID):
         raise ValueError("is not an id")
@@ -114,6 +129,8 @@ def whole_number(value: object) -> object:
 Count = Annotated[int, BeforeValidator(whole_number)]
 # A calendar day, ISO 8601 (documented as `format: date`).
 Day = Annotated[dt.date, BeforeValidator(iso_day)]
+# A moment, ISO 8601 (documented as `format: date-time`), always with its time zone.
+Moment = Annotated[dt.datetime, BeforeValidator(iso_moment)]
 # Money as a decimal string; parsed against the organization's currency in the service.
 MoneyText = Annotated[str, StringConstraints(max_length=40),
                       Field(json_schema_extra={"pattern": MONEY_PATTERN}),

@@ -30,6 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from kassa.audit.chain import broken_links
 from kassa.tenancy.models import Organization
 
 
@@ -240,6 +241,15 @@ def postings_agree_with_entries(org: Organization, run: Run | None = None) -> It
     run = run or Run()
     found = run.ledger.pop(org.pk, None) or _ledger_pass(org, run)
     yield from found.wrong
+
+
+@check
+def audit_chain_holds(org: Organization, run: Run | None = None) -> Iterable[str]:
+    """The organization's audit log, its hash chain recomputed entry by entry: the first
+    broken link is named (kassa.audit.chain). Always the whole chain, `--since` or not: each
+    link needs the one before it."""
+    run = run or Run()
+    yield from broken_links(org.pk, batch=max(run.batch, 1000))
 
 
 def checks_of(run: Run) -> Iterator[tuple[Check, Run]]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from kassa.audit.services import record
 from kassa.billing import allocation
 from kassa.billing.inputs import LineInput
 from kassa.billing.models import Invoice, InvoiceLine
@@ -97,6 +98,9 @@ def create_template(
     for row in rows:
         row.template = template
     TemplateBenefit.objects.bulk_create(rows)
+    record(organization_id=template.organization_id, actor=actor.user,
+           action="package_template.created", object=f"package_template:{template.pk}",
+           detail={"name": name, "price_minor": price_minor})
     return template
 
 
@@ -236,6 +240,9 @@ def redeem_benefit(*, actor: Membership, package: str | int, benefit: str | int,
              lines=[debit("package_liability", amount, package=pkg, invoice_id=pkg.invoice_id),
                     credit("revenue_redemption", amount, package=pkg,
                            invoice_id=pkg.invoice_id)])
+    record(organization_id=pkg.organization_id, actor=actor.user, action="package.redeemed",
+           object=f"package:{pkg.pk}",
+           detail={"benefit": chosen.pk, "quantity": quantity, "amount_minor": amount})
     return pkg
 
 
@@ -300,6 +307,9 @@ def close(pkg: Package, *, invoice: Invoice, refunding_minor: int, actor: Member
     pkg.status = PackageStatus.CLOSED
     pkg.closed_at = now
     pkg.save(update_fields=["forfeited_minor", "status", "closed_at"])
+    record(organization_id=pkg.organization_id, actor=actor.user, action="package.closed",
+           object=f"package:{pkg.pk}",
+           detail={"forfeited_minor": max(left, 0), "refunding_minor": refunding_minor})
 
 
 def forfeit_if_closed(pkg: Package, *, invoice: Invoice, now: dt.datetime, memo: str) -> None:

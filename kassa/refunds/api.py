@@ -9,7 +9,8 @@ from pydantic import Field
 
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Flag, MoneyText, Name, Note, ObjectId, ShortText
-from kassa.refunds import attention, selectors, services
+from kassa.documents.answer import PDF_ANSWER, pdf_answer
+from kassa.refunds import attention, documents, selectors, services
 from kassa.refunds.models import Refund
 from kassa.refunds.webhook_events import refund_object
 from kassa.tenancy.auth import AuthedRequest
@@ -143,6 +144,14 @@ def list_refunds(request: AuthedRequest, filters: Query[RefundFilters],
                                    needs_attention=(None if filters.needs_attention is None
                                                     else filters.needs_attention == "true"))
     return [refund_json(r) for r in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/refunds/{refund_id}/document", response={**READ_ERRORS},
+            openapi_extra=PDF_ANSWER)
+def refund_document(request: AuthedRequest, refund_id: str) -> Any:
+    """The refund receipt as PDF, with its verification code."""
+    issued = documents.find_receipt(request.auth.organization, refund_id)
+    return pdf_answer(issued.pdf(), issued.code, f"refund-{refund_id}.pdf")
 
 
 @router.get("/refunds/{refund_id}", response={200: RefundOut, **READ_ERRORS})

@@ -25,6 +25,7 @@ import datetime as dt
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from kassa.audit.services import record
 from kassa.billing.models import PaymentEvent
 from kassa.core.errors import (
     GatewayRefundExists,
@@ -182,11 +183,16 @@ def _paid_another_way(refund_id: int, actor: Membership, method: str, note: str)
              f"Refund {refund.pk}: the gateway never took it; paid another way by {method} "
              f"(resolved by {actor.user.email})" + (f": {note}" if note else ""))
     receipts.queue(refund, ReceiptKind.PAID_ANOTHER_WAY, now)
-    webhook_events.announce("refund.succeeded", refund)  # the money went back, another way
+    webhook_events.announce("refund.succeeded", refund,  # the money went back, another way
+                            actor=actor.user)
 
 
 def _history(refund: Refund, actor: Membership, now: dt.datetime, kind: str,
              detail: str) -> None:
+    """The payment's history and the audit log: a person retried or resolved a stuck refund."""
+    record(organization_id=refund.organization_id, actor=actor.user,
+           action=kind.replace("_", ".", 1), object=f"refund:{refund.pk}",
+           detail={"detail": detail[:500]})
     if refund.payment_id:
         PaymentEvent.objects.create(organization_id=refund.organization_id,
                                     payment_id=refund.payment_id, at=now, kind=kind,

@@ -22,6 +22,7 @@ from kassa.billing.models import Customer, PaymentEvent
 from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import display
 from kassa.core.outbox import enqueue
+from kassa.refunds import documents
 from kassa.refunds.models import Receipt, ReceiptKind, ReceiptStatus, Refund
 
 logger = logging.getLogger("kassa.receipts")
@@ -79,10 +80,14 @@ def build_message(receipt: Receipt) -> EmailMessage:
     # Its dates in the organization's time zone, as its pages show them (the worker runs in UTC).
     with timezone.override(zoneinfo.ZoneInfo(org.timezone)):
         body = render_to_string("refunds/receipt.txt", context)
-    return EmailMessage(
+    message = EmailMessage(
         subject=subject, body=body, to=[receipt.to_email],
         headers={"Message-ID": f"<kassa-receipt-{receipt.pk}@{org.pk}.kassa>"},
     )
+    if not context["failure"]:  # the money went back: its receipt, with its code, as PDF
+        issued = documents.receipt(refund)
+        message.attach(f"refund-{refund.pk}.pdf", issued.pdf(), "application/pdf")
+    return message
 
 
 def send_receipt(receipt_id: int) -> None:

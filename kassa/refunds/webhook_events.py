@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kassa.audit.services import record
 from kassa.core.money import format_decimal_string
 from kassa.packages.models import Package
 from kassa.packages.objects import package_object
@@ -51,13 +52,21 @@ def package_after(package_id: int) -> dict[str, Any]:
                           .prefetch_related("benefits").get(pk=package_id))
 
 
-def announce(type: str, refund: Refund) -> None:
-    """In the refund's transaction; rendered only if an endpoint listens, as it commits."""
+def announce(type: str, refund: Refund, *, actor: Any | None = None) -> None:
+    """In the refund's transaction; rendered only if an endpoint listens, as it commits. The
+    same moment is the refund's entry in the audit log (`actor` None: the gateway's news)."""
     emit(type, organization_id=refund.organization_id, render=lambda: refund_object(refund))
+    record(organization_id=refund.organization_id, actor=actor, action=type,
+           object=f"refund:{refund.pk}",
+           detail={"amount_minor": refund.amount_minor, "tax_minor": refund.tax_minor,
+                   "type": refund.type, "method": refund.method, "status": refund.status,
+                   "payment": refund.payment_id, "package": refund.package_id,
+                   "invoice": refund.invoice_id, "customer": refund.customer_id,
+                   "reason": refund.reason})
 
 
 def announce_created(refund: Refund) -> None:
-    announce("refund.created", refund)
+    announce("refund.created", refund, actor=refund.created_by_id)
     if package_id := refund.package_id:
         emit("package.refunded", organization_id=refund.organization_id,
              render=lambda: package_after(package_id))

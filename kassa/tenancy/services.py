@@ -12,6 +12,7 @@ from babel.numbers import get_currency_name
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
+from kassa.audit.services import record
 from kassa.core.errors import DomainError, PermissionDenied, RefundNotPermitted, ValidationFailed
 from kassa.core.locks import lock_organization
 from kassa.core.text import clean_email, clean_line
@@ -48,6 +49,12 @@ def token_digest(token: str) -> str:
 def require_admin(actor: Membership) -> None:
     if actor.role != Role.ADMIN:
         raise PermissionDenied("Only an admin may do this")
+
+
+def require_auditor(actor: Membership) -> None:
+    """The audit log and its page: admins and accountants."""
+    if actor.role not in (Role.ADMIN, Role.ACCOUNTANT):
+        raise PermissionDenied("Only an admin or an accountant may read the audit log")
 
 
 def require_writer(actor: Membership) -> None:
@@ -139,19 +146,26 @@ def validate_roles(roles: list[str]) -> list[str]:
     return sorted(set(roles), key=Role.values.index)
 
 
-def issue_token(*, membership: Membership) -> NewToken:
+@transaction.atomic
+def issue_token(*, membership: Membership, actor: Any | None = None) -> NewToken:
     token = "kassa_" + secrets.token_urlsafe(32)
     api_token = ApiToken.objects.create(
         organization_id=membership.organization_id, membership=membership,
         digest=token_digest(token), prefix=token[:12]
     )
+    record(organization_id=membership.organization_id, actor=actor, action="token.issued",
+           object=f"token:{api_token.pk}",
+           detail={"user": membership.user_id, "prefix": api_token.prefix})
     return NewToken(token=token, api_token=api_token)
 
 
 @transaction.atomic
 def create_user(
-    *, organization: Organization, email: str, role: str, password: str | None = None
+    *, organization: Organization, email: str, role: str, password: str | None = None,
+    actor: Any | None = None,
 ) -> tuple[Membership, NewToken]:
+    """A person of the organization, with their first API token. `actor`: the admin who added
+    them (None: the command line, a new organization's first admin)."""
     if role not in Role.values:
         raise ValidationFailed("role", f"must be one of {', '.join(Role.values)}")
     email = validate_email_address(email)
@@ -166,22 +180,27 @@ def create_user(
         user.set_unusable_password()
         user.save(update_fields=["password"])
     membership = Membership.objects.create(organization=organization, user=user, role=role)
-    return membership, issue_token(membership=membership)
+    record(organization_id=organization.pk, actor=actor, action="user.created",
+           object=f"user:{user.pk}", detail={"email": email, "role": role})
+    return membership, issue_token(membership=membership, actor=actor)
 
 
 @transaction.atomic
-def create_center(*, organization: Organization, name: str) -> Center:
+def create_center(*, organization: Organization, name: str, actor: Any | None = None) -> Center:
     name = validate_name(name)
     if Center.objects.filter(organization=organization, name=name).exists():
         raise CenterNameTaken(f"{name!r} exists already", field="name")
     # The ledger opens the new center's chart of accounts as the row is saved (its
     # post_save receiver), in this transaction: tenancy sits below the ledger.
-    return Center.objects.create(organization=organization, name=name)
+    center = Center.objects.create(organization=organization, name=name)
+    record(organization_id=organization.pk, actor=actor, action="center.created",
+           object=f"center:{center.pk}", detail={"name": name})
+    return center
 
 
 def add_center(*, actor: Membership, name: str) -> Center:
     require_admin(actor)
-    return create_center(organization=actor.organization, name=name)
+    return create_center(organization=actor.organization, name=name, actor=actor.user)
 
 
 @transaction.atomic
@@ -198,6 +217,9 @@ def create_organization(
         name=validate_name(name), currency=validate_currency(currency),
         timezone=validate_timezone(timezone),
     )
+    record(organization_id=organization.pk, actor=None, action="organization.created",
+           object=f"organization:{organization.pk}",
+           detail={"name": organization.name, "currency": organization.currency})
     create_center(organization=organization, name=center_name)
     membership, token = create_user(
         organization=organization, email=admin_email, role=Role.ADMIN, password=admin_password
@@ -205,10 +227,16 @@ def create_organization(
     return organization, membership, token
 
 
+# The organization's settings, as the audit log tells what a change changed.
+SETTINGS = ("currency", "timezone", "allow_multiple_package_refunds", "refund_roles",
+            "business_kind")
+
+
 @transaction.atomic
 def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organization:
     require_admin(actor)
     organization = lock_organization(actor.organization_id)
+    before = {name: getattr(organization, name) for name in SETTINGS}
     if "currency" in changes:
         currency = validate_currency(changes["currency"])
         # Amounts are stored in minor units of the currency: changing it under existing
@@ -234,4 +262,10 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
             raise ValidationFailed("business_kind", "must be funeral_home or spa")
         organization.business_kind = changes["business_kind"]
     organization.save()
+    changed = {name: getattr(organization, name) for name in SETTINGS
+               if getattr(organization, name) != before[name]}
+    if changed:
+        record(organization_id=organization.pk, actor=actor.user, action="settings.changed",
+               object=f"organization:{organization.pk}",
+               detail={"changed": changed, "was": {name: before[name] for name in changed}})
     return organization

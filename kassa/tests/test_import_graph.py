@@ -4,8 +4,15 @@ and never a private name of another app. Read from the source with `ast`, every 
 
 Layers, from the top: the interfaces (the top-level modules — `api`, `cli`, `urls`, the
 middleware —, the `web` app, and each app's `api` and `admin` modules, which render and
-parse); then reports → refunds → packages → billing → ledger → webhooks → tenancy → core, with
-gateways between billing/refunds and core. An app may import only the apps below it.
+parse); then reports → refunds → packages → billing → ledger → webhooks → tenancy → audit →
+core, with gateways between billing/refunds and core. An app may import only the apps below it.
+
+`audit` (the audit log) sits lowest of the apps, on core alone: every write — tenancy's
+settings, users and tokens included — appends its entry through `kassa.audit.services.record`
+in its own transaction.
+
+`documents` (PDF layout and verification codes) sits on core alone too: each app that owns
+figures builds its own document (billing its statements, refunds its receipts).
 
 `webhooks` (outgoing webhooks) sits just above tenancy: every app that changes money —
 billing, packages, refunds, and the later ones (credit, disputes, approvals) — announces its
@@ -26,14 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]  # kassa/
 # app → the apps it may import (besides itself).
 BELOW: dict[str, set[str]] = {
     "core": set(),
-    "tenancy": {"core"},
-    "webhooks": {"tenancy", "core"},
-    "ledger": {"webhooks", "tenancy", "core"},
+    "audit": {"core"},
+    "documents": {"core"},
+    "tenancy": {"audit", "core"},
+    "webhooks": {"tenancy", "audit", "core"},
+    "ledger": {"webhooks", "audit", "tenancy", "core"},
     "gateways": {"core"},
-    "billing": {"ledger", "webhooks", "tenancy", "gateways", "core"},
-    "packages": {"billing", "ledger", "webhooks", "tenancy", "core"},
-    "refunds": {"packages", "billing", "ledger", "webhooks", "tenancy", "gateways", "core"},
-    "reports": {"refunds", "packages", "billing", "ledger", "webhooks", "tenancy", "core"},
+    "billing": {"documents", "ledger", "webhooks", "audit", "tenancy", "gateways", "core"},
+    "packages": {"documents", "billing", "ledger", "webhooks", "audit", "tenancy", "core"},
+    "refunds": {"documents", "packages", "billing", "ledger", "webhooks", "audit", "tenancy",
+                "gateways", "core"},
+    "reports": {"documents", "refunds", "packages", "billing", "ledger", "webhooks", "audit",
+                "tenancy", "core"},
 }
 INTERFACE_MODULES = {"api", "admin"}  # an app's HTTP and admin faces: above every app
 

@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import F
 
 from conftest import Tenant, is_postgres
+from kassa.audit.models import AuditEntry
 from kassa.billing.models import (
     CreditDraw,
     CreditEntry,
@@ -269,6 +270,21 @@ def return_amount_moved(books: Books) -> None:
         amount_minor=F("amount_minor") + 1)
 
 
+def audit_entry_edited(books: Books) -> None:
+    """An entry of the audit log changed by hand (on PostgreSQL past its append-only trigger,
+    as a superuser could)."""
+    entry = AuditEntry.objects.filter(organization=books.tenant.organization,
+                                      action="refund.created").order_by("seq").first()
+    assert entry is not None
+    with connection.cursor() as cursor:
+        if is_postgres():
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE audit_auditentry SET detail = %s WHERE id = %s",
+                       ['{"amount_minor": 1}', entry.pk])
+        if is_postgres():
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+
 # check → (the corruption it must catch, words its report must contain)
 CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "entries_balance": (unbalanced_entry, "postings sum to 1, not 0"),
@@ -299,6 +315,7 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "payments_taken_back_agree": (taken_back_moved, "taken back is 4999"),
     "disputed_funds_agree": (dispute_settled_unposted, "has no settling entry"),
     "reopened_agrees_with_lines": (return_amount_moved, "expected -5001"),
+    "audit_chain_holds": (audit_entry_edited, "the first broken link"),
 }
 EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     # figure → (corruption, the check that holds it, words of its report)

@@ -8,9 +8,11 @@ from django.urls import path
 from kassa.web.forms import EmailLoginForm
 from kassa.web.views import (
     attention,
+    audit_pages,
     credit,
     customers,
     disputes,
+    documents,
     frontdesk,
     invoice_refund,
     invoices,
@@ -18,6 +20,7 @@ from kassa.web.views import (
     reports,
     sales,
     settings_pages,
+    verify,
     webhook_pages,
 )
 
@@ -34,9 +37,11 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("favicon.ico", favicon),
     *attention.urlpatterns,
+    *audit_pages.urlpatterns,
     *credit.urlpatterns,
     *customers.urlpatterns,
     *disputes.urlpatterns,
+    *documents.urlpatterns,
     *sales.urlpatterns,
     *frontdesk.urlpatterns,
     *invoices.urlpatterns,
@@ -45,4 +50,5 @@ urlpatterns = [
     *reports.urlpatterns,
     *settings_pages.urlpatterns,
     *webhook_pages.urlpatterns,
+    *verify.urlpatterns,
 ]

@@ -7,6 +7,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from kassa.audit.services import record
 from kassa.core.errors import ValidationFailed
 from kassa.core.lookup import get_scoped
 from kassa.tenancy.models import Membership
@@ -46,6 +47,9 @@ def add_endpoint(*, actor: Membership, url: str, events: list[str]) -> tuple[Web
             organization_id=actor.organization_id, url=url, events=types,
             secret_encrypted=secret_box.encrypt(secret), created_at=timezone.now(),
             created_by=actor.user)
+        record(organization_id=actor.organization_id, actor=actor.user,
+               action="webhook_endpoint.added", object=f"webhook_endpoint:{endpoint.pk}",
+               detail={"url": url, "events": types})
     logger.info("webhook endpoint %s added for %s by %s", endpoint.pk, ", ".join(types),
                 actor.user_id)
     return endpoint, secret
@@ -56,5 +60,9 @@ def remove_endpoint(*, actor: Membership, endpoint: object) -> None:
     require_admin(actor)
     found = get_scoped(WebhookEndpoint.objects.filter(organization_id=actor.organization_id),
                        endpoint)
-    found.delete()
+    with transaction.atomic():
+        record(organization_id=actor.organization_id, actor=actor.user,
+               action="webhook_endpoint.removed", object=f"webhook_endpoint:{found.pk}",
+               detail={"url": found.url})
+        found.delete()
     logger.info("webhook endpoint %s removed by %s", found.pk, actor.user_id)

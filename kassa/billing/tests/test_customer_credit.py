@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core import mail
 
-from conftest import Tenant, run_tasks
+from conftest import AUDIT, Tenant, run_tasks
 from kassa.ledger.models import Posting
 from kassa.ledger.selectors import balance
 from kassa.ledger.verify import verify
@@ -262,7 +262,7 @@ def test_a_deposit_before_the_arrangement_is_invoiced_pays_the_invoice_later(ten
 def test_an_online_deposit_follows_the_payment_rules(tenant, unchanged):
     guest = tenant.customer()
     with unchanged(but=("billing.Payment", "billing.PaymentEvent", "gateways.SandboxCharge",
-                        "core.IdempotentRequest")):
+                        "core.IdempotentRequest", *AUDIT)):
         declined = tenant.api.post(f"/customers/{guest}/deposits", {
             "center": tenant.center_id, "amount": "200.00", "method": "card", "online": True,
             "source": "sandbox_declined"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_tenant
+from conftest import AUDIT, make_tenant
 from kassa.billing.models import Invoice, InvoiceLine, Payment, PaymentAllocation
 from kassa.gateways.base import GatewayError
 from kassa.gateways.models import SandboxCharge
@@ -70,7 +70,7 @@ def test_declined_card_is_402_and_books_nothing(tenant, unchanged):
     """The payment was recorded before the card was tried: it stays, declined, with nothing
     booked (no entry, no allocation, the invoice as it was)."""
     inv = tenant.invoice()
-    with unchanged(but=("billing.Payment", "billing.PaymentEvent")):
+    with unchanged(but=("billing.Payment", "billing.PaymentEvent", *AUDIT)):
         r = pay(tenant, inv["id"], {"amount": "50.00", "method": "card", "online": True,
                                     "source": "sandbox_declined"})
     assert r.status_code == 402, r.content
@@ -144,7 +144,7 @@ def test_gateway_down_is_503_and_books_nothing_until_the_worker_knows(
 
     monkeypatch.setattr(SandboxGateway, "charge", down)
     inv = tenant.invoice()
-    with unchanged(but=("billing.Payment", "billing.PaymentEvent")):
+    with unchanged(but=("billing.Payment", "billing.PaymentEvent", *AUDIT)):
         r = pay(tenant, inv["id"], {"amount": "30.00", "method": "card", "online": True})
     assert r.status_code == 503 and r.json()["code"] == "gateway_unavailable"
     payment = Payment.objects.get()

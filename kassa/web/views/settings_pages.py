@@ -155,7 +155,8 @@ def add_user_page(request: HttpRequest, membership: Membership) -> HttpResponse:
             added, _token = create_user(organization=membership.organization,
                                         email=form.cleaned_data["email"],
                                         role=form.cleaned_data["role"],
-                                        password=form.cleaned_data["password"])
+                                        password=form.cleaned_data["password"],
+                                        actor=membership.user)
         except DomainError as error:
             show_error(form, error)
         else:

@@ -1,0 +1,75 @@
+"""`record`: the one way any app writes the audit log.
+
+    from kassa.audit.services import record
+    record(organization_id=refund.organization_id, actor=actor.user, action="refund.created",
+           object=f"refund:{refund.pk}", detail={"amount": "40.00", "payment": 7})
+
+It is called inside the transaction of the write (asserted), so the entry commits with the
+write or not at all. Inside a money transaction (`kassa.core.locks.money_transaction`) the
+entries gather and are appended last, just before the commit (`core.locks.at_end`): one lock
+of the organization's chain head, one INSERT of every entry, one UPDATE of the head — three
+statements per transaction however many entries it records, and the head is held only from
+there to the commit. Outside one (a plain atomic block, or one nested in it) they are
+appended at once, the same three statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from kassa.audit.chain import digest
+from kassa.audit.models import GENESIS, AuditChain, AuditEntry
+from kassa.core.locks import at_end, lock_audit_chain
+
+
+@dataclass(frozen=True)
+class Pending:
+    organization_id: int
+    at: dt.datetime
+    actor_id: int | None
+    action: str
+    object: str
+    detail: dict[str, Any]
+
+
+def record(*, organization_id: int, actor: Any | None, action: str, object: str,
+           detail: dict[str, Any] | None = None) -> None:
+    """Append one entry to the organization's audit log, in the caller's transaction.
+    `actor`: the user (or their id; None for the system); `object`: "kind:id"; `detail`: what
+    the write was, in JSON (money as the API shows it)."""
+    assert transaction.get_connection().in_atomic_block, (
+        "record inside the transaction of the write, so the entry commits with it")
+    assert action and "." in action, f"an action is 'noun.verb', not {action!r}"
+    actor_id = getattr(actor, "pk", actor)
+    entry = Pending(organization_id, timezone.now(), actor_id, action, object, detail or {})
+    gathered = at_end("audit.record", list, append)
+    if gathered is None:
+        append([entry])
+    else:
+        gathered.append(entry)
+
+
+def append(entries: list[Pending]) -> None:
+    for organization_id in sorted({e.organization_id for e in entries}):
+        mine = [e for e in entries if e.organization_id == organization_id]
+        head = lock_audit_chain(organization_id)
+        if head is None:  # the organization's first entry: make its head, then lock it
+            AuditChain.objects.bulk_create([AuditChain(organization_id=organization_id)],
+                                           ignore_conflicts=True)
+            head = lock_audit_chain(organization_id)
+            assert head is not None
+        seq, previous = head.seq, head.hash or GENESIS
+        rows = []
+        for e in mine:
+            seq += 1
+            fields = {"seq": seq, "at": e.at, "actor_id": e.actor_id, "action": e.action,
+                      "object": e.object, "detail": e.detail}
+            previous = digest(previous, fields)
+            rows.append(AuditEntry(organization_id=organization_id, hash=previous, **fields))
+        AuditEntry.objects.bulk_create(rows)
+        AuditChain.objects.filter(pk=head.pk).update(seq=seq, hash=previous)
