@@ -30,6 +30,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from kassa.audit.services import record
 from kassa.billing import allocation
 from kassa.billing.models import Invoice, LineKind, Payment, PaymentEvent
 from kassa.core.errors import DisputeNotLost, DisputeSettled, ValidationFailed
@@ -89,6 +90,13 @@ def _announce(kind: str, dispute: Dispute) -> None:
     emit(kind, organization_id=dispute.organization_id, render=lambda: dispute_object(dispute))
 
 
+def _audit(action: str, dispute: Dispute, actor: Any = None, **detail: Any) -> None:
+    record(organization_id=dispute.organization_id, actor=actor, action=action,
+           object=f"dispute:{dispute.pk}",
+           detail={"payment": dispute.payment_id, "amount_minor": dispute.amount_minor,
+                   "status": dispute.status, **detail})
+
+
 def apply_news(news: DisputeNews) -> str:
     """Book what the gateway says; say what was done (for logs and tests). A dispute of a
     charge Kassa does not know is acknowledged and logged, never an error."""
@@ -136,6 +144,8 @@ def _open(payment: Payment, invoice: Invoice | None, news: DisputeNews,
     if dispute.status != DisputeStatus.WARNING:
         _withdraw(dispute, payment, invoice, now)
     _announce("dispute.created", dispute)
+    _audit("dispute.opened", dispute, gateway=dispute.gateway,
+           reference=dispute.gateway_reference)
     if news.status != dispute.status:
         _move(dispute, payment, invoice, news, now)
     return dispute
@@ -154,6 +164,7 @@ def _move(dispute: Dispute, payment: Payment, invoice: Invoice | None, news: Dis
             _withdraw(dispute, payment, invoice, now)
         dispute.status = news.status
         dispute.save(update_fields=["status", "respond_by", "withdraw_entry"])
+        _audit("dispute.moved", dispute)
         return "moved"
     # Decided. A chargeback lost must have had its funds withdrawn; one won gives them back.
     if news.status == DisputeStatus.LOST and dispute.withdraw_entry_id is None:
@@ -168,6 +179,7 @@ def _move(dispute: Dispute, payment: Payment, invoice: Invoice | None, news: Dis
              else "Dispute lost: the funds stay with the cardholder; an administrator "
              "re-bills the customer or writes the loss off")
     _announce("dispute.closed", dispute)
+    _audit(f"dispute.{news.status}", dispute)
     return news.status
 
 
@@ -238,6 +250,7 @@ def settle(*, actor: Membership, dispute: str | int, action: str, reason: str) -
         if invoice is not None:
             allocation.refresh(invoice)
         taken_back.refresh(payment)
+        _audit("dispute.settled", found, actor.user, settlement=action, reason=reason)
         org = found.organization
         amount = display(found.amount_minor, org.currency, org.locale)
         _history(payment, now, "dispute_settled", found,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from kassa.audit.services import record
 from kassa.billing import allocation
 from kassa.billing import services as billing
 from kassa.billing.models import LineKind, Method, Payment, PaymentEvent
@@ -114,6 +115,10 @@ def _record(*, actor: Membership, payment_id: int, invoice_id: int, amount_minor
                                             description=f"Returned {payment.method} fee")
         returned.save(update_fields=["fee_line"])
     taken_back.refresh(payment)
+    record(organization_id=org.pk, actor=actor.user, action="payment.returned",
+           object=f"payment:{payment.pk}",
+           detail={"return": returned.pk, "amount_minor": amount_minor, "fee_minor": fee_minor,
+                   "reason": reason})
     PaymentEvent.objects.create(
         organization_id=org.pk, payment=payment, at=now, kind="payment_returned",
         amount_minor=amount_minor, status=payment.status, by=actor.user,
