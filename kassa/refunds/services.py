@@ -59,7 +59,14 @@ from kassa.ledger.services import Line, credit, debit
 from kassa.packages import services as packages
 from kassa.packages.models import Package
 from kassa.refunds import lifecycle
-from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.refunds.models import (
+    OfflineMethod,
+    Refund,
+    RefundRequest,
+    RefundStatus,
+    RefundType,
+    RequestStatus,
+)
 from kassa.tenancy.models import Center, Membership, Organization
 from kassa.tenancy.selectors import get_center
 from kassa.tenancy.services import require_admin, require_refund_permission
@@ -68,6 +75,14 @@ MAX_REASON = 500
 MAX_NOTE = 2000
 PACKAGE_REFUND_METHODS = (OfflineMethod.CASH, OfflineMethod.CHECK, OfflineMethod.OTHER)
 CREDIT = "credit"  # a refund's method when it goes into the customer's credit
+
+
+def reserved_on(payment_id: int) -> int:
+    """What open refund requests hold of a payment (DESIGN.md, "Governed refunds")."""
+    total = RefundRequest.objects.filter(payment_id=payment_id, status=RequestStatus.OPEN,
+                                         package__isnull=True).aggregate(
+        t=Sum("amount_minor"))["t"]
+    return int(total or 0)
 
 
 def _money(minor: int, organization: Organization) -> str:
@@ -232,9 +247,11 @@ def _refund_locked_payment(
     if payment.refund_pending:
         raise RefundPending("An online refund of this payment is pending; wait until it settles",
                             field=f"{where}payment" if where else None)
-    if amount_minor > payment.refundable_minor:
+    # What open refund requests hold of it is not refundable (read under the payment's lock).
+    refundable = payment.refundable_minor - reserved_on(payment.pk)
+    if amount_minor > refundable:
         raise RefundExceedsRefundable(
-            f"At most {_money(payment.refundable_minor, organization)} of this payment can be "
+            f"At most {_money(max(refundable, 0), organization)} of this payment can be "
             "refunded.", field=f"{where}amount")
     if online and amount_minor > payment.refundable_online_minor:
         raise RefundExceedsRefundable(
