@@ -115,6 +115,7 @@ class PaymentOut(Schema):
     online: bool
     refunded: str
     refundable: str
+    requested: str  # reserved by an open refund request (not refundable while open)
     refundable_online: str  # what the gateway can still refund of the charge
     refund_pending: bool
     status: str  # succeeded, processing, failed or declined

@@ -152,6 +152,8 @@ def _payment_of(organization: Organization, kind: str, target: Any,
 def check_rules(actor: Membership, kind: str, target: Any, body: dict[str, Any]) -> None:
     organization = actor.organization
     check_reason_code(organization, body)
+    if organization.online_refund_window_days is None:
+        return  # no window: no payment to read
     if kind == RequestKind.PAYMENT:
         payment = _payment_of(organization, kind, target, body)
         assert payment is not None

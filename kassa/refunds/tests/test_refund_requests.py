@@ -40,6 +40,8 @@ def test_front_desk_asks_and_the_amount_is_reserved_until_approved(tenant, paid)
     assert request["kind"] == "payment" and request["target"] == payment["id"]
     assert request["amount"] == "40.00" and request["status"] == "open"
     assert not Refund.objects.exists()
+    shown = tenant.api.get(f"/payments/{payment['id']}").json()
+    assert shown["requested"] == "40.00" and shown["refundable"] == "60.00"
     # Reserved: the admin can refund only what the request leaves.
     r = ask(tenant.api, payment["id"], amount="60.01")
     assert r.status_code == 422 and r.json()["code"] == "refund_exceeds_refundable"
