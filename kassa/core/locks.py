@@ -26,8 +26,10 @@ from django.db import transaction
 
 from kassa.core.lookup import get_scoped
 
-ORDER = ("refund_request", "organization", "customer", "invoice", "payment", "refund", "package", "benefit")
-_MODELS = {"refund_request": "refunds.RefundRequest", "organization": "tenancy.Organization", "customer": "billing.Customer",
+ORDER = ("refund_request", "organization", "customer", "invoice", "payment", "refund",
+         "package", "benefit")
+_MODELS = {"refund_request": "refunds.RefundRequest", "organization": "tenancy.Organization",
+           "customer": "billing.Customer",
            "invoice": "billing.Invoice", "payment": "billing.Payment",
            "refund": "refunds.Refund", "package": "packages.Package",
            "benefit": "packages.Benefit"}

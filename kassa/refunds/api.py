@@ -9,7 +9,7 @@ from pydantic import Field
 
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Flag, MoneyText, Name, Note, ObjectId, ShortText
-from kassa.refunds import attention, requests, selectors, services
+from kassa.refunds import attention, requests, selectors
 from kassa.refunds.models import Refund
 from kassa.refunds.webhook_events import refund_object
 from kassa.tenancy.auth import AuthedRequest
@@ -192,8 +192,8 @@ def get_refund(request: AuthedRequest, refund_id: str) -> Any:
     return refund_json(selectors.get_refund(request.auth.organization, refund_id))
 
 
-@router.post("/packages/{package_id}/refunds", response={201: RefundOut, 202: RequestedOut, **WRITE_ERRORS},
-             tags=["packages"])
+@router.post("/packages/{package_id}/refunds",
+             response={201: RefundOut, 202: RequestedOut, **WRITE_ERRORS}, tags=["packages"])
 def refund_package(request: AuthedRequest, package_id: str, payload: PackageRefundIn) -> Any:
     body = {"amount": payload.amount, "reason": payload.reason,
             "close_package": payload.close_package,
@@ -217,7 +217,8 @@ def refund_credit(request: AuthedRequest, customer_id: str, payload: CreditRefun
                                             target=customer_id, body=body))
 
 
-@router.post("/invoices/{invoice_id}/refunds", response={201: SplitRefundOut, 202: RequestedOut, **WRITE_ERRORS})
+@router.post("/invoices/{invoice_id}/refunds",
+             response={201: SplitRefundOut, 202: RequestedOut, **WRITE_ERRORS})
 def refund_invoice(request: AuthedRequest, invoice_id: str, payload: InvoiceRefundIn) -> Any:
     """One refund across the invoice's payments, all or nothing: each error names its part."""
     body = {"reason": payload.reason, "internal_note": payload.internal_note or "",

@@ -231,7 +231,7 @@ def _open_request(*, actor: Membership, kind: str, target: Any, body: dict[str, 
 
 def _targets(organization: Organization, kind: str, target: Any,
              body: dict[str, Any]) -> tuple[int, int | None, int | None]:
-    from kassa.billing.models import Customer, Invoice  # noqa: PLC0415
+    from kassa.billing.models import Customer, Invoice
 
     if kind == RequestKind.PAYMENT:
         found = get_scoped(Payment.objects.filter(organization=organization), target)
@@ -348,7 +348,7 @@ def _expire(request_id: int, now: dt.datetime) -> int:
 
 def request_object(request: RefundRequest) -> dict[str, Any]:
     currency = request.organization.currency
-    from kassa.core.money import format_decimal_string  # noqa: PLC0415
+    from kassa.core.money import format_decimal_string
 
     return {
         "id": str(request.pk), "kind": request.kind, "target": str(request.target_id),

@@ -96,10 +96,10 @@ def sweep_receipts(now: dt.datetime | None = None) -> int:
 @task(queue_name=MAIL_QUEUE)
 def send_request_mail(request_id: int, step: str) -> None:
     """Tell the requester what became of their refund request (outside any transaction)."""
-    from django.core.mail import send_mail  # noqa: PLC0415
+    from django.core.mail import send_mail
 
-    from kassa.core.locks import assert_outside_transaction  # noqa: PLC0415
-    from kassa.refunds.models import RefundRequest  # noqa: PLC0415
+    from kassa.core.locks import assert_outside_transaction
+    from kassa.refunds.models import RefundRequest
 
     request = RefundRequest.objects.select_related("requested_by").get(pk=request_id)
     if request.requested_by is None or not request.requested_by.email:
@@ -115,6 +115,6 @@ def send_request_mail(request_id: int, step: str) -> None:
 @sweep
 def sweep_refund_requests(now: dt.datetime | None = None) -> int:
     """Open refund requests past `request_expiry_days` expire, releasing their reservation."""
-    from kassa.refunds.requests import expire_requests  # noqa: PLC0415
+    from kassa.refunds.requests import expire_requests
 
     return expire_requests(now)

@@ -241,7 +241,7 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
 def _apply_policy(organization: Organization, changes: dict[str, Any]) -> None:
     """The refund policy (DESIGN.md, "Governed refunds"), each field checked before any is
     set; the caller saves nothing when one fails (the whole change is one transaction)."""
-    from kassa.core.money import parse_amount  # noqa: PLC0415
+    from kassa.core.money import parse_amount
 
     currency = organization.currency
     if "approval_threshold" in changes:
