@@ -7,6 +7,7 @@ from django.urls import path
 
 from kassa.web.forms import EmailLoginForm
 from kassa.web.views import (
+    approvals,
     attention,
     credit,
     customers,
@@ -32,6 +33,7 @@ urlpatterns = [
          auth_views.LoginView.as_view(authentication_form=EmailLoginForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("favicon.ico", favicon),
+    *approvals.urlpatterns,
     *attention.urlpatterns,
     *credit.urlpatterns,
     *customers.urlpatterns,
