@@ -61,3 +61,23 @@ def test_a_rejection_without_a_reason_is_refused_and_the_request_stays_open(tena
     assert RefundRequest.objects.get(pk=request["id"]).status == "open"
     r = client.post(f"/approvals/{request['id']}/reject", {"reason": "Not policy"})
     assert RefundRequest.objects.get(pk=request["id"]).status == "rejected"
+
+
+@pytest.mark.browser
+def test_front_desk_requests_a_refund_from_the_payment_page(page, tenant, live_server):
+    desk_member, _ = tenant.user("front_desk")
+    payment = tenant.pay(tenant.invoice()["id"], "100.00", method="cash")
+    sign_in(page, desk_member.user.email)
+    page.goto(f"{live_server.url}/payments/{payment['id']}/")
+    page.get_by_label("Amount to refund").fill("25.00")
+    page.get_by_label("Give back by").select_option("cash")
+    page.get_by_label("Reason").fill("Guest unhappy")
+    page.get_by_role("button", name="Request refund").click()
+    page.wait_for_url("**/approvals/")
+    expect(page.get_by_role("status")).to_contain_text("sent for approval")
+    found = RefundRequest.objects.get()
+    assert (found.amount_minor, found.status, found.payment_id) == (2500, "open",
+                                                                     int(payment["id"]))
+    assert not Refund.objects.exists()
+    shown = tenant.api.get(f"/payments/{payment['id']}").json()
+    assert (shown["requested"], shown["refundable"]) == ("25.00", "75.00")

@@ -14,6 +14,7 @@ from kassa.core.errors import DomainError
 from kassa.refunds import requests
 from kassa.tenancy.models import Membership
 from kassa.web.access import page
+from kassa.web.forms import typed_amount
 
 
 @require_safe
@@ -62,7 +63,33 @@ def cancel(request: HttpRequest, membership: Membership, request_id: int) -> Htt
     return _decide(request, membership, request_id, "cancel")
 
 
+@require_POST
+@page
+def request_payment_refund(request: HttpRequest, membership: Membership,
+                           payment_id: int) -> HttpResponse:
+    """*Request refund* on the payment page: the front desk asks; the same door as the API."""
+    how = request.POST.get("type", "")
+    online = how == "online"
+    body = {"type": "online" if online else "offline", "method": None if online else how,
+            "amount": typed_amount(request.POST.get("amount", ""), membership.organization),
+            "reason": request.POST.get("reason", ""), "internal_note": "", "note": "",
+            "decrease_balance_owed": False, "reason_code": request.POST.get("reason_code")}
+    try:
+        status, made = requests.refund_or_request(actor=membership, kind="payment",
+                                                  target=payment_id, body=body)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("payment", payment_id)
+    if status == "requested":
+        messages.success(request, f"Refund request {made.pk} sent for approval.")
+        return redirect("approvals")
+    messages.success(request, "Refund made.")
+    return redirect("payment", payment_id)
+
+
 urlpatterns = [
+    path("payments/<int:payment_id>/request-refund", request_payment_refund,
+         name="approvals_request_payment"),
     path("approvals/", approvals_page, name="approvals"),
     path("approvals/<int:request_id>/approve", approve, name="approvals_approve"),
     path("approvals/<int:request_id>/reject", reject, name="approvals_reject"),
