@@ -117,6 +117,7 @@ class PaymentOut(Schema):
     online: bool
     refunded: str
     refundable: str
+    requested: str  # reserved by an open refund request (not refundable while open)
     refundable_online: str  # what the gateway can still refund of the charge
     refund_pending: bool
     disputed: bool  # a dispute is open, or lost and not settled: no refunds

@@ -232,3 +232,40 @@ class PaymentAlreadyReturned(DomainError):
     code = "payment_already_returned"
     status = 409
     title = "This payment was returned already"
+
+
+class RefundRequestOpen(DomainError):
+    code = "refund_request_open"
+    status = 409
+    title = "A refund request of this is open already"
+
+
+class SelfApprovalNotAllowed(PermissionDenied):
+    code = "self_approval_not_allowed"
+    title = "A refund request is approved by someone else than who asked"
+
+
+class RequestNotOpen(DomainError):
+    code = "request_not_open"
+    status = 409
+    title = "The refund request is no longer open"
+
+
+class ReasonCodeRequired(DomainError):
+    code = "reason_code_required"
+    title = "A reason code is required"
+
+
+class UnknownReasonCode(DomainError):
+    code = "unknown_reason_code"
+    title = "The reason code is not one of the organization's"
+
+
+class RefundWindowClosed(DomainError):
+    code = "refund_window_closed"
+    title = "The payment is older than the online refund window"
+
+
+class RefundLimitExceeded(DomainError):
+    code = "refund_limit_exceeded"
+    title = "The refund is past the daily refund limit"

@@ -1,6 +1,7 @@
 """Every row lock Kassa takes, taken here and only here, always in one order:
 
-    organization → customer → invoice → payment → refund → package → benefit → audit chain
+    refund request → organization → customer → invoice → payment → refund → package → benefit
+    → audit chain
 
 A money transaction locks what it changes before it reads the figures it checks, walking down
 this list and never back up, so two transactions never wait on each other in a circle (no
@@ -29,9 +30,10 @@ from django.db import transaction
 
 from kassa.core.lookup import get_scoped
 
-ORDER = ("organization", "customer", "invoice", "payment", "refund", "package", "benefit",
-         "audit_chain")
-_MODELS = {"organization": "tenancy.Organization", "customer": "billing.Customer",
+ORDER = ("refund_request", "organization", "customer", "invoice", "payment", "refund",
+         "package", "benefit", "audit_chain")
+_MODELS = {"refund_request": "refunds.RefundRequest", "organization": "tenancy.Organization",
+           "customer": "billing.Customer",
            "invoice": "billing.Invoice", "payment": "billing.Payment",
            "refund": "refunds.Refund", "package": "packages.Package",
            "benefit": "packages.Benefit", "audit_chain": "audit.AuditChain"}
@@ -122,6 +124,11 @@ def lock_invoice(invoice_id: int) -> Any:
 
 def lock_payment(payment_id: int) -> Any:
     return _lock("payment", pk=payment_id)
+
+
+def lock_refund_request(request_id: int) -> Any:
+    """A refund request, before whatever its approval locks (two approvers: one decides)."""
+    return _lock("refund_request", pk=request_id)
 
 
 def lock_refund(refund_id: int) -> Any:

@@ -10,7 +10,7 @@ from pydantic import Field
 from kassa.core.schemas import READ_ERRORS, WRITE_ERRORS, Paging, Problem
 from kassa.core.text import Code, Flag, MoneyText, Name, Note, ObjectId, ShortText
 from kassa.documents.answer import PDF_ANSWER, pdf_answer
-from kassa.refunds import attention, documents, selectors, services
+from kassa.refunds import attention, documents, requests, selectors
 from kassa.refunds.models import Refund
 from kassa.refunds.webhook_events import refund_object
 from kassa.tenancy.auth import AuthedRequest
@@ -19,6 +19,7 @@ router = Router(tags=["refunds"])
 
 
 class PaymentRefundIn(Schema):
+    reason_code: Code | None = None
     type: Code = Field(..., description="online | offline | credit (to the customer's credit)")
     amount: MoneyText
     reason: ShortText
@@ -43,6 +44,7 @@ class CreditRefundTo(Schema):
 
 
 class CreditRefundIn(Schema):
+    reason_code: Code | None = None
     amount: MoneyText
     reason: ShortText
     center: Code | None = None
@@ -60,6 +62,7 @@ class PartIn(Schema):
 
 
 class InvoiceRefundIn(Schema):
+    reason_code: Code | None = None
     reason: ShortText
     internal_note: Note | None = None
     decrease_balance_owed: Flag = False
@@ -67,6 +70,7 @@ class InvoiceRefundIn(Schema):
 
 
 class PackageRefundIn(Schema):
+    reason_code: Code | None = None
     amount: MoneyText
     reason: ShortText
     close_package: Flag = False
@@ -100,6 +104,30 @@ class RefundOut(Schema):
     replaces: str | None
 
 
+class RequestOut(Schema):
+    id: str
+    kind: str
+    target: str
+    body: dict[str, Any]
+    amount: str
+    status: str
+    requested_by: str | None
+    requested_at: str
+    decided_by: str | None
+    decided_at: str | None
+    note: str
+    refunds: list[str]
+
+
+class RequestedOut(Schema):
+    status: str
+    request: RequestOut
+
+
+class RejectIn(Schema):
+    reason: ShortText | None = None
+
+
 class SplitRefundOut(Schema):
     group: str
     refunds: list[RefundOut]
@@ -124,16 +152,31 @@ def refund_json(refund: Refund) -> dict[str, Any]:
     return refund_object(refund)  # the same object the webhooks send
 
 
-@router.post("/payments/{payment_id}/refunds", response={201: RefundOut, **WRITE_ERRORS})
+def _made(made: Any) -> Any:
+    """201 with the refund(s) made, or 202 `{status: "requested", request}`."""
+    status, what = made
+    if status == "requested":
+        return Status(202, {"status": "requested", "request": requests.request_object(what)})
+    if isinstance(what, tuple):
+        group, refunds = what
+        return Status(201, {"group": group, "refunds": [refund_json(r) for r in refunds]})
+    return Status(201, refund_json(what))
+
+
+def _idempotency(request: AuthedRequest) -> dict[str, Any]:
+    key = request.headers.get("Idempotency-Key")
+    return {"request_key": key} if key else {}
+
+
+@router.post("/payments/{payment_id}/refunds",
+             response={201: RefundOut, 202: RequestedOut, **WRITE_ERRORS})
 def refund_payment(request: AuthedRequest, payment_id: str, payload: PaymentRefundIn) -> Any:
-    refund = services.refund_payment(
-        actor=request.auth, payment=payment_id, type=payload.type, amount=payload.amount,
-        reason=payload.reason, internal_note=payload.internal_note or "",
-        method=payload.method, note=payload.note or "",
-        decrease_balance_owed=payload.decrease_balance_owed,
-        request_key=request.headers.get("Idempotency-Key"),
-    )
-    return Status(201, refund_json(refund))
+    body = {"type": payload.type, "amount": payload.amount, "reason": payload.reason,
+            "internal_note": payload.internal_note or "", "method": payload.method,
+            "note": payload.note or "", "decrease_balance_owed": payload.decrease_balance_owed,
+            "reason_code": payload.reason_code, **_idempotency(request)}
+    return _made(requests.refund_or_request(actor=request.auth, kind="payment",
+                                            target=payment_id, body=body))
 
 
 @router.get("/refunds", response={200: list[RefundOut], **READ_ERRORS})
@@ -159,41 +202,42 @@ def get_refund(request: AuthedRequest, refund_id: str) -> Any:
     return refund_json(selectors.get_refund(request.auth.organization, refund_id))
 
 
-@router.post("/packages/{package_id}/refunds", response={201: RefundOut, **WRITE_ERRORS},
-             tags=["packages"])
+@router.post("/packages/{package_id}/refunds",
+             response={201: RefundOut, 202: RequestedOut, **WRITE_ERRORS}, tags=["packages"])
 def refund_package(request: AuthedRequest, package_id: str, payload: PackageRefundIn) -> Any:
-    refund = services.refund_package(
-        actor=request.auth, package=package_id, amount=payload.amount, reason=payload.reason,
-        close_package=payload.close_package, refund_to_payment=payload.refund_to.payment,
-        method=payload.refund_to.method, note=payload.refund_to.note or "",
-        request_key=request.headers.get("Idempotency-Key"), to_credit=payload.refund_to.credit,
-    )
-    return Status(201, refund_json(refund))
+    body = {"amount": payload.amount, "reason": payload.reason,
+            "close_package": payload.close_package,
+            "refund_to_payment": payload.refund_to.payment, "method": payload.refund_to.method,
+            "note": payload.refund_to.note or "", "to_credit": payload.refund_to.credit,
+            "reason_code": payload.reason_code, **_idempotency(request)}
+    return _made(requests.refund_or_request(actor=request.auth, kind="package",
+                                            target=package_id, body=body))
 
 
 @router.post("/customers/{customer_id}/credit/refunds",
-             response={201: RefundOut, **WRITE_ERRORS}, tags=["credit"])
+             response={201: RefundOut, 202: RequestedOut, **WRITE_ERRORS}, tags=["credit"])
 def refund_credit(request: AuthedRequest, customer_id: str, payload: CreditRefundIn) -> Any:
     """Give back credit: online to one of the customer's payments, or offline (with a
     payee). Card money goes back to its card unless an admin gives `override_reason`."""
-    refund = services.refund_credit(
-        actor=request.auth, customer=customer_id, amount=payload.amount, reason=payload.reason,
-        center=payload.center, refund_to=payload.refund_to.model_dump(),
-        override_reason=payload.override_reason,
-        request_key=request.headers.get("Idempotency-Key"))
-    return Status(201, refund_json(refund))
+    body = {"amount": payload.amount, "reason": payload.reason, "center": payload.center,
+            "refund_to": payload.refund_to.model_dump(),
+            "override_reason": payload.override_reason, "reason_code": payload.reason_code,
+            **_idempotency(request)}
+    return _made(requests.refund_or_request(actor=request.auth, kind="credit",
+                                            target=customer_id, body=body))
 
 
-@router.post("/invoices/{invoice_id}/refunds", response={201: SplitRefundOut, **WRITE_ERRORS})
+@router.post("/invoices/{invoice_id}/refunds",
+             response={201: SplitRefundOut, 202: RequestedOut, **WRITE_ERRORS})
 def refund_invoice(request: AuthedRequest, invoice_id: str, payload: InvoiceRefundIn) -> Any:
     """One refund across the invoice's payments, all or nothing: each error names its part."""
-    group, refunds = services.refund_invoice(
-        actor=request.auth, invoice=invoice_id, reason=payload.reason,
-        internal_note=payload.internal_note or "",
-        decrease_balance_owed=payload.decrease_balance_owed,
-        parts=[services.Part(payment=p.payment, type=p.type, amount=p.amount, method=p.method,
-                             note=p.note or "") for p in payload.parts])
-    return Status(201, {"group": group, "refunds": [refund_json(r) for r in refunds]})
+    body = {"reason": payload.reason, "internal_note": payload.internal_note or "",
+            "decrease_balance_owed": payload.decrease_balance_owed,
+            "reason_code": payload.reason_code,
+            "parts": [{"payment": p.payment, "type": p.type, "amount": p.amount,
+                       "method": p.method, "note": p.note or ""} for p in payload.parts]}
+    return _made(requests.refund_or_request(actor=request.auth, kind="split",
+                                            target=invoice_id, body=body))
 
 
 STUCK_ERRORS = {**WRITE_ERRORS, 503: Problem}
@@ -211,3 +255,36 @@ def resolve_refund(request: AuthedRequest, refund_id: str, payload: ResolveIn) -
                                       action=payload.action, method=payload.method,
                                       note=payload.note or "")
     return refund_json(selectors.get_refund(request.auth.organization, refund.pk))
+
+
+@router.get("/refund-requests", response={200: list[RequestOut], **READ_ERRORS},
+            tags=["approvals"])
+def list_requests(request: AuthedRequest, paging: Query[Paging],
+                  status: str | None = None) -> Any:
+    found = requests.find_requests(request.auth, status)
+    return [requests.request_object(r) for r in found[paging.offset: paging.offset + paging.limit]]
+
+
+@router.get("/refund-requests/{request_id}", response={200: RequestOut, **READ_ERRORS},
+            tags=["approvals"])
+def get_request(request: AuthedRequest, request_id: str) -> Any:
+    return requests.request_object(requests.get_request(request.auth, request_id))
+
+
+@router.post("/refund-requests/{request_id}/approve",
+             response={200: RequestOut, **WRITE_ERRORS}, tags=["approvals"])
+def approve_request(request: AuthedRequest, request_id: str) -> Any:
+    return requests.request_object(requests.approve(actor=request.auth, request=request_id))
+
+
+@router.post("/refund-requests/{request_id}/reject",
+             response={200: RequestOut, **WRITE_ERRORS}, tags=["approvals"])
+def reject_request(request: AuthedRequest, request_id: str, payload: RejectIn) -> Any:
+    return requests.request_object(requests.reject(actor=request.auth, request=request_id,
+                                                   reason=payload.reason or ""))
+
+
+@router.post("/refund-requests/{request_id}/cancel",
+             response={200: RequestOut, **WRITE_ERRORS}, tags=["approvals"])
+def cancel_request(request: AuthedRequest, request_id: str) -> Any:
+    return requests.request_object(requests.cancel(actor=request.auth, request=request_id))

@@ -299,3 +299,67 @@ class PaymentReturn(models.Model):
 
     def __str__(self) -> str:
         return f"Return {self.pk} of payment {self.payment_id}"
+
+
+class RequestKind(models.TextChoices):
+    PAYMENT = "payment", "Payment"
+    PACKAGE = "package", "Package"
+    SPLIT = "split", "Split"
+    CREDIT = "credit", "Credit"
+
+
+class RequestStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+class RefundRequest(models.Model):
+    """A refund asked for and not made (DESIGN.md, "Governed refunds"): the body the refund
+    service will be called with once someone approves it. While open, its amount is reserved on
+    its payment (or package): the refund rules take `reserved` off what can be refunded."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
+    kind = models.CharField(max_length=10, choices=RequestKind.choices)
+    # The payment, package, invoice (split) or customer (credit) it refunds, by id.
+    target_id = models.BigIntegerField()
+    # What it reserves: the payment (a payment's or a credit's online refund) or the package.
+    payment = models.ForeignKey("billing.Payment", null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="refund_requests")
+    package = models.ForeignKey("packages.Package", null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="refund_requests")
+    body = models.JSONField()
+    amount_minor = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=RequestStatus.choices,
+                              default=RequestStatus.OPEN)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)  # the rejection's reason
+    refunds = models.JSONField(default=list)  # the ids of the refunds its approval made
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0),
+                                   name="refund_request_amount_positive"),
+            models.UniqueConstraint(fields=["organization", "payment"],
+                                    condition=Q(status="open") & Q(package__isnull=True),
+                                    name="one_open_request_per_payment"),
+            models.UniqueConstraint(fields=["organization", "package"],
+                                    condition=Q(status="open"),
+                                    name="one_open_request_per_package"),
+        ]
+        indexes = [models.Index(fields=["organization", "status", "requested_at"],
+                                name="refund_request_queue_idx"),
+                   models.Index(fields=["status", "expires_at"],
+                                name="refund_request_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"Refund request {self.pk} ({self.kind}, {self.status})"

@@ -60,7 +60,14 @@ from kassa.ledger.services import Line, credit, debit
 from kassa.packages import services as packages
 from kassa.packages.models import Package
 from kassa.refunds import lifecycle
-from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
+from kassa.refunds.models import (
+    OfflineMethod,
+    Refund,
+    RefundRequest,
+    RefundStatus,
+    RefundType,
+    RequestStatus,
+)
 from kassa.tenancy.models import Center, Membership, Organization
 from kassa.tenancy.selectors import get_center
 from kassa.tenancy.services import require_admin, require_refund_permission
@@ -69,6 +76,14 @@ MAX_REASON = 500
 MAX_NOTE = 2000
 PACKAGE_REFUND_METHODS = (OfflineMethod.CASH, OfflineMethod.CHECK, OfflineMethod.OTHER)
 CREDIT = "credit"  # a refund's method when it goes into the customer's credit
+
+
+def reserved_on(payment_id: int) -> int:
+    """What open refund requests hold of a payment (DESIGN.md, "Governed refunds")."""
+    total = RefundRequest.objects.filter(payment_id=payment_id, status=RequestStatus.OPEN,
+                                         package__isnull=True).aggregate(
+        t=Sum("amount_minor"))["t"]
+    return int(total or 0)
 
 
 def _money(minor: int, organization: Organization) -> str:
@@ -243,9 +258,11 @@ def _refund_locked_payment(
     if payment.refund_pending:
         raise RefundPending("An online refund of this payment is pending; wait until it settles",
                             field=f"{where}payment" if where else None)
-    if amount_minor > payment.refundable_minor:
+    # What open refund requests hold of it is not refundable (read under the payment's lock).
+    refundable = payment.refundable_minor - reserved_on(payment.pk)
+    if amount_minor > refundable:
         raise RefundExceedsRefundable(
-            f"At most {_money(payment.refundable_minor, organization)} of this payment can be "
+            f"At most {_money(max(refundable, 0), organization)} of this payment can be "
             "refunded.", field=f"{where}amount")
     if online and amount_minor > payment.refundable_online_minor:
         raise RefundExceedsRefundable(
@@ -341,15 +358,17 @@ def _what_lines_give(held: allocation.Held, package_lines: list[int], *, lock: b
 
 def refundable_now(payment: Payment) -> int:
     """What a refund of the payment could take right now (for the pages, no lock): its
-    refundable, less what it paid into packages that have since been used or closed."""
-    if payment.invoice_id is None or payment.refundable_minor == 0:
-        return payment.refundable_minor
+    refundable, less what open refund requests reserve of it and what it paid into packages
+    that have since been used or closed."""
+    refundable = max(payment.refundable_minor - reserved_on(payment.pk), 0)
+    if payment.invoice_id is None or refundable == 0:
+        return refundable
     held = allocation.held_by(payment)
     package_lines = [line_id for line_id, kind in held.kinds.items() if kind == LineKind.PACKAGE]
     if not package_lines:
-        return payment.refundable_minor
+        return refundable
     able, _ = _what_lines_give(held, package_lines, lock=False)
-    return min(payment.refundable_minor, able.net + able.tax)
+    return min(refundable, able.net + able.tax)
 
 
 def _package_into_credit(customer: Customer, *, pkg: Package, invoice: Invoice, refund: Refund,

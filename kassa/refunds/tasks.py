@@ -90,3 +90,31 @@ def sweep_receipts(now: dt.datetime | None = None) -> int:
         send_receipt.enqueue(receipt_id)
         count += 1
     return count
+
+
+@task_named("refunds.send_request_mail")
+@task(queue_name=MAIL_QUEUE)
+def send_request_mail(request_id: int, step: str) -> None:
+    """Tell the requester what became of their refund request (outside any transaction)."""
+    from django.core.mail import send_mail
+
+    from kassa.core.locks import assert_outside_transaction
+    from kassa.refunds.models import RefundRequest
+
+    request = RefundRequest.objects.select_related("requested_by").get(pk=request_id)
+    if request.requested_by is None or not request.requested_by.email:
+        return
+    assert_outside_transaction("sending a refund request's e-mail")
+    words = step.removeprefix("refund_request_").replace("_", " ")
+    send_mail(f"Refund request {request.pk}: {words}",
+              f"Your refund request {request.pk} is {request.status}."
+              + (f"\n\n{request.note}" if request.note else ""),
+              None, [request.requested_by.email], fail_silently=True)
+
+
+@sweep
+def sweep_refund_requests(now: dt.datetime | None = None) -> int:
+    """Open refund requests past `request_expiry_days` expire, releasing their reservation."""
+    from kassa.refunds.requests import expire_requests
+
+    return expire_requests(now)

@@ -27,6 +27,18 @@ def default_refund_roles() -> list[str]:
     return [Role.ADMIN.value]
 
 
+def default_request_roles() -> list[str]:
+    return [Role.FRONT_DESK.value]
+
+
+def default_approver_roles() -> list[str]:
+    return [Role.ADMIN.value]
+
+
+def no_reason_codes() -> list[dict[str, object]]:
+    return []
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     currency = models.CharField(max_length=3, default="USD")
@@ -34,6 +46,14 @@ class Organization(models.Model):
     locale = models.CharField(max_length=16, default="en_US")
     allow_multiple_package_refunds = models.BooleanField(default=True)
     refund_roles = models.JSONField(default=default_refund_roles)
+    # The refund policy (DESIGN.md, "Governed refunds"): who asks, who approves, and the rules.
+    approval_threshold_minor = models.BigIntegerField(null=True, blank=True)
+    request_roles = models.JSONField(default=default_request_roles)
+    approver_roles = models.JSONField(default=default_approver_roles)
+    daily_refund_limit = models.JSONField(null=True, blank=True)  # {role: minor units}
+    online_refund_window_days = models.PositiveIntegerField(null=True, blank=True)
+    reason_codes = models.JSONField(default=no_reason_codes)  # [{code, label, note_required}]
+    request_expiry_days = models.PositiveIntegerField(default=7)
     business_kind = models.CharField(max_length=20, choices=BusinessKind.choices,
                                      default=BusinessKind.SPA)
     # The next invoice number; taken under the organization's row lock.

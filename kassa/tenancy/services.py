@@ -257,6 +257,7 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
             changes["allow_multiple_package_refunds"])
     if "refund_roles" in changes:
         organization.refund_roles = validate_roles(list(changes["refund_roles"]))
+    _apply_policy(organization, changes)
     if "business_kind" in changes:
         if changes["business_kind"] not in BusinessKind.values:
             raise ValidationFailed("business_kind", "must be funeral_home or spa")
@@ -269,3 +270,74 @@ def update_settings(*, actor: Membership, changes: dict[str, Any]) -> Organizati
                object=f"organization:{organization.pk}",
                detail={"changed": changed, "was": {name: before[name] for name in changed}})
     return organization
+
+
+def _apply_policy(organization: Organization, changes: dict[str, Any]) -> None:
+    """The refund policy (DESIGN.md, "Governed refunds"), each field checked before any is
+    set; the caller saves nothing when one fails (the whole change is one transaction)."""
+    from kassa.core.money import parse_amount
+
+    currency = organization.currency
+    if "approval_threshold" in changes:
+        value = changes["approval_threshold"]
+        organization.approval_threshold_minor = (
+            None if value is None else parse_amount(str(value), currency,
+                                                    field="approval_threshold"))
+    for field in ("request_roles", "approver_roles"):
+        if field in changes:
+            roles = changes[field]
+            if not isinstance(roles, list) or any(r not in Role.values for r in roles):
+                raise ValidationFailed(field, f"must be a list of {', '.join(Role.values)}")
+            if field == "approver_roles" and (not roles or Role.ACCOUNTANT in roles):
+                raise ValidationFailed(field, "needs at least one role that is not accountant")
+            setattr(organization, field, list(dict.fromkeys(roles)))
+    if "daily_refund_limit" in changes:
+        limits = changes["daily_refund_limit"]
+        if limits is not None:
+            if not isinstance(limits, dict) or any(r not in Role.values for r in limits):
+                raise ValidationFailed("daily_refund_limit",
+                                       "must map roles to amounts, like {\"front_desk\": "
+                                       "\"200.00\"}")
+            limits = {role: parse_amount(str(amount), currency,
+                                         field=f"daily_refund_limit.{role}")
+                      for role, amount in limits.items()}
+        organization.daily_refund_limit = limits
+    if "online_refund_window_days" in changes:
+        days = changes["online_refund_window_days"]
+        if days is not None and (not isinstance(days, int) or isinstance(days, bool)
+                                 or not 1 <= days <= 3650):
+            raise ValidationFailed("online_refund_window_days",
+                                   "must be a whole number of days from 1 to 3650, or null")
+        organization.online_refund_window_days = days
+    if "request_expiry_days" in changes:
+        days = changes["request_expiry_days"]
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
+            raise ValidationFailed("request_expiry_days",
+                                   "must be a whole number of days from 1 to 365")
+        organization.request_expiry_days = days
+    if "reason_codes" in changes:
+        organization.reason_codes = _reason_codes(changes["reason_codes"])
+
+
+def _reason_codes(codes: Any) -> list[dict[str, Any]]:
+    if not isinstance(codes, list) or len(codes) > 50:
+        raise ValidationFailed("reason_codes", "must be a list of at most 50 codes")
+    seen: set[str] = set()
+    clean = []
+    for i, item in enumerate(codes):
+        field = f"reason_codes[{i}]"
+        if not isinstance(item, dict) or set(item) - {"code", "label", "note_required"}:
+            raise ValidationFailed(field, "must be {code, label, note_required}")
+        code, label = str(item.get("code") or "").strip(), str(item.get("label") or "").strip()
+        if not code or len(code) > 40 or not code.replace("_", "").replace("-", "").isalnum():
+            raise ValidationFailed(f"{field}.code", "must be 1 to 40 letters, digits, - or _")
+        if code in seen:
+            raise ValidationFailed(f"{field}.code", f"{code} is listed twice")
+        if not label or len(label) > 100:
+            raise ValidationFailed(f"{field}.label", "is required (at most 100 characters)")
+        if not isinstance(item.get("note_required", False), bool):
+            raise ValidationFailed(f"{field}.note_required", "must be true or false")
+        seen.add(code)
+        clean.append({"code": code, "label": label,
+                      "note_required": bool(item.get("note_required", False))})
+    return clean

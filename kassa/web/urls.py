@@ -7,6 +7,7 @@ from django.urls import path
 
 from kassa.web.forms import EmailLoginForm
 from kassa.web.views import (
+    approvals,
     attention,
     audit_pages,
     credit,
@@ -36,6 +37,7 @@ urlpatterns = [
          auth_views.LoginView.as_view(authentication_form=EmailLoginForm), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("favicon.ico", favicon),
+    *approvals.urlpatterns,
     *attention.urlpatterns,
     *audit_pages.urlpatterns,
     *credit.urlpatterns,

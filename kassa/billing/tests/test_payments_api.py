@@ -26,7 +26,7 @@ def test_offline_payments_pay_the_invoice_down_and_close_it(tenant):
     assert first == {"id": first["id"], "invoice": inv["id"], "customer": inv["customer"],
                      "amount": "50.00", "to_credit": "0.00",
                      "method": "cash", "online": False, "refunded": "0.00",
-                     "refundable": "50.00", "refundable_online": "0.00",
+                     "refundable": "50.00", "requested": "0.00", "refundable_online": "0.00",
                      "refund_pending": False, "disputed": False, "taken_back": "0.00",
                      "status": "succeeded",
                      "failure_reason": "", "created_at": first["created_at"]}

@@ -9,12 +9,18 @@ from kassa.tenancy.models import Organization
 PROBLEM = "application/problem+json"
 
 
+# The refund policy's defaults (DESIGN.md, "Governed refunds").
+POLICY = {"approval_threshold": None, "request_roles": ["front_desk"],
+          "approver_roles": ["admin"], "daily_refund_limit": None,
+          "online_refund_window_days": None, "reason_codes": [], "request_expiry_days": 7}
+
+
 def test_settings_start_with_the_documented_defaults(tenant):
     r = tenant.api.get("/settings")
     assert r.status_code == 200
     assert r.json() == {"currency": "USD", "timezone": "UTC",
                         "allow_multiple_package_refunds": True, "refund_roles": ["admin"],
-                        "business_kind": "spa"}
+                        "business_kind": "spa", **POLICY}
 
 
 def test_admin_changes_settings_and_they_are_stored(tenant):
@@ -23,7 +29,7 @@ def test_admin_changes_settings_and_they_are_stored(tenant):
                                        "refund_roles": ["front_desk", "admin", "admin"]})
     assert r.status_code == 200, r.content
     want = {"currency": "JPY", "timezone": "Asia/Tokyo", "allow_multiple_package_refunds": False,
-            "refund_roles": ["admin", "front_desk"], "business_kind": "spa"}
+            "refund_roles": ["admin", "front_desk"], "business_kind": "spa", **POLICY}
     assert r.json() == want
     assert tenant.api.get("/settings").json() == want
     org = Organization.objects.get(pk=tenant.organization.pk)
@@ -36,7 +42,7 @@ def test_a_patch_changes_only_the_fields_it_names(tenant):
     assert r.status_code == 200
     assert r.json() == {"currency": "USD", "timezone": "America/Chicago",
                         "allow_multiple_package_refunds": True, "refund_roles": ["admin"],
-                        "business_kind": "spa"}
+                        "business_kind": "spa", **POLICY}
 
 
 def test_settings_are_per_organization(tenant, other_tenant):

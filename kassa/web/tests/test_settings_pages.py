@@ -46,10 +46,14 @@ def test_admin_allows_one_package_refund_and_lets_the_front_desk_refund(page, te
     expect(page.get_by_role("status")).to_contain_text("Settings saved.")
     expect(page.get_by_label("Allow to refund a package multiple times")).not_to_be_checked()
     expect(roles.get_by_label("Front desk")).to_be_checked()
-    assert tenant.api.get("/settings").json() == {
+    saved = tenant.api.get("/settings").json()
+    assert {k: saved[k] for k in ("currency", "timezone", "allow_multiple_package_refunds",
+                                  "refund_roles", "business_kind")} == {
         "currency": "USD", "timezone": "America/New_York",
         "allow_multiple_package_refunds": False, "refund_roles": ["admin", "front_desk"],
         "business_kind": "funeral_home"}
+    # The refund policy (issue 14) is left as it was: the page does not touch it yet.
+    assert (saved["request_roles"], saved["approval_threshold"]) == (["front_desk"], None)
     # The words follow at once: a funeral home's families and cases.
     expect(page.get_by_role("navigation", name="Main").get_by_role(
         "link", name="Cases")).to_be_visible()

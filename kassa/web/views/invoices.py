@@ -215,6 +215,9 @@ def _payment_page(request: HttpRequest, membership: Any, payment: Payment, *,
         # A front desk that may not refund sees the action disabled, and who refunds instead.
         "refund_blocked": "" if may_refund(membership) or membership.role == Role.ACCOUNTANT
         else refunds_are_made_by(organization),
+        # Who may ask (request_roles) sees *Request refund* instead (kassa.web.views.approvals).
+        "may_request": not may_refund(membership) and membership.role != Role.ACCOUNTANT
+        and membership.role in (organization.request_roles or []),
         "online_url": _refund_url(payment, RefundType.ONLINE),
         "offline_url": _refund_url(payment, RefundType.OFFLINE),
         "form": form, "refused": refused, "review": review,
