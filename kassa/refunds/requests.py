@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from kassa.audit.services import record
 from kassa.billing.models import Payment, PaymentEvent
 from kassa.core.errors import (
     ReasonCodeRequired,
@@ -249,7 +250,15 @@ def _targets(organization: Organization, kind: str, target: Any,
 
 
 def _step(request: RefundRequest, kind: str, by: Any, now: dt.datetime, detail: str) -> None:
-    """The step in the payment's history, and the e-mail to the requester (by a task)."""
+    """The step in the payment's history, its entry in the audit log, and the e-mail to the
+    requester (by a task)."""
+    record(organization_id=request.organization_id, actor=by,
+           action="refund_request." + ("created" if kind == "refund_requested"
+                                       else kind.removeprefix("refund_request_")),
+           object=f"refund_request:{request.pk}",
+           detail={"kind": request.kind, "target": request.target_id,
+                   "amount_minor": request.amount_minor, "status": request.status,
+                   "note": request.note, "refunds": list(request.refunds or [])})
     if request.payment_id is not None:
         PaymentEvent.objects.create(organization_id=request.organization_id,
                                     payment_id=request.payment_id, at=now, kind=kind,

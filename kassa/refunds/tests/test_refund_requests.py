@@ -251,3 +251,25 @@ def test_approval_racing_a_direct_refund_never_exceeds_the_refundable(tenant):
     assert p.refunded_minor <= p.amount_minor
     assert p.refunded_minor == 7000
     assert verify() == []
+
+
+def test_every_step_of_a_request_is_in_the_audit_log(tenant, paid):
+    _inv, payment = paid
+    desk_member, desk = tenant.user("front_desk")
+    first = ask(desk, payment["id"]).json()["request"]
+    assert tenant.api.post(f"/refund-requests/{first['id']}/approve", {}).status_code == 200
+    second = ask(desk, payment["id"], amount="10.00").json()["request"]
+    assert tenant.api.post(f"/refund-requests/{second['id']}/reject",
+                           {"reason": "Not our policy"}).status_code == 200
+
+    def trail(request_id):
+        rows = tenant.api.get("/audit", object=f"refund_request:{request_id}").json()
+        return sorted((row["action"], row["actor"]) for row in rows)
+
+    admin = str(tenant.admin.user_id)
+    desk_id = str(desk_member.user_id)
+    assert trail(first["id"]) == sorted([("refund_request.created", desk_id),
+                                         ("refund_request.approved", admin)])
+    assert trail(second["id"]) == sorted([("refund_request.created", desk_id),
+                                          ("refund_request.rejected", admin)])
+    assert verify() == []
