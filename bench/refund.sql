@@ -18,10 +18,10 @@ INSERT INTO refunds_refund (organization_id, center_id, invoice_id, payment_id, 
     decrease_balance_owed, credit_net_minor, credit_tax_minor, created_by_id, created_at,
     settled_at, failure_reason, gateway, gateway_reference, gateway_state, attempts,
     next_attempt_at, last_error, keyed_by_installation, request_key, issue_entry_id,
-    settle_entry_id, from_credit, payee, override_reason, split_group)
+    settle_entry_id, from_credit, payee, override_reason, split_group, origin)
   VALUES (:org, :center_id, :invoice_id, :p, NULL, false, 'offline', 'recorded', 1, 0, 'cash',
     'bench', '', '', false, 0, 0, :user, now(), NULL, '', '', '', '', 0, NULL, '', true, '',
-    :entry, NULL, false, '', '', '')
+    :entry, NULL, false, '', '', '', 'kassa')
   RETURNING id AS refund \gset
 INSERT INTO ledger_posting (entry_id, account_id, organization_id, center_id, code, kind,
     business_date, amount_minor, invoice_id, payment_id, refund_id, package_id)

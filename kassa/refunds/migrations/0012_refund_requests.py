@@ -4,6 +4,8 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from kassa.core.tenant_keys import TenantKeys
+
 
 class Migration(migrations.Migration):
 
@@ -41,4 +43,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.CheckConstraint(condition=models.Q(('amount_minor__gt', 0)), name='refund_request_amount_positive'), models.UniqueConstraint(condition=models.Q(('status', 'open'), ('package__isnull', True)), fields=('organization', 'payment'), name='one_open_request_per_payment'), models.UniqueConstraint(condition=models.Q(('status', 'open')), fields=('organization', 'package'), name='one_open_request_per_package')],
             },
         ),
+        TenantKeys(["refunds.RefundRequest"]),
     ]
