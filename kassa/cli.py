@@ -86,6 +86,10 @@ def cmd_user_create(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from kassa.ledger.verify import Run, lines
 
+    if args.gateway:
+        return _verify_gateway(args)
+    if args.date is not None:
+        return _fail("--date is for --gateway (the books are checked as they stand)")
     org = None
     if args.org is not None:
         org = _organization(args.org)
@@ -112,6 +116,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{found} discrepancies\n")
         return 1
     sys.stdout.write("the books balance and every figure agrees with the ledger\n")
+    return 0
+
+
+def _verify_gateway(args: argparse.Namespace) -> int:
+    """`kassa verify --gateway`: each organization's business day (default today) reconciled
+    with the gateway; exit 1 naming every line that is not matched."""
+    from kassa.gateways.base import GatewayError
+    from kassa.reports import reconciliation
+    from kassa.tenancy.models import Organization
+
+    if args.since is not None:
+        return _fail("--since is for the books; the gateway is checked by --date")
+    if args.org is not None:
+        one = _organization(args.org)
+        if one is None:
+            return _fail(f"no organization {args.org}")
+        organizations = [one]
+    else:
+        organizations = list(Organization.objects.order_by("id"))
+    found = checked = 0
+    try:
+        for org in organizations:
+            day = args.date or reconciliation.today_of(org)
+            lines = reconciliation.reconcile(org, day)
+            checked += len(lines)
+            for line in reconciliation.exceptions(lines):
+                sys.stdout.write(f"organization {org.pk} ({org.name}), {day.isoformat()}: "
+                                 f"{reconciliation.describe(line, org.currency)}\n")
+                found += 1
+        if args.org is None:  # the account's own lines, when it serves every organization
+            import datetime as dt
+
+            day = args.date or dt.datetime.now(dt.UTC).date()
+            for line in reconciliation.exceptions(reconciliation.reconcile_account(day)):
+                sys.stdout.write(f"the gateway account, {day.isoformat()} (UTC): "
+                                 f"{reconciliation.describe(line, line.currency)}\n")
+                found += 1
+    except GatewayError as exc:
+        return _fail(f"the gateway did not list its balance: {exc}")
+    if found:
+        sys.stdout.write(f"{found} gateway lines not matched\n")
+        return 1
+    sys.stdout.write(f"every gateway line matched ({checked} lines)\n")
     return 0
 
 
@@ -214,6 +261,27 @@ def cmd_sandbox_refund(args: argparse.Namespace) -> int:
     code, found = _on_a_sandbox_payment(args, lambda: gateway_refund(
         payment_id=args.payment_id, amount=args.amount))
     return code if found is None else (0 if found["booked"] else 1)
+
+
+def cmd_sandbox_payout(args: argparse.Namespace) -> int:
+    from kassa.core.money import format_decimal_string
+    from kassa.gateways.sandbox_balance import payout
+    from kassa.tenancy.models import Organization
+
+    organizations = list(Organization.objects.order_by("id"))
+    if args.org is not None:
+        one = _organization(args.org)
+        if one is None:
+            return _fail(f"no organization {args.org}")
+        organizations = [one]
+    paid = []
+    for org in organizations:
+        line = payout(org.pk)
+        if line is not None:
+            paid.append({"organization": str(org.pk), "gateway_id": line.source,
+                         "amount": format_decimal_string(-line.amount_minor, line.currency)})
+    _print({"payouts": paid})
+    return 0
 
 
 def cmd_refunds_stuck(args: argparse.Namespace) -> int:
@@ -399,6 +467,10 @@ def parser() -> argparse.ArgumentParser:
     grefund.add_argument("payment_id", metavar="PAYMENT_ID")
     grefund.add_argument("amount", metavar="AMOUNT", help="e.g. 25.00")
     grefund.set_defaults(fn=cmd_sandbox_refund)
+    payout = sandbox.add_parser(
+        "payout", help="pay out what the sandbox balance holds to the bank (a payout line)")
+    payout.add_argument("--org", help="one organization's id (default: every one)")
+    payout.set_defaults(fn=cmd_sandbox_payout)
 
     refunds = sub.add_parser("refunds", help="refunds").add_subparsers(dest="sub", required=True)
     stuck = refunds.add_parser("stuck", help="list the refunds that need a person (retry or "
@@ -415,6 +487,12 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--batch-size", type=_batch_size, metavar="N",
                         help="objects checked per query (default: the setting "
                              "KASSA_VERIFY_BATCH, 10000)")
+    verify.add_argument("--gateway", action="store_true",
+                        help="reconcile the gateway's balance lines of a business day with "
+                             "Kassa's payments, refunds and disputes instead")
+    verify.add_argument("--date", type=_date, metavar="DATE",
+                        help="with --gateway: the business day (default: each organization's "
+                             "today)")
     verify.set_defaults(fn=cmd_verify)
 
     demo = sub.add_parser("demo", help="load the demo organization")

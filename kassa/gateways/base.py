@@ -9,6 +9,7 @@ card problem (permanent: tell the user) and `GatewayError` for everything else, 
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,8 +47,44 @@ class RefundResult:
     failure_reason: str = ""
 
 
+class LineType(StrEnum):
+    """What moved the processor balance: the kinds of line a processor's balance history has
+    (Stripe's reporting categories)."""
+
+    CHARGE = "charge"
+    REFUND = "refund"
+    REFUND_FAILURE = "refund_failure"
+    DISPUTE = "dispute"
+    DISPUTE_REVERSAL = "dispute_reversal"
+    FEE = "fee"
+    PAYOUT = "payout"
+
+
+@dataclass(frozen=True)
+class BalanceLine:
+    """One movement of the merchant's balance at the processor, signed: + into it (a charge,
+    a failed refund, a won dispute), − out of it (a refund, a dispute, a fee, a payout).
+
+    `source` is the processor's object that moved it (the charge, refund, dispute or payout
+    reference, as Kassa stores it); `charge` the charge it belongs to (Kassa's payment's
+    reference), empty for a payout. A payout's `pays_out_minor` is the net of the lines the
+    processor says it paid out."""
+
+    gateway_id: str
+    type: LineType
+    amount_minor: int
+    currency: str
+    source: str
+    charge: str
+    created: dt.datetime
+    pays_out_minor: int = 0
+
+
 class Gateway(ABC):
     name: str
+    # The processor account serves the whole installation (its lines are every
+    # organization's), rather than one account per organization as the sandbox keeps.
+    account_wide: bool = False
 
     @abstractmethod
     def charge(
@@ -88,3 +125,9 @@ class Gateway(ABC):
     def find_refund(self, *, charge_reference: str, idempotency_key: str) -> RefundResult | None:
         """The refund of this charge made with this key, if the gateway has one (whatever we
         recorded): how a person resolving a stuck refund learns what really happened."""
+
+    @abstractmethod
+    def balance_lines(self, *, organization_id: int, start: dt.datetime,
+                      end: dt.datetime) -> list[BalanceLine]:
+        """The balance's movements created in [start, end), oldest first: what reconciliation
+        matches against Kassa's payments, refunds and disputes."""

@@ -11,6 +11,7 @@ can be distributed by organization.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class SandboxCharge(models.Model):
@@ -76,3 +77,28 @@ class SandboxDispute(models.Model):
             models.UniqueConstraint(fields=["reference", "organization"],
                                     name="sandbox_dispute_reference_unique"),
         ]
+
+
+class SandboxBalanceTransaction(models.Model):
+    """One movement of the sandbox merchant's balance, as a processor lists them: written by the
+    sandbox in the same transaction as the charge, refund, dispute or payout that made it."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    reference = models.CharField(max_length=40)
+    type = models.CharField(max_length=20)  # a kassa.gateways.base.LineType
+    amount_minor = models.BigIntegerField()  # signed: + into the balance, − out of it
+    currency = models.CharField(max_length=3)
+    source = models.CharField(max_length=40)  # the charge, refund, dispute or payout
+    charge_reference = models.CharField(max_length=40, blank=True)
+    # The payout that paid it out, once one has (a payout's own line names itself).
+    payout_reference = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reference", "organization"],
+                                    name="sandbox_balance_reference_unique"),
+        ]
+        indexes = [models.Index(fields=["organization", "created_at"],
+                                name="sandbox_balance_created_idx")]

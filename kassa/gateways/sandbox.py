@@ -21,11 +21,14 @@ from django.utils import timezone
 
 from kassa.core.errors import PaymentDeclined, ValidationFailed
 from kassa.core.locks import assert_outside_transaction
+from kassa.gateways import sandbox_balance
 from kassa.gateways.base import (
+    BalanceLine,
     ChargeResult,
     ChargeState,
     Gateway,
     GatewayError,
+    LineType,
     RefundResult,
     RefundState,
 )
@@ -77,6 +80,8 @@ class SandboxGateway(Gateway):
                     idempotency_key=idempotency_key,
                     amount_minor=amount_minor, currency=currency, source=source, state=state,
                 )
+                if state == ChargeState.SUCCEEDED:
+                    sandbox_balance.charged(charge)
         except IntegrityError:
             charge = SandboxCharge.objects.get(idempotency_key=idempotency_key)
         return self._charge_result(charge)
@@ -99,9 +104,13 @@ class SandboxGateway(Gateway):
 
     def decide(self, reference: str, outcome: ChargeState) -> bool:
         """Decide a `sandbox_processing` charge, as the bank would after a few days."""
-        return bool(SandboxCharge.objects.filter(reference=reference,
-                                                 state=ChargeState.PROCESSING)
-                    .update(state=outcome))
+        with transaction.atomic():
+            decided = bool(SandboxCharge.objects.filter(reference=reference,
+                                                        state=ChargeState.PROCESSING)
+                           .update(state=outcome))
+            if decided and outcome == ChargeState.SUCCEEDED:
+                sandbox_balance.charged(SandboxCharge.objects.get(reference=reference))
+        return decided
 
     @staticmethod
     def _charge_result(charge: SandboxCharge) -> ChargeResult:
@@ -112,7 +121,16 @@ class SandboxGateway(Gateway):
 
     def cancel_charge(self, *, reference: str, amount_minor: int, idempotency_key: str) -> None:
         assert_outside_transaction("a sandbox gateway call (cancel_charge)")
-        SandboxCharge.objects.filter(reference=reference).update(cancelled=True)
+        with transaction.atomic():
+            charge = SandboxCharge.objects.select_for_update().filter(reference=reference).first()
+            if charge is None or charge.cancelled:
+                return
+            SandboxCharge.objects.filter(pk=charge.pk).update(cancelled=True)
+            if charge.state == ChargeState.SUCCEEDED:  # the money given back leaves the balance
+                sandbox_balance.record(
+                    organization_id=charge.organization_id, type=LineType.REFUND,
+                    amount_minor=-amount_minor, currency=charge.currency,
+                    source=_reference("re"), charge_reference=charge.reference)
 
     def refund(
         self, *, charge_reference: str, amount_minor: int, currency: str, idempotency_key: str
@@ -136,6 +154,7 @@ class SandboxGateway(Gateway):
                     idempotency_key=idempotency_key, charge=charge,
                     amount_minor=amount_minor, settle_after=settle_after,
                 )
+                sandbox_balance.refunded(refund)
         except IntegrityError:
             refund = SandboxRefund.objects.get(idempotency_key=idempotency_key)
         return self._result(refund)
@@ -170,9 +189,20 @@ class SandboxGateway(Gateway):
         """Settle a pending refund now, as the processor would after 24–48 hours."""
         state = (RefundState.FAILED if refund.charge.source == "sandbox_refund_fails"
                  or _disputed_since(refund) else RefundState.SUCCEEDED)
-        SandboxRefund.objects.filter(pk=refund.pk, state=RefundState.PENDING).update(
-            state=state, settle_after=min(refund.settle_after, timezone.now())
-        )
+        with transaction.atomic():
+            settled = SandboxRefund.objects.filter(pk=refund.pk, state=RefundState.PENDING).update(
+                state=state, settle_after=min(refund.settle_after, timezone.now())
+            )
+            if settled and state == RefundState.FAILED:  # the money comes back to the balance
+                sandbox_balance.record(
+                    organization_id=refund.organization_id, type=LineType.REFUND_FAILURE,
+                    amount_minor=refund.amount_minor, currency=refund.charge.currency,
+                    source=refund.reference, charge_reference=refund.charge.reference)
+
+    def balance_lines(self, *, organization_id: int, start: dt.datetime,
+                      end: dt.datetime) -> list[BalanceLine]:
+        assert_outside_transaction("a sandbox gateway call (balance_lines)")
+        return sandbox_balance.lines(organization_id=organization_id, start=start, end=end)
 
     @staticmethod
     def _result(refund: SandboxRefund) -> RefundResult:

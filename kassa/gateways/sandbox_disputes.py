@@ -14,6 +14,8 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
+from kassa.gateways import sandbox_balance
+from kassa.gateways.base import LineType
 from kassa.gateways.models import SandboxCharge, SandboxDispute, SandboxRefund
 
 OPEN = "needs_response"
@@ -26,9 +28,18 @@ def _reference(prefix: str) -> str:
 
 def open_dispute(charge: SandboxCharge, *, amount_minor: int,
                  reason: str = "fraudulent") -> SandboxDispute:
-    return SandboxDispute.objects.create(organization_id=charge.organization_id,
-                                         reference=_reference("du"), charge=charge,
-                                         amount_minor=amount_minor, reason=reason, status=OPEN)
+    """The bank disputes the charge: the disputed amount and the processor's fee leave the
+    balance at once."""
+    with transaction.atomic():
+        dispute = SandboxDispute.objects.create(
+            organization_id=charge.organization_id, reference=_reference("du"), charge=charge,
+            amount_minor=amount_minor, reason=reason, status=OPEN)
+        for type, amount in ((LineType.DISPUTE, -amount_minor),
+                             (LineType.FEE, -sandbox_balance.DISPUTE_FEE_MINOR)):
+            sandbox_balance.record(organization_id=charge.organization_id, type=type,
+                                   amount_minor=amount, currency=charge.currency,
+                                   source=dispute.reference, charge_reference=charge.reference)
+    return dispute
 
 
 def open_dispute_of(charge: SandboxCharge) -> SandboxDispute | None:
@@ -36,9 +47,18 @@ def open_dispute_of(charge: SandboxCharge) -> SandboxDispute | None:
 
 
 def decide(dispute: SandboxDispute, outcome: str) -> bool:
+    """Decide an open dispute; a won one brings the disputed amount back to the balance."""
     assert outcome in OUTCOMES
-    return bool(SandboxDispute.objects.filter(pk=dispute.pk, status=OPEN).update(
-        status=outcome, closed_at=timezone.now()))
+    with transaction.atomic():
+        decided = bool(SandboxDispute.objects.filter(pk=dispute.pk, status=OPEN).update(
+            status=outcome, closed_at=timezone.now()))
+        if decided and outcome == "won":
+            charge = dispute.charge
+            sandbox_balance.record(organization_id=dispute.organization_id,
+                                   type=LineType.DISPUTE_REVERSAL,
+                                   amount_minor=dispute.amount_minor, currency=charge.currency,
+                                   source=dispute.reference, charge_reference=charge.reference)
+    return decided
 
 
 def refunded_minor(charge: SandboxCharge) -> int:
@@ -50,8 +70,10 @@ def dashboard_refund(charge: SandboxCharge, *, amount_minor: int) -> SandboxRefu
     """A refund made at the processor, not by Kassa: settled at once, as a card refund made by
     hand in a dashboard shows."""
     with transaction.atomic():
-        return SandboxRefund.objects.create(
+        refund = SandboxRefund.objects.create(
             organization_id=charge.organization_id, reference=_reference("re"),
             idempotency_key=f"dashboard-{secrets.token_hex(8)}", charge=charge,
             amount_minor=amount_minor, state="succeeded", settle_after=timezone.now(),
             from_dashboard=True)
+        sandbox_balance.refunded(refund)
+    return refund

@@ -19,6 +19,7 @@ retries are off, since the caller's task already retries with backoff.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import stripe
@@ -27,10 +28,12 @@ from django.conf import settings
 from kassa.core.errors import PaymentDeclined, ValidationFailed
 from kassa.core.locks import assert_outside_transaction
 from kassa.gateways.base import (
+    BalanceLine,
     ChargeResult,
     ChargeState,
     Gateway,
     GatewayError,
+    LineType,
     RefundResult,
     RefundState,
 )
@@ -49,6 +52,49 @@ REFUND_STATES: dict[str, RefundState] = {
     "failed": RefundState.FAILED,
     "canceled": RefundState.FAILED,
 }
+
+
+# Stripe's reporting categories as Kassa's line types. What else Stripe may list (an
+# adjustment, a top-up, a transfer, a billing fee) is a fee line: money Kassa did not move.
+LINE_TYPES: dict[str, LineType] = {
+    "charge": LineType.CHARGE, "refund": LineType.REFUND,
+    "refund_failure": LineType.REFUND_FAILURE, "dispute": LineType.DISPUTE,
+    "dispute_reversal": LineType.DISPUTE_REVERSAL, "payout": LineType.PAYOUT,
+}
+MAX_LISTED_LINES = 100  # Stripe's page limit; the SDK pages on
+
+
+def _traced_intent(source: Any) -> str:
+    """The PaymentIntent (Kassa's payment reference) a balance line's expanded source belongs
+    to: a charge's, a refund's or a dispute's `payment_intent`."""
+    if not isinstance(source, dict):
+        return ""
+    intent = source.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    return str(intent or "")
+
+
+def balance_lines_of(txn: dict[str, Any], pays_out_minor: int = 0) -> list[BalanceLine]:
+    """One Stripe BalanceTransaction as Kassa's lines: its gross amount, and its fee (Stripe
+    nets processing and dispute fees into the same transaction) as a fee line of its own."""
+    source = txn.get("source")
+    source_id = str(source.get("id") if isinstance(source, dict) else source or "")
+    category = str(txn.get("reporting_category") or txn.get("type") or "")
+    kind = LINE_TYPES.get(category, LineType.FEE)
+    created = dt.datetime.fromtimestamp(int(txn.get("created") or 0), tz=dt.UTC)
+    currency = str(txn.get("currency") or "").upper()
+    charge = "" if kind == LineType.PAYOUT else _traced_intent(source)
+    found = [BalanceLine(gateway_id=str(txn.get("id")), type=kind,
+                         amount_minor=int(txn.get("amount") or 0), currency=currency,
+                         source=source_id, charge=charge, created=created,
+                         pays_out_minor=pays_out_minor)]
+    fee = int(txn.get("fee") or 0)
+    if fee:
+        found.append(BalanceLine(gateway_id=f"{txn.get('id')}:fee", type=LineType.FEE,
+                                 amount_minor=-fee, currency=currency, source=source_id,
+                                 charge=charge, created=created))
+    return found
 
 
 def refund_state(status: object) -> RefundState:
@@ -102,6 +148,7 @@ def _gateway_error(exc: stripe.StripeError) -> GatewayError:
 
 class StripeGateway(Gateway):
     name = "stripe"
+    account_wide = True  # one Stripe account serves the installation
     timeout_seconds: float = 30.0
 
     def __init__(self) -> None:
@@ -242,3 +289,31 @@ class StripeGateway(Gateway):
             if (refund.get("metadata") or {}).get(KEY_METADATA) == idempotency_key:
                 return refund_result(refund)
         return None
+
+    def balance_lines(self, *, organization_id: int, start: dt.datetime,
+                      end: dt.datetime) -> list[BalanceLine]:
+        """The account's balance transactions of [start, end), each with its source expanded
+        (to trace it to a PaymentIntent), and each payout with the net of what it paid out."""
+        assert_outside_transaction("a Stripe gateway call (balance_lines)")
+        try:
+            listed = [txn.to_dict() for txn in self.client.v1.balance_transactions.list(params={
+                "created": {"gte": int(start.timestamp()), "lt": int(end.timestamp())},
+                "limit": MAX_LISTED_LINES, "expand": ["data.source"],
+            }).auto_paging_iter()]
+            found: list[BalanceLine] = []
+            for txn in sorted(listed, key=lambda t: (t.get("created") or 0, str(t.get("id")))):
+                source = txn.get("source")
+                paid = self._paid_out(str(source.get("id") if isinstance(source, dict)
+                                          else source)) if (
+                    txn.get("reporting_category") or txn.get("type")) == "payout" else 0
+                found += balance_lines_of(txn, paid)
+        except stripe.StripeError as exc:
+            raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
+        return found
+
+    def _paid_out(self, payout: str) -> int:
+        """The net of the lines a payout paid out (Stripe lists them by the payout)."""
+        return sum(int(line.get("net") or 0) for line in (
+            t.to_dict() for t in self.client.v1.balance_transactions.list(
+                params={"payout": payout, "limit": MAX_LISTED_LINES}).auto_paging_iter())
+            if line.get("type") != "payout")

@@ -8,7 +8,7 @@ from typing import Any
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from kassa.core.schemas import READ_ERRORS
+from kassa.core.schemas import READ_ERRORS, Problem
 from kassa.core.text import Code, Day
 from kassa.reports import presenters, selectors
 from kassa.tenancy.auth import AuthedRequest
@@ -139,6 +139,49 @@ class RevenueOut(Schema):
     center: str | None
     by_kind: RevenueByKind
     total: str
+
+
+class ReconciliationQuery(Schema):
+    date: Day | None = None
+    format: str = Field("json", pattern="^(json|csv)$")
+
+
+class KassaSide(Schema):
+    object: str  # payment | refund | dispute
+    id: str
+    amount: str | None  # Kassa's signed amount, where it is compared with the line's
+
+
+class ReconciliationLine(Schema):
+    gateway_id: str | None  # null for Kassa's money the gateway does not list
+    type: str  # charge | refund | refund_failure | dispute | dispute_reversal | fee | payout
+    amount: str  # signed: + into the processor balance, − out of it
+    kassa: KassaSide | None
+    status: str  # matched | missing_in_kassa | missing_at_gateway | amount_mismatch
+    source: str  # the processor's charge, refund, dispute or payout
+
+
+class ReconciliationTotals(Schema):
+    by_type: dict[str, str]
+    net: str
+    count: dict[str, int]  # lines by status
+
+
+class ReconciliationOut(Schema):
+    date: str
+    gateway: str
+    lines: list[ReconciliationLine]
+    totals: ReconciliationTotals
+
+
+@router.get("/reports/reconciliation",
+            response={200: ReconciliationOut, **READ_ERRORS, 403: Problem, 503: Problem},
+            openapi_extra=CSV_TOO)
+def reconciliation(request: AuthedRequest, q: Query[ReconciliationQuery]) -> Any:
+    """The gateway's balance lines of a business day, each matched to Kassa's payment, refund
+    or dispute (admins and accountants)."""
+    report = presenters.reconciliation_report(request.auth, q.date)
+    return presenters.reconciliation_csv(report) if q.format == "csv" else report
 
 
 @router.get("/reports/daily", response={200: DailyOut, **READ_ERRORS},

@@ -18,11 +18,13 @@ from zoneinfo import ZoneInfo
 from django.http import HttpResponse
 from django.utils import timezone
 
-from kassa.core.errors import ValidationFailed
+from kassa.core.errors import GatewayUnavailable, ValidationFailed
 from kassa.core.money import format_decimal_string
-from kassa.reports import selectors
+from kassa.gateways.base import GatewayError
+from kassa.reports import reconciliation, selectors
 from kassa.tenancy.models import Membership
 from kassa.tenancy.selectors import get_center
+from kassa.tenancy.services import require_auditor
 
 
 def today(membership: Membership) -> dt.date:
@@ -113,6 +115,25 @@ def revenue_report(membership: Membership, start: dt.date | None, end: dt.date |
                       membership.organization.currency)
 
 
+def reconciliation_figures(membership: Membership, date: dt.date | None) -> dict[str, Any]:
+    """The processor's lines of a business day matched to Kassa's money (admins and
+    accountants: it shows the merchant's balance at the processor)."""
+    return _asking_the_gateway(membership, reconciliation.figures, date)
+
+
+def reconciliation_report(membership: Membership, date: dt.date | None) -> dict[str, Any]:
+    return _asking_the_gateway(membership, reconciliation.report, date)
+
+
+def _asking_the_gateway(membership: Membership, build: Any, date: dt.date | None
+                        ) -> dict[str, Any]:
+    require_auditor(membership)
+    try:
+        return dict(build(membership.organization, date or today(membership)))
+    except GatewayError as exc:
+        raise GatewayUnavailable(f"The payment gateway did not list its balance: {exc}") from exc
+
+
 # CSV: built from a report (decimal strings).
 
 # A spreadsheet runs a cell that starts with one of these as a formula: a customer named
@@ -166,3 +187,18 @@ def revenue_csv(report: dict[str, Any]) -> HttpResponse:
     rows = [[kind, value] for kind, value in report["by_kind"].items()]
     rows.append(["total", report["total"]])
     return csv_response(f"revenue-{report['start']}-{report['end']}", ["kind", "amount"], rows)
+
+
+RECONCILIATION_COLUMNS = ["gateway_id", "type", "amount", "status", "kassa_object", "kassa_id",
+                          "kassa_amount", "source"]
+
+
+def reconciliation_csv(report: dict[str, Any]) -> HttpResponse:
+    rows = [[line["gateway_id"] or "", line["type"], line["amount"], line["status"],
+             *((line["kassa"]["object"], line["kassa"]["id"], line["kassa"]["amount"] or "")
+               if line["kassa"] else ("", "", "")), line["source"]]
+            for line in report["lines"]]
+    rows += [["total", kind, value, "", "", "", "", ""]
+             for kind, value in report["totals"]["by_type"].items()]
+    rows.append(["total", "net", report["totals"]["net"], "", "", "", "", ""])
+    return csv_response(f"reconciliation-{report['date']}", RECONCILIATION_COLUMNS, rows)

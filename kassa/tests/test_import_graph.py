@@ -44,7 +44,7 @@ BELOW: dict[str, set[str]] = {
     "refunds": {"documents", "packages", "billing", "ledger", "webhooks", "audit", "tenancy",
                 "gateways", "core"},
     "reports": {"documents", "refunds", "packages", "billing", "ledger", "webhooks", "audit",
-                "tenancy", "core"},
+                "tenancy", "gateways", "core"},
 }
 INTERFACE_MODULES = {"api", "admin"}  # an app's HTTP and admin faces: above every app
 

@@ -10,6 +10,11 @@ does the work, then answers (and keeps for the key) a 500; `"hang"` does the wor
 only after the client has given up.
 
 `event()` builds a webhook body for one of its refunds and `sign()` signs it as Stripe would.
+
+It keeps the account's balance transactions as Stripe does: a charge (with its processing fee
+netted in), a refund, a refund failure, a dispute (an adjustment with its $15 fee) and its
+reversal, a payout of what the balance holds (`payout()`); `GET /v1/balance_transactions`
+lists them by `created`, by `payout`, in pages of `page_size`, with `expand[]=data.source`.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ class FakeStripe:
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    balance_transactions: list[dict[str, Any]] = field(default_factory=list)
+    payouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    page_size: int = 100
     _answers: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _release: threading.Event = field(default_factory=threading.Event)
@@ -99,7 +107,46 @@ class FakeStripe:
         return [c for c in self.calls if c.method == method and c.path == path]
 
     def settle(self, refund_id: str, status: str, failure_reason: str | None = None) -> None:
-        self.refunds[refund_id].update(status=status, failure_reason=failure_reason)
+        refund = self.refunds[refund_id]
+        if status == "failed" and refund["status"] != "failed":  # the money comes back
+            self._txn("refund_failure", "refund_failure", refund["amount"], ("refund", refund_id))
+        refund.update(status=status, failure_reason=failure_reason)
+
+    def close_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """Stripe decides a dispute: a won one gives the disputed amount back (not the fee)."""
+        dispute = self.disputes[dispute_id]
+        dispute["status"] = status
+        if status == "won":
+            self._txn("adjustment", "dispute_reversal", dispute["amount"], ("dispute", dispute_id))
+        return dispute
+
+    def payout(self) -> dict[str, Any] | None:
+        """Pay out the balance: one payout transaction of minus the net not yet paid out."""
+        with self._lock:
+            unpaid = [t for t in self.balance_transactions if t["payout"] is None]
+            net = sum(t["net"] for t in unpaid)
+            if net <= 0:
+                return None
+            payout = {"id": self._new_id("po"), "object": "payout", "amount": net,
+                      "status": "paid"}
+            self.payouts[payout["id"]] = payout
+            for t in unpaid:
+                t["payout"] = payout["id"]
+            self._txn("payout", "payout", -net, ("payout", payout["id"]), locked=True)
+            self.balance_transactions[-1]["payout"] = payout["id"]
+        return payout
+
+    def _txn(self, type: str, category: str, amount: int, source: tuple[str, str], *,
+             fee: int = 0, locked: bool = False) -> None:
+        if not locked:
+            with self._lock:
+                return self._txn(type, category, amount, source, fee=fee, locked=True)
+        self.balance_transactions.append({
+            "id": self._new_id("txn"), "object": "balance_transaction", "amount": amount,
+            "fee": fee, "net": amount - fee, "currency": "usd", "type": type,
+            "reporting_category": category, "created": int(time.time()), "payout": None,
+            "_source": source})
+        return None
 
     def event(self, kind: str, refund_id: str, **changes: Any) -> str:
         """A webhook body for one of this fake's refunds, as it stands (with `changes`)."""
@@ -126,6 +173,8 @@ class FakeStripe:
                 "created": int(time.time()), "is_charge_refundable": False,
             }
             self.disputes[dispute["id"]] = dispute
+            self._txn("adjustment", "dispute", -dispute["amount"], ("dispute", dispute["id"]),
+                      fee=1500, locked=True)
         return dispute
 
     def dashboard_refund(self, intent_id: str, amount: int,
@@ -138,6 +187,7 @@ class FakeStripe:
                       "currency": intent["currency"], "payment_intent": intent_id,
                       "status": status, "failure_reason": None, "metadata": {}}
             self.refunds[refund["id"]] = refund
+            self._txn("refund", "refund", -amount, ("refund", refund["id"]), locked=True)
         return refund
 
     def dispute_event(self, kind: str, dispute_id: str, **changes: Any) -> str:
@@ -225,6 +275,8 @@ class FakeStripe:
                      if r["payment_intent"] == params.get("payment_intent")]
             return 200, {"object": "list", "url": "/v1/refunds", "has_more": False,
                          "data": list(reversed(found))[: int(params.get("limit", 10))]}
+        if method == "GET" and path == "/v1/balance_transactions":
+            return 200, self._list_balance_transactions(params)
         if method == "GET" and path.startswith("/v1/refunds/"):
             refund = self.refunds.get(path.removeprefix("/v1/refunds/"))
             if refund is None:
@@ -232,6 +284,32 @@ class FakeStripe:
                                    code="resource_missing", param="id")
             return 200, refund
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({path})")
+
+    def _list_balance_transactions(self, params: dict[str, str]) -> dict[str, Any]:
+        """Newest first, as Stripe lists; paged by `starting_after`."""
+        found = [t for t in reversed(self.balance_transactions)
+                 if int(params.get("created[gte]", 0)) <= t["created"]
+                 < int(params.get("created[lt]", 2**40))
+                 and params.get("payout", t["payout"]) == t["payout"]]
+        if "starting_after" in params:
+            at = [t["id"] for t in found].index(params["starting_after"])
+            found = found[at + 1:]
+        size = min(int(params.get("limit", 10)), self.page_size)
+        expand = "data.source" in {v for k, v in params.items() if k.startswith("expand")}
+        return {"object": "list", "url": "/v1/balance_transactions",
+                "has_more": len(found) > size,
+                "data": [self._shown(t, expand) for t in found[:size]]}
+
+    def _shown(self, txn: dict[str, Any], expand: bool) -> dict[str, Any]:
+        kind, ref = txn["_source"]
+        if kind == "charge":
+            source: Any = {"id": f"ch_of_{ref}", "object": "charge", "payment_intent": ref}
+        else:
+            source = {"refund": self.refunds, "dispute": self.disputes,
+                      "payout": self.payouts}[kind][ref]
+        if not expand:
+            source = source["id"]
+        return {**{k: v for k, v in txn.items() if k != "_source"}, "source": source}
 
     def _search_payment_intents(self, query: str) -> dict[str, Any]:
         """Stripe's search, for the one query Kassa makes: metadata['k']:'v'."""
@@ -269,6 +347,10 @@ class FakeStripe:
             error["error"].update(decline_code="generic_decline", payment_intent=intent)
             return 402, error
         self.payment_intents[intent["id"]] = intent
+        if intent["status"] == "succeeded":
+            fee = intent["amount"] * 29 // 1000 + 30  # 2.9 % + 30¢, netted in as Stripe does
+            self._txn("charge", "charge", intent["amount"], ("charge", intent["id"]), fee=fee,
+                      locked=True)
         return 200, intent
 
     def _create_refund(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -294,6 +376,7 @@ class FakeStripe:
             "status": self.refund_status, "failure_reason": None, "metadata": metadata,
         }
         self.refunds[refund["id"]] = refund
+        self._txn("refund", "refund", -amount, ("refund", refund["id"]), locked=True)
         return 200, refund
 
     @staticmethod

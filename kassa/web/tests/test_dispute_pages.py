@@ -76,3 +76,39 @@ def test_record_returned_check_with_a_fee(page, tenant):
     expect(page.get_by_test_id("equation")).to_contain_text("balance due $125.00")
     screenshot(page, "invoice-after-returned-check")
     assert verify(tenant.organization) == []
+
+
+def test_the_reconciliation_report_and_its_exceptions_on_the_attention_page(page, tenant):
+    invoice = tenant.invoice()
+    card = tenant.pay(invoice["id"], "100.00", method="card", online=True)
+    r = tenant.api.post(f"/payments/{card['id']}/refunds", {
+        "type": "offline", "method": "cash", "amount": "90.00", "reason": "Family request"})
+    assert r.status_code == 201
+    made = sandbox.gateway_refund(payment_id=card["id"], amount="40.00")  # does not fit
+    assert made["booked"] is False
+    sign_in(page, tenant.admin.user.email)
+
+    page.goto("/reports/")
+    page.get_by_role("link", name="Reconciliation").click()
+    lines = page.get_by_test_id("reconciliation-lines")
+    expect(page.get_by_role("heading", name="1 line not matched")).to_be_visible()
+    expect(lines.locator("tr[data-status=matched]")).to_contain_text("$100.00")
+    expect(lines.locator("tr[data-status=matched]")).to_contain_text(f"Payment #{card['id']}")
+    expect(lines.locator("tr[data-status=missing_in_kassa]")).to_contain_text("-$40.00")
+    expect(lines.locator("tr[data-status=missing_in_kassa]")).to_contain_text("Not in Kassa")
+    screenshot(page, "reconciliation-report")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    text = open(download.value.path()).read()
+    assert "missing_in_kassa" in text and "-40.00" in text
+
+    page.goto("/attention/")
+    exceptions = page.get_by_test_id("reconciliation-exceptions")
+    expect(exceptions).to_contain_text("-$40.00")
+    expect(exceptions).to_contain_text("Not in Kassa")
+    expect(page.get_by_test_id("nothing")).to_have_count(0)
+
+    page.goto("/reports/reconciliation/?date=2020-01-01")
+    expect(page.get_by_test_id("nothing")).to_contain_text("lists nothing")
+    page.goto("/reports/reconciliation/?date=not-a-day")
+    expect(page.get_by_text("Enter a valid date")).to_be_visible()

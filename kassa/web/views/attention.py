@@ -18,9 +18,11 @@ from kassa.billing import charges
 from kassa.core.errors import DomainError
 from kassa.refunds import attention
 from kassa.refunds.models import Refund
+from kassa.reports import reconciliation
 from kassa.tenancy.models import Membership
 from kassa.web.access import admin_page
 from kassa.web.forms import show_error
+from kassa.web.views.reconciliation import STATUSES, TYPES
 
 
 class ResolveForm(forms.Form):
@@ -44,7 +46,15 @@ def _render(request: HttpRequest, membership: Membership, *,
         prefix=f"r{refund.pk}"))} for refund in stuck]
     return render(request, "web/attention.html", {
         "organization": membership.organization, "rows": rows,
-        "charges": list(charges.unresolved(membership.organization_id))}, status=status)
+        "charges": list(charges.unresolved(membership.organization_id)),
+        "reconciliation": _not_matched(membership)}, status=status)
+
+
+def _not_matched(membership: Membership) -> dict[str, Any]:
+    recent = reconciliation.recent_exceptions(membership.organization)
+    return {"unavailable": recent.unavailable, "lines": [
+        {"day": day, "line": line, "type": TYPES[line.type], "status": STATUSES[line.status]}
+        for day, line in recent.lines]}
 
 
 @require_safe
