@@ -122,6 +122,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _verify_gateway(args: argparse.Namespace) -> int:
     """`kassa verify --gateway`: each organization's business day (default today) reconciled
     with the gateway; exit 1 naming every line that is not matched."""
+    from kassa.core.errors import DomainError
     from kassa.gateways.base import GatewayError
     from kassa.reports import reconciliation
     from kassa.tenancy.models import Organization
@@ -155,6 +156,8 @@ def _verify_gateway(args: argparse.Namespace) -> int:
                 found += 1
     except GatewayError as exc:
         return _fail(f"the gateway did not list its balance: {exc}")
+    except DomainError as exc:
+        return _fail(exc.detail)
     if found:
         sys.stdout.write(f"{found} gateway lines not matched\n")
         return 1

@@ -28,6 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kassa.billing.models import Payment, PaymentStatus
+from kassa.core.errors import ValidationFailed
 from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import format_decimal_string
 from kassa.gateways.base import BalanceLine, Gateway, LineType
@@ -41,6 +42,8 @@ MISSING_AT_GATEWAY = "missing_at_gateway"
 AMOUNT_MISMATCH = "amount_mismatch"
 STATUSES = (MATCHED, MISSING_IN_KASSA, MISSING_AT_GATEWAY, AMOUNT_MISMATCH)
 EDGE = dt.timedelta(days=1)  # how far either side of the day Kassa's money is looked for
+# A processor's balance history starts with the Unix epoch; the day either side must exist.
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 2), dt.date(9999, 12, 29)
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,9 @@ def reconcile(organization: Organization, day: dt.date,
               gateway: Gateway | None = None) -> list[Line]:
     """Every line of the organization's business day, matched or not."""
     assert_outside_transaction("reconciliation (it asks the gateway)")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationFailed("date", f"must be a day from {FIRST_DAY.isoformat()} to "
+                               f"{LAST_DAY.isoformat()}")
     gateway = gateway or current_gateway()
     start, end = day_bounds(organization, day)
     listed = gateway.balance_lines(organization_id=organization.pk, start=start - EDGE,
@@ -225,6 +231,9 @@ def reconcile_account(day: dt.date, gateway: Gateway | None = None) -> list[Line
     """An installation-wide account's own lines of a (UTC) day: payouts, and what traces to no
     organization's payment. Nothing for the sandbox, whose accounts are the organizations'."""
     assert_outside_transaction("reconciliation (it asks the gateway)")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationFailed("date", f"must be a day from {FIRST_DAY.isoformat()} to "
+                               f"{LAST_DAY.isoformat()}")
     gateway = gateway or current_gateway()
     if not gateway.account_wide:
         return []

@@ -33,7 +33,7 @@ def test_a_stripe_day_matches_line_by_line_and_the_payout_its_net(
     second = tenant.pay(inv["id"], "120.00", method="card", online=True, source="pm_card_visa")
     failing = issue_refund(tenant, second["id"], "20.00")
     run_tasks()
-    failed_re = [r for r in fake_stripe.refunds.values() if r["amount"] == 2000][0]
+    failed_re = next(r for r in fake_stripe.refunds.values() if r["amount"] == 2000)
     fake_stripe.settle(failed_re["id"], "failed", "expired_or_canceled_card")
     deliver(fake_stripe.event("refund.failed", failed_re["id"]))
     assert Refund.objects.get(pk=failing["id"]).status == "failed"

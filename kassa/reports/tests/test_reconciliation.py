@@ -170,6 +170,10 @@ def test_the_report_as_csv_and_who_may_read_it(tenant, other_tenant):
     assert report(other_tenant)["lines"] == []
     bad = tenant.api.get("/reports/reconciliation", date="2026-13-01")
     assert bad.status_code == 422 and "date" in json.dumps(bad.json())
+    ancient = tenant.api.get("/reports/reconciliation", date="0001-01-01")
+    assert ancient.status_code == 422
+    assert ancient.json()["errors"] == [{"field": "date", "message": ancient.json()["errors"][0][
+        "message"]}] and "1970-01-02" in ancient.json()["detail"]
 
 
 def reconciliation_columns():
