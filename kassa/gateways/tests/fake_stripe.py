@@ -191,7 +191,11 @@ class FakeStripe:
         return refund
 
     def dispute_event(self, kind: str, dispute_id: str, **changes: Any) -> str:
-        """A `charge.dispute.*` webhook body for one of this fake's disputes."""
+        """A `charge.dispute.*` webhook body for one of this fake's disputes (a decision in
+        `changes` moves the balance as `close_dispute` does)."""
+        if changes.get("status") in ("won", "lost") and self.disputes[dispute_id][
+                "status"] not in ("won", "lost"):
+            self.close_dispute(dispute_id, changes["status"])
         self.disputes[dispute_id].update(changes)
         return self._event(kind, dict(self.disputes[dispute_id]))
 
