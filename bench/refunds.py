@@ -128,6 +128,72 @@ def count_statements(tenant: Tenant) -> int:
     return len(captured.captured_queries)
 
 
+LOCK_SAMPLES = 50  # keyed refunds whose lock hold time is measured in this process
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float | None:
+        return _round(ordered[min(len(ordered) - 1, int(q * len(ordered)))]) if ordered else None
+
+    return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": _round(max(ordered, default=0.0))}
+
+
+def api_lock_hold(tenant: Tenant, samples: int = LOCK_SAMPLES) -> dict[str, Any]:
+    """How long one keyed offline refund through the API holds its row locks: from its money
+    transaction's first `SELECT … FOR UPDATE` to the end of its COMMIT (a callback run once
+    the commit returned), in this process with Django's test client, one refund at a time (no
+    waiting on other refunds' locks: the hold itself)."""
+    from django.db import connection, transaction
+
+    post = _api_client(tenant.token)
+    path = f"/payments/{tenant.payments[-2]}/refunds"
+    holds: list[float] = []
+    began: list[float] = []
+
+    def committed() -> None:
+        holds.append((time.perf_counter() - began.pop()) * 1000)
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if not began and connection.in_atomic_block and "FOR UPDATE" in sql.upper():
+            began.append(time.perf_counter())
+            transaction.on_commit(committed)
+        return execute(sql, params, many, context)
+
+    post(path, BODY, **{"Idempotency-Key": uuid.uuid4().hex})  # untimed: warm caches
+    longest: list[float] = []
+    for _ in range(samples):
+        holds.clear()
+        began.clear()
+        with connection.execute_wrapper(wrapper):
+            post(path, BODY, **{"Idempotency-Key": uuid.uuid4().hex})
+        longest.append(max(holds, default=0.0))
+    return {"samples": samples, **_percentiles(longest),
+            "measured": "in-process, one refund at a time: first row lock to COMMIT returned"}
+
+
+def anchor_lock_hold(url: str, script: Path, tenant: Tenant, seconds: float) -> dict[str, Any]:
+    """The bare SQL refund's lock hold on pgbench, one client: the sum of its statements'
+    average latencies (`pgbench -r`) from the payment's `FOR UPDATE` through `COMMIT`."""
+    command = pgbench_command(url, script, tenant, 1, False, seconds)
+    run = subprocess.run([*command[:-1], "-r", command[-1]], capture_output=True, text=True,
+                         check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"bench: pgbench -r failed ({run.returncode}):\n{run.stdout}")
+    per_statement = re.findall(r"^\s+([\d.]+)\s+\d+\s+(.+)$", run.stdout, re.MULTILINE) or \
+        re.findall(r"^\s+([\d.]+)\s+(.+)$", run.stdout, re.MULTILINE)
+    held, holding = 0.0, False
+    for latency, statement in per_statement:
+        holding = holding or "FOR UPDATE" in statement.upper() or statement.strip().upper(
+        ).startswith("SELECT INVOICE_ID")
+        if holding:
+            held += float(latency)
+    return {"avg_ms": _round(held), "statements": len(per_statement),
+            "measured": "pgbench -r, 1 client: per-statement average latencies summed from "
+                        "the FOR UPDATE through COMMIT"}
+
+
 # --- the server ----------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -439,6 +505,7 @@ def run(*, seconds: float, payments: int, workers: int, threads: int, clients: i
     api = make_tenant("Api Spa", payments)
     anchor = make_tenant("Anchor Spa", payments)
     statements = count_statements(api)
+    lock_hold = {"api": api_lock_hold(api)}
     connection.close()
     say(f"bench: refunds: database {database.database_name(url)} ready with 2 × {payments} "
         f"payments in {time.perf_counter() - began:.0f} s; API refund: {statements} statements")
@@ -455,6 +522,10 @@ def run(*, seconds: float, payments: int, workers: int, threads: int, clients: i
             # One untimed second of each, so neither side's first phase pays for a cold start.
             drive_api(server.port, api.token, api.payments, 2, 1.0)
             drive_pgbench(url, script, anchor, 2, False, 1)
+            lock_hold["bare_sql"] = anchor_lock_hold(url, script, anchor, 3)
+            say(f"bench: lock hold per refund: API p50 {lock_hold['api']['p50_ms']} ms, p99 "
+                f"{lock_hold['api']['p99_ms']} ms; bare SQL {lock_hold['bare_sql']['avg_ms']} "
+                "ms")
             for shape in shapes:
                 targets = api.payments[:1] if shape.hot else api.payments
                 for _ in range(2):  # A/B/A/B
@@ -495,6 +566,7 @@ def run(*, seconds: float, payments: int, workers: int, threads: int, clients: i
                                   "bare_sql": ANCHOR_STATEMENTS,
                                   "counted": "in-process with Django's test client on the "
                                              "bench database, BEGIN and COMMIT included"},
+        "lock_hold": lock_hold,
         "shapes": summaries,
         "verify": {"api_clean": ok, "api_output": verified,
                    "anchor_checks": list(ANCHOR_CHECKS), "anchor_discrepancies":

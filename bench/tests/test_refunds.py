@@ -53,6 +53,22 @@ def test_the_bare_sql_refund_writes_valid_rows_that_balance(tmp_path: Path) -> N
     assert refunds.verify_anchor(anchor) == []
 
 
+@pytest.mark.postgres
+@pytest.mark.skipif(shutil.which(refunds.PGBENCH) is None, reason="no pgbench")
+@pytest.mark.django_db(transaction=True)
+def test_lock_hold_is_measured_for_the_api_and_the_bare_sql(tmp_path: Path) -> None:
+    tenant = refunds.make_tenant("Api Spa", 3)
+    api = refunds.api_lock_hold(tenant, samples=5)
+    assert api["samples"] == 5 and 0 < api["p50_ms"] <= api["p99_ms"] <= api["max_ms"]
+    # Every sample is a refund that was made, and held its locks for a measured while.
+    assert Refund.objects.filter(organization_id=tenant.organization).count() == 6
+    script = tmp_path / "refund.sql"
+    script.write_text(refunds.ANCHOR_SQL)
+    bare = refunds.anchor_lock_hold(url_of(connection.settings_dict), script,
+                                    refunds.make_tenant("Anchor Spa", 3), 1)
+    assert bare["avg_ms"] > 0 and bare["statements"] >= 9
+
+
 class Stub(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as gunicorn's gthread
     seen: list[tuple[str, str]] = []
