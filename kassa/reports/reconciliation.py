@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kassa.billing.models import Payment, PaymentStatus
+from kassa.billing.models import ChargeState, Payment, PaymentStatus
 from kassa.core.errors import ValidationFailed
 from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import format_decimal_string
@@ -106,8 +106,10 @@ def _known(gateway: Gateway, lines: list[BalanceLine],
 
 
 def _given_back(payment: Payment) -> bool:
-    """A charge Kassa could not book and gave back (the payment failed after its charge)."""
-    return payment.status == PaymentStatus.FAILED
+    """A charge Kassa could not book and gave back (the payment failed after its charge). One
+    still to give back is money at the processor that Kassa's books do not hold: not matched
+    until it has gone back."""
+    return payment.status == PaymentStatus.FAILED and payment.charge_state == ChargeState.NONE
 
 
 def _kassa_of(line: BalanceLine, known: Known) -> tuple[Kassa | None, bool]:

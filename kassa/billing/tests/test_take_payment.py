@@ -47,6 +47,7 @@ def test_a_charge_that_cannot_be_booked_is_given_back_even_when_the_gateway_is_d
     from kassa.gateways.models import SandboxCharge
     from kassa.gateways.sandbox import SandboxGateway
     from kassa.packages.tests.test_package_refunds_api import refund, sell, template
+    from kassa.reports import reconciliation
 
     inv, pkg = sell(tenant, template(tenant))  # 1000.00
     tenant.pay(inv["id"], "400.00")
@@ -72,10 +73,20 @@ def test_a_charge_that_cannot_be_booked_is_given_back_even_when_the_gateway_is_d
     assert payment.charge_state == "give_back" and not payment.allocations.exists()
     run_tasks()  # the gateway is down: the row waits out its backoff
     assert not SandboxCharge.objects.get().cancelled
+    # Meanwhile the charge is money at the processor that Kassa's books do not hold.
+    day = reconciliation.reconcile(tenant.organization,
+                                   reconciliation.today_of(tenant.organization))
+    assert [(line.type, line.status) for line in day] == [("charge", "missing_in_kassa")]
     down["gateway"] = False
     make_all_tasks_due()
     run_tasks()
     assert SandboxCharge.objects.get().cancelled
     payment.refresh_from_db()
     assert payment.charge_state == "" and payment.events.filter(kind="charge_given_back").exists()
+    # Given back: the charge and its give-back both match the failed payment.
+    day = reconciliation.reconcile(tenant.organization,
+                                   reconciliation.today_of(tenant.organization))
+    assert [(line.type, line.amount_minor, line.kassa and line.kassa.id, line.status)
+            for line in day] == [("charge", 60000, payment.pk, "matched"),
+                                 ("refund", -60000, payment.pk, "matched")]
     assert verify(tenant.organization) == []
