@@ -34,6 +34,16 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _organizations(args: argparse.Namespace) -> list[Any] | None:
+    """The organization `--org` names, or every one without it; None when it names none."""
+    from kassa.tenancy.models import Organization
+
+    if args.org is None:
+        return list(Organization.objects.order_by("id"))
+    one = _organization(args.org)
+    return [one] if one is not None else None
+
+
 def _organization(org_id: str) -> Any:
     """The organization an --org names, or None ("abc", "²" or a 30-digit id name none)."""
     from kassa.core.lookup import parse_id
@@ -125,17 +135,12 @@ def _verify_gateway(args: argparse.Namespace) -> int:
     from kassa.core.errors import DomainError
     from kassa.gateways.base import GatewayError
     from kassa.reports import reconciliation
-    from kassa.tenancy.models import Organization
 
     if args.since is not None:
         return _fail("--since is for the books; the gateway is checked by --date")
-    if args.org is not None:
-        one = _organization(args.org)
-        if one is None:
-            return _fail(f"no organization {args.org}")
-        organizations = [one]
-    else:
-        organizations = list(Organization.objects.order_by("id"))
+    organizations = _organizations(args)
+    if organizations is None:
+        return _fail(f"no organization {args.org}")
     found = checked = 0
     try:
         for org in organizations:
@@ -269,14 +274,10 @@ def cmd_sandbox_refund(args: argparse.Namespace) -> int:
 def cmd_sandbox_payout(args: argparse.Namespace) -> int:
     from kassa.core.money import format_decimal_string
     from kassa.gateways.sandbox_balance import payout
-    from kassa.tenancy.models import Organization
 
-    organizations = list(Organization.objects.order_by("id"))
-    if args.org is not None:
-        one = _organization(args.org)
-        if one is None:
-            return _fail(f"no organization {args.org}")
-        organizations = [one]
+    organizations = _organizations(args)
+    if organizations is None:
+        return _fail(f"no organization {args.org}")
     paid = []
     for org in organizations:
         line = payout(org.pk)
@@ -290,14 +291,10 @@ def cmd_sandbox_payout(args: argparse.Namespace) -> int:
 def cmd_refunds_stuck(args: argparse.Namespace) -> int:
     from kassa.core.money import format_decimal_string
     from kassa.refunds.attention import stuck_refunds
-    from kassa.tenancy.models import Organization
 
-    organizations = list(Organization.objects.order_by("id"))
-    if args.org is not None:
-        chosen = _organization(args.org)
-        if chosen is None:
-            return _fail(f"no organization {args.org}")
-        organizations = [chosen]
+    organizations = _organizations(args)
+    if organizations is None:
+        return _fail(f"no organization {args.org}")
     _print({"refunds": [
         {"id": str(r.pk), "organization": str(r.organization_id), "payment": str(r.payment_id),
          "status": r.status, "total": format_decimal_string(r.total_minor, org.currency),
