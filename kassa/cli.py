@@ -132,8 +132,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _verify_gateway(args: argparse.Namespace) -> int:
     """`kassa verify --gateway`: each organization's business day (default today) reconciled
     with the gateway; exit 1 naming every line that is not matched."""
+    import datetime as dt
+
     from kassa.core.errors import DomainError
     from kassa.gateways.base import GatewayError
+    from kassa.gateways.registry import current_gateway
     from kassa.reports import reconciliation
 
     if args.since is not None:
@@ -141,22 +144,37 @@ def _verify_gateway(args: argparse.Namespace) -> int:
     organizations = _organizations(args)
     if organizations is None:
         return _fail(f"no organization {args.org}")
+    if args.date is not None:
+        try:
+            reconciliation.check_day(args.date)
+        except DomainError as exc:
+            return _fail(exc.detail)
     found = checked = 0
+    gateway = current_gateway()
+    utc_day = args.date or dt.datetime.now(dt.UTC).date()
+    days = {org.pk: args.date or reconciliation.today_of(org) for org in organizations}
     try:
+        listed = None
+        if gateway.account_wide and organizations:  # one listing of the account for the run
+            spans = [reconciliation.day_bounds(org, days[org.pk]) for org in organizations]
+            start = min([s for s, _ in spans] + [dt.datetime.combine(utc_day, dt.time(),
+                                                                     tzinfo=dt.UTC)])
+            end = max([e for _, e in spans] + [dt.datetime.combine(
+                utc_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)])
+            listed = reconciliation.listing(gateway, None, start - reconciliation.EDGE,
+                                            end + reconciliation.EDGE)
         for org in organizations:
-            day = args.date or reconciliation.today_of(org)
-            lines = reconciliation.reconcile(org, day)
+            day = days[org.pk]
+            lines = reconciliation.reconcile(org, day, gateway, listed)
             checked += len(lines)
             for line in reconciliation.exceptions(lines):
                 sys.stdout.write(f"organization {org.pk} ({org.name}), {day.isoformat()}: "
                                  f"{reconciliation.describe(line, org.currency)}\n")
                 found += 1
         if args.org is None:  # the account's own lines, when it serves every organization
-            import datetime as dt
-
-            day = args.date or dt.datetime.now(dt.UTC).date()
-            for line in reconciliation.exceptions(reconciliation.reconcile_account(day)):
-                sys.stdout.write(f"the gateway account, {day.isoformat()} (UTC): "
+            for line in reconciliation.exceptions(
+                    reconciliation.reconcile_account(utc_day, gateway, listed)):
+                sys.stdout.write(f"the gateway account, {utc_day.isoformat()} (UTC): "
                                  f"{reconciliation.describe(line, line.currency)}\n")
                 found += 1
     except GatewayError as exc:

@@ -67,8 +67,10 @@ class BalanceLine:
 
     `source` is the processor's object that moved it (the charge, refund, dispute or payout
     reference, as Kassa stores it); `charge` the charge it belongs to (Kassa's payment's
-    reference), empty for a payout. A payout's `pays_out_minor` is the net of the lines the
-    processor says it paid out."""
+    reference), empty for a payout; `of` what kind of object the source is (charge, refund,
+    dispute, payout) and `category` the processor's own name for the line (one Kassa does not
+    know is never matched). A payout's `pays_out_minor` is the net of the lines the processor
+    says it paid out, None where it cannot say (a manual payout, one not reconciled yet)."""
 
     gateway_id: str
     type: LineType
@@ -77,7 +79,9 @@ class BalanceLine:
     source: str
     charge: str
     created: dt.datetime
-    pays_out_minor: int = 0
+    pays_out_minor: int | None = 0
+    of: str = ""
+    category: str = ""
 
 
 class Gateway(ABC):
@@ -127,7 +131,14 @@ class Gateway(ABC):
         recorded): how a person resolving a stuck refund learns what really happened."""
 
     @abstractmethod
-    def balance_lines(self, *, organization_id: int, start: dt.datetime,
-                      end: dt.datetime) -> list[BalanceLine]:
+    def balance_lines(self, *, organization_id: int, start: dt.datetime, end: dt.datetime,
+                      with_payouts: bool = True) -> list[BalanceLine]:
         """The balance's movements created in [start, end), oldest first: what reconciliation
-        matches against Kassa's payments, refunds and disputes."""
+        matches against Kassa's payments, refunds and disputes. `with_payouts=False` spares
+        finding out what each payout paid out (its `pays_out_minor` is then None)."""
+
+    @abstractmethod
+    def balance_lines_of(self, *, organization_id: int,
+                         references: list[str]) -> list[BalanceLine]:
+        """The balance's movements, whenever they were, of these charges, refunds and disputes
+        (Kassa's references): how reconciliation finds a line that fell on another day."""

@@ -109,7 +109,13 @@ class SandboxGateway(Gateway):
                                                         state=ChargeState.PROCESSING)
                            .update(state=outcome))
             if decided and outcome == ChargeState.SUCCEEDED:
-                sandbox_balance.charged(SandboxCharge.objects.get(reference=reference))
+                charge = SandboxCharge.objects.get(reference=reference)
+                sandbox_balance.charged(charge)
+                if charge.cancelled:  # given back while it was processing: it goes back now
+                    sandbox_balance.record(
+                        organization_id=charge.organization_id, type=LineType.REFUND,
+                        amount_minor=-charge.amount_minor, currency=charge.currency,
+                        source=_reference("re"), charge_reference=charge.reference)
         return decided
 
     @staticmethod
@@ -199,10 +205,15 @@ class SandboxGateway(Gateway):
                     amount_minor=refund.amount_minor, currency=refund.charge.currency,
                     source=refund.reference, charge_reference=refund.charge.reference)
 
-    def balance_lines(self, *, organization_id: int, start: dt.datetime,
-                      end: dt.datetime) -> list[BalanceLine]:
+    def balance_lines(self, *, organization_id: int, start: dt.datetime, end: dt.datetime,
+                      with_payouts: bool = True) -> list[BalanceLine]:
         assert_outside_transaction("a sandbox gateway call (balance_lines)")
         return sandbox_balance.lines(organization_id=organization_id, start=start, end=end)
+
+    def balance_lines_of(self, *, organization_id: int,
+                         references: list[str]) -> list[BalanceLine]:
+        assert_outside_transaction("a sandbox gateway call (balance_lines_of)")
+        return sandbox_balance.lines_of(organization_id=organization_id, references=references)
 
     @staticmethod
     def _result(refund: SandboxRefund) -> RefundResult:

@@ -12,16 +12,27 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Sum
 
+from kassa.core.money import exponent
 from kassa.gateways.base import BalanceLine, LineType
 from kassa.gateways.models import SandboxBalanceTransaction, SandboxCharge, SandboxRefund
 
-# What the sandbox processor charges for a dispute, in the charge currency's minor units
-# ($15.00, as card processors commonly do).
-DISPUTE_FEE_MINOR = 1500
+# What the sandbox processor charges for a dispute: 15 of the charge's currency ($15.00, as
+# card processors commonly do).
+DISPUTE_FEE = 15
+# What kind of object each line's source is.
+SOURCE_OF = {LineType.CHARGE: "charge", LineType.REFUND: "refund",
+             LineType.REFUND_FAILURE: "refund", LineType.DISPUTE: "dispute",
+             LineType.DISPUTE_REVERSAL: "dispute", LineType.FEE: "dispute",
+             LineType.PAYOUT: "payout"}
+
+
+def dispute_fee_minor(currency: str) -> int:
+    return DISPUTE_FEE * 10 ** exponent(currency)
 
 
 def _reference(prefix: str) -> str:
@@ -76,9 +87,17 @@ def balance_minor(organization_id: int) -> int:
 
 
 def lines(*, organization_id: int, start: dt.datetime, end: dt.datetime) -> list[BalanceLine]:
-    found = list(SandboxBalanceTransaction.objects.filter(
-        organization_id=organization_id, created_at__gte=start, created_at__lt=end,
-    ).order_by("created_at", "pk"))
+    return _as_lines(organization_id, SandboxBalanceTransaction.objects.filter(
+        organization_id=organization_id, created_at__gte=start, created_at__lt=end))
+
+
+def lines_of(*, organization_id: int, references: list[str]) -> list[BalanceLine]:
+    return _as_lines(organization_id, SandboxBalanceTransaction.objects.filter(
+        organization_id=organization_id, source__in=references))
+
+
+def _as_lines(organization_id: int, rows: Any) -> list[BalanceLine]:
+    found = list(rows.order_by("created_at", "pk"))
     payouts = [line.source for line in found if line.type == LineType.PAYOUT]
     paid_out = dict(SandboxBalanceTransaction.objects.filter(
         organization_id=organization_id, payout_reference__in=payouts,
@@ -89,5 +108,6 @@ def lines(*, organization_id: int, start: dt.datetime, end: dt.datetime) -> list
                         source=line.source, charge=line.charge_reference,
                         created=line.created_at,
                         pays_out_minor=int(paid_out.get(line.source, 0))
-                        if line.type == LineType.PAYOUT else 0)
+                        if line.type == LineType.PAYOUT else 0,
+                        of=SOURCE_OF[LineType(line.type)], category=line.type)
             for line in found]

@@ -35,7 +35,8 @@ def open_dispute(charge: SandboxCharge, *, amount_minor: int,
             organization_id=charge.organization_id, reference=_reference("du"), charge=charge,
             amount_minor=amount_minor, reason=reason, status=OPEN)
         for type, amount in ((LineType.DISPUTE, -amount_minor),
-                             (LineType.FEE, -sandbox_balance.DISPUTE_FEE_MINOR)):
+                             (LineType.FEE,
+                              -sandbox_balance.dispute_fee_minor(charge.currency))):
             sandbox_balance.record(organization_id=charge.organization_id, type=type,
                                    amount_minor=amount, currency=charge.currency,
                                    source=dispute.reference, charge_reference=charge.reference)

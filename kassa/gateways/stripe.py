@@ -20,7 +20,7 @@ retries are off, since the caller's task already retries with backoff.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import stripe
 from django.conf import settings
@@ -39,7 +39,7 @@ from kassa.gateways.base import (
 )
 
 if TYPE_CHECKING:
-    from stripe.params import PaymentIntentCreateParams
+    from stripe.params import BalanceTransactionListParams, PaymentIntentCreateParams
 
 # Our key for a refund, in the refund's Stripe metadata (found again by list and by webhook).
 KEY_METADATA = "kassa_idempotency_key"
@@ -54,14 +54,17 @@ REFUND_STATES: dict[str, RefundState] = {
 }
 
 
-# Stripe's reporting categories as Kassa's line types. What else Stripe may list (an
-# adjustment, a top-up, a transfer, a billing fee) is a fee line: money Kassa did not move.
+# Stripe's reporting categories as Kassa's line types. What else Stripe may list (a charge
+# failure, an adjustment, a top-up, a transfer) is shown as a fee line under its own category,
+# and never matched: it is money Kassa did not move.
 LINE_TYPES: dict[str, LineType] = {
     "charge": LineType.CHARGE, "refund": LineType.REFUND,
     "refund_failure": LineType.REFUND_FAILURE, "dispute": LineType.DISPUTE,
     "dispute_reversal": LineType.DISPUTE_REVERSAL, "payout": LineType.PAYOUT,
+    "fee": LineType.FEE,
 }
 MAX_LISTED_LINES = 100  # Stripe's page limit; the SDK pages on
+MAX_LOOKED_UP = 50  # lines looked for by source in one reconciliation: bounded calls
 
 
 def _traced_intent(source: Any) -> str:
@@ -75,11 +78,12 @@ def _traced_intent(source: Any) -> str:
     return str(intent or "")
 
 
-def balance_lines_of(txn: dict[str, Any], pays_out_minor: int = 0) -> list[BalanceLine]:
+def balance_lines_of(txn: dict[str, Any], pays_out_minor: int | None = 0) -> list[BalanceLine]:
     """One Stripe BalanceTransaction as Kassa's lines: its gross amount, and its fee (Stripe
     nets processing and dispute fees into the same transaction) as a fee line of its own."""
     source = txn.get("source")
     source_id = str(source.get("id") if isinstance(source, dict) else source or "")
+    of = str(source.get("object") or "") if isinstance(source, dict) else ""
     category = str(txn.get("reporting_category") or txn.get("type") or "")
     kind = LINE_TYPES.get(category, LineType.FEE)
     created = dt.datetime.fromtimestamp(int(txn.get("created") or 0), tz=dt.UTC)
@@ -88,12 +92,13 @@ def balance_lines_of(txn: dict[str, Any], pays_out_minor: int = 0) -> list[Balan
     found = [BalanceLine(gateway_id=str(txn.get("id")), type=kind,
                          amount_minor=int(txn.get("amount") or 0), currency=currency,
                          source=source_id, charge=charge, created=created,
-                         pays_out_minor=pays_out_minor)]
+                         pays_out_minor=pays_out_minor if kind == LineType.PAYOUT else 0,
+                         of=of, category=category)]
     fee = int(txn.get("fee") or 0)
     if fee:
         found.append(BalanceLine(gateway_id=f"{txn.get('id')}:fee", type=LineType.FEE,
                                  amount_minor=-fee, currency=currency, source=source_id,
-                                 charge=charge, created=created))
+                                 charge=charge, created=created, of=of, category="fee"))
     return found
 
 
@@ -290,29 +295,56 @@ class StripeGateway(Gateway):
                 return refund_result(refund)
         return None
 
-    def balance_lines(self, *, organization_id: int, start: dt.datetime,
-                      end: dt.datetime) -> list[BalanceLine]:
+    def balance_lines(self, *, organization_id: int, start: dt.datetime, end: dt.datetime,
+                      with_payouts: bool = True) -> list[BalanceLine]:
         """The account's balance transactions of [start, end), each with its source expanded
-        (to trace it to a PaymentIntent), and each payout with the net of what it paid out."""
+        (to trace it to a PaymentIntent), and each automatic payout Stripe has reconciled with
+        the net of what it paid out (a manual one's, or one not reconciled yet, is unknown)."""
         assert_outside_transaction("a Stripe gateway call (balance_lines)")
+        return self._lines({"created": {"gte": int(start.timestamp()),
+                                        "lt": int(end.timestamp())}}, with_payouts)
+
+    def balance_lines_of(self, *, organization_id: int,
+                         references: list[str]) -> list[BalanceLine]:
+        """Stripe lists balance transactions by their source: a refund's or a dispute's id as
+        Kassa keeps it, a payment's charge through its PaymentIntent's latest charge."""
+        assert_outside_transaction("a Stripe gateway call (balance_lines_of)")
+        found: list[BalanceLine] = []
         try:
-            listed = [txn.to_dict() for txn in self.client.v1.balance_transactions.list(params={
-                "created": {"gte": int(start.timestamp()), "lt": int(end.timestamp())},
-                "limit": MAX_LISTED_LINES, "expand": ["data.source"],
-            }).auto_paging_iter()]
+            for reference in references[:MAX_LOOKED_UP]:
+                source = reference
+                if reference.startswith("pi_"):
+                    intent = self.client.v1.payment_intents.retrieve(reference).to_dict()
+                    source = str(intent.get("latest_charge") or "")
+                    if not source:
+                        continue
+                found += self._lines({"source": source}, False)
+        except stripe.StripeError as exc:
+            raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
+        return found
+
+    def _lines(self, params: dict[str, Any], with_payouts: bool) -> list[BalanceLine]:
+        try:
+            query = cast("BalanceTransactionListParams", {
+                **params, "limit": MAX_LISTED_LINES, "expand": ["data.source"]})
+            listed = [txn.to_dict() for txn in self.client.v1.balance_transactions.list(
+                params=query).auto_paging_iter()]
             found: list[BalanceLine] = []
             for txn in sorted(listed, key=lambda t: (t.get("created") or 0, str(t.get("id")))):
                 source = txn.get("source")
-                paid = self._paid_out(str(source.get("id") if isinstance(source, dict)
-                                          else source)) if (
-                    txn.get("reporting_category") or txn.get("type")) == "payout" else 0
+                paid: int | None = None
+                if (with_payouts and isinstance(source, dict) and source.get("object") == "payout"
+                        and source.get("automatic") is True
+                        and source.get("reconciliation_status") == "completed"):
+                    paid = self._paid_out(str(source.get("id")))
                 found += balance_lines_of(txn, paid)
         except stripe.StripeError as exc:
             raise GatewayError(_gateway_error(exc).args[0], permanent=False) from exc
         return found
 
     def _paid_out(self, payout: str) -> int:
-        """The net of the lines a payout paid out (Stripe lists them by the payout)."""
+        """The net of the lines an automatic payout paid out (Stripe lists them by the
+        payout)."""
         return sum(int(line.get("net") or 0) for line in (
             t.to_dict() for t in self.client.v1.balance_transactions.list(
                 params={"payout": payout, "limit": MAX_LISTED_LINES}).auto_paging_iter())

@@ -2,38 +2,47 @@
 payment, refund or dispute, and Kassa's online money of that day that the processor does not
 list.
 
-A line is `matched` when Kassa has its object with the same signed amount, `amount_mismatch`
-when the amounts differ, `missing_in_kassa` when Kassa has no such money (a refund made at the
-processor that did not fit the payment's refundable, a charge Kassa never booked, a refund that
-failed at the processor while Kassa holds it as made). Kassa's online payments, refunds and
-disputes of the day that the processor does not list (looked for a day either side, so that
-midnight does not part the two) are `missing_at_gateway`. A fee is matched when it belongs to a
-payment or dispute Kassa knows (Kassa does not book the processor's fees: they are the
-merchant's cost, not the customer's money); a payout when it equals the net of the lines it
-paid out.
+A line is `matched` when Kassa has its object with the same signed amount (and currency),
+`amount_mismatch` when they differ, `missing_in_kassa` when Kassa has no such money (a refund
+made at the processor that did not fit the payment's refundable, a charge never booked or not
+given back yet, a dispute or a failed refund Kassa has not heard of, a line of a kind Kassa
+does not move). Kassa's online payments, refunds, failed refunds, withdrawn disputes and
+reversed ones of the day that the processor does not list — on that day, either side of it, or
+whenever, looked up by their reference — are `missing_at_gateway`. A fee is matched when it
+belongs to a charge or dispute Kassa knows (Kassa does not book the processor's fees: they are
+the merchant's cost, not the customer's money); a payout when it equals the net of the lines
+it paid out (or when the processor cannot say what it paid out: a manual payout).
 
-The gateway is asked outside every transaction (its lines may come over the network); Kassa's
-side is read afterwards by the references the lines name. With an account that serves the
-whole installation (Stripe), an organization's report holds the lines that trace to its own
-payments; the account's other lines (payouts, what traces to no payment) are the operator's,
-named by `kassa verify --gateway` without `--org` (`account_report`).
+The gateway is asked outside every transaction (its lines may come over the network), once
+per reconciliation; Kassa's side is read afterwards by the references the lines name. With an
+account that serves the whole installation (Stripe), an organization's report holds the lines
+that trace to its own payments; the account's other lines (payouts, what traces to no
+payment) are the operator's, named by `kassa verify --gateway` without `--org`
+(`reconcile_account`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from kassa.billing.models import ChargeState, Payment, PaymentStatus
+from kassa.billing.models import Payment, PaymentEvent, PaymentStatus
 from kassa.core.errors import ValidationFailed
 from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import format_decimal_string
-from kassa.gateways.base import BalanceLine, Gateway, LineType
+from kassa.gateways.base import BalanceLine, Gateway, GatewayError, LineType
 from kassa.gateways.registry import current_gateway
-from kassa.refunds.models import Dispute, DisputeStatus, Refund, RefundStatus
+from kassa.refunds.models import (
+    Dispute,
+    DisputeStatus,
+    Refund,
+    RefundStatus,
+    RefundType,
+)
 from kassa.tenancy.models import Organization
 
 MATCHED = "matched"
@@ -41,9 +50,11 @@ MISSING_IN_KASSA = "missing_in_kassa"
 MISSING_AT_GATEWAY = "missing_at_gateway"
 AMOUNT_MISMATCH = "amount_mismatch"
 STATUSES = (MATCHED, MISSING_IN_KASSA, MISSING_AT_GATEWAY, AMOUNT_MISMATCH)
-EDGE = dt.timedelta(days=1)  # how far either side of the day Kassa's money is looked for
+EDGE = dt.timedelta(days=1)  # the lines either side of the day, listed with it
 # A processor's balance history starts with the Unix epoch; the day either side must exist.
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 2), dt.date(9999, 12, 29)
+KNOWN_CATEGORIES = {str(t) for t in LineType}
+GIVEN_BACK = "charge_given_back"  # the payment's history entry once its charge went back
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class Known:
     payments: dict[str, Payment]
     refunds: dict[str, Refund]
     disputes: dict[str, Dispute]
+    given_back: set[int]  # the failed payments whose charge has gone back
 
 
 def today_of(organization: Organization) -> dt.date:
@@ -87,66 +99,95 @@ def day_bounds(organization: Organization, day: dt.date) -> tuple[dt.datetime, d
     return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
 
 
-def _known(gateway: Gateway, lines: list[BalanceLine],
+def check_day(day: dt.date) -> None:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationFailed("date", f"must be a day from {FIRST_DAY.isoformat()} to "
+                               f"{LAST_DAY.isoformat()}")
+
+
+def _known(gateway: Gateway, lines: Iterable[BalanceLine],
            organization: Organization | None) -> Known:
     def scoped(model: Any) -> Any:
         found = model.objects.filter(gateway=gateway.name)
         return found.filter(organization=organization) if organization is not None else found
 
+    lines = list(lines)
     charges = {line.charge for line in lines if line.charge}
     sources = {line.source for line in lines if line.source}
+    payments = {p.gateway_reference: p
+                for p in scoped(Payment).filter(gateway_reference__in=charges)}
+    failed = [p.pk for p in payments.values() if p.status == PaymentStatus.FAILED]
     return Known(
-        payments={p.gateway_reference: p
-                  for p in scoped(Payment).filter(gateway_reference__in=charges)},
+        payments=payments,
         refunds={r.gateway_reference: r
                  for r in scoped(Refund).filter(gateway_reference__in=sources)},
         disputes={d.gateway_reference: d
                   for d in scoped(Dispute).filter(gateway_reference__in=sources)},
+        given_back=set(PaymentEvent.objects.filter(
+            payment_id__in=failed, kind=GIVEN_BACK).values_list("payment_id", flat=True))
+        if failed else set(),
     )
 
 
-def _given_back(payment: Payment) -> bool:
-    """A charge Kassa could not book and gave back (the payment failed after its charge). One
-    still to give back is money at the processor that Kassa's books do not hold: not matched
-    until it has gone back."""
-    return payment.status == PaymentStatus.FAILED and payment.charge_state == ChargeState.NONE
+def _booked(payment: Payment | None, known: Known) -> bool:
+    """Kassa holds the charge: booked, or failed and given back (both its lines match)."""
+    return payment is not None and (payment.status == PaymentStatus.SUCCEEDED
+                                    or payment.pk in known.given_back)
 
 
-def _kassa_of(line: BalanceLine, known: Known) -> tuple[Kassa | None, bool]:
-    """Kassa's object for a line, and whether its amount is compared with the line's."""
+def _withdrew(dispute: Dispute | None) -> bool:
+    """Kassa booked the funds withdrawn (an inquiry withdraws nothing)."""
+    return dispute is not None and dispute.withdraw_entry_id is not None
+
+
+def _not_to_the_card(refund: Refund) -> bool:
+    """Kassa does not hold the refund as gone to the card: it failed, or it was paid another
+    way after the gateway would not take it."""
+    return refund.status == RefundStatus.FAILED or refund.type == RefundType.OFFLINE
+
+
+def _of_payment(payment: Payment, amount_minor: int | None = None) -> Kassa:
+    return Kassa("payment", payment.pk, payment.organization_id, amount_minor, payment.pk)
+
+
+def _of_refund(refund: Refund, amount_minor: int) -> Kassa:
+    return Kassa("refund", refund.pk, refund.organization_id, amount_minor, refund.payment_id)
+
+
+def _of_dispute(dispute: Dispute, amount_minor: int | None = None) -> Kassa:
+    return Kassa("dispute", dispute.pk, dispute.organization_id, amount_minor,
+                 dispute.payment_id)
+
+
+def _kassa_of(line: BalanceLine, known: Known) -> Kassa | None:
+    """Kassa's object for a line (with the amount to compare, where there is one)."""
     payment = known.payments.get(line.charge)
     refund = known.refunds.get(line.source)
     dispute = known.disputes.get(line.source)
-    if line.type == LineType.CHARGE and payment is not None and (
-            payment.status == PaymentStatus.SUCCEEDED or _given_back(payment)):
-        return Kassa("payment", payment.pk, payment.organization_id, payment.amount_minor,
-                     payment.pk), True
+    if line.category and line.category not in KNOWN_CATEGORIES:
+        return None  # a kind of money Kassa never moves
+    if line.type == LineType.CHARGE and payment is not None and _booked(payment, known):
+        return _of_payment(payment, payment.amount_minor)
     if line.type == LineType.REFUND:
-        if refund is not None:
-            return Kassa("refund", refund.pk, refund.organization_id, -refund.amount_minor,
-                         refund.payment_id), True
-        if payment is not None and _given_back(payment):
-            return Kassa("payment", payment.pk, payment.organization_id,
-                         -payment.amount_minor, payment.pk), True
+        if refund is not None:  # what went to the card: its amount and its tax
+            return _of_refund(refund, -refund.total_minor)
+        if payment is not None and payment.pk in known.given_back:
+            return _of_payment(payment, -payment.amount_minor)
     if (line.type == LineType.REFUND_FAILURE and refund is not None
-            and refund.status == RefundStatus.FAILED):
-        return Kassa("refund", refund.pk, refund.organization_id, refund.amount_minor,
-                     refund.payment_id), True
-    if line.type == LineType.DISPUTE and dispute is not None:
-        return Kassa("dispute", dispute.pk, dispute.organization_id, -dispute.amount_minor,
-                     dispute.payment_id), True
-    if (line.type == LineType.DISPUTE_REVERSAL and dispute is not None
-            and dispute.status == DisputeStatus.WON):
-        return Kassa("dispute", dispute.pk, dispute.organization_id, dispute.amount_minor,
-                     dispute.payment_id), True
-    if line.type == LineType.FEE:
-        if dispute is not None:
-            return Kassa("dispute", dispute.pk, dispute.organization_id,
-                         payment_id=dispute.payment_id), False
-        if payment is not None:
-            return Kassa("payment", payment.pk, payment.organization_id,
-                         payment_id=payment.pk), False
-    return None, False
+            and _not_to_the_card(refund)):
+        return _of_refund(refund, refund.total_minor)
+    if line.type == LineType.DISPUTE and _withdrew(dispute):
+        assert dispute is not None
+        return _of_dispute(dispute, -dispute.amount_minor)
+    if (line.type == LineType.DISPUTE_REVERSAL and _withdrew(dispute)
+            and dispute is not None and dispute.status == DisputeStatus.WON):
+        return _of_dispute(dispute, dispute.amount_minor)
+    if line.type == LineType.FEE:  # the status of what it is the fee of
+        if line.of == "dispute":
+            return _of_dispute(dispute) if _withdrew(dispute) and dispute else None
+        if line.of == "charge" and payment is not None and _booked(payment, known):
+            return _of_payment(payment)
+    return None
 
 
 def _owner(line: BalanceLine, known: Known) -> int | None:
@@ -158,15 +199,18 @@ def _owner(line: BalanceLine, known: Known) -> int | None:
     return None
 
 
-def match(line: BalanceLine, known: Known) -> Line:
+def match(line: BalanceLine, known: Known, currency: str = "") -> Line:
+    """`currency`: the organization's; a line in another is never matched on its amount."""
     if line.type == LineType.PAYOUT:
-        status = MATCHED if line.amount_minor == -line.pays_out_minor else AMOUNT_MISMATCH
+        status = MATCHED if line.pays_out_minor in (None, -line.amount_minor) else AMOUNT_MISMATCH
         return Line(line.gateway_id, line.type, line.amount_minor, None, status, line.source,
                     line.currency)
-    kassa, compared = _kassa_of(line, known)
+    kassa = _kassa_of(line, known)
     if kassa is None:
         status = MISSING_IN_KASSA
-    elif compared and kassa.amount_minor != line.amount_minor:
+    elif kassa.amount_minor is not None and (
+            kassa.amount_minor != line.amount_minor
+            or (currency and line.currency and line.currency != currency)):
         status = AMOUNT_MISMATCH
     else:
         status = MATCHED
@@ -174,74 +218,92 @@ def match(line: BalanceLine, known: Known) -> Line:
                 line.currency)
 
 
-def _missing_at_gateway(gateway: Gateway, organization: Organization, start: dt.datetime,
-                        end: dt.datetime, listed: list[BalanceLine]) -> list[Line]:
-    """Kassa's online money of the day that the processor does not list."""
-    seen = {(line.type, line.source if line.type != LineType.CHARGE else line.charge)
-            for line in listed}
-    missing: list[Line] = []
-
-    def expect(type: LineType, reference: str, kassa: Kassa) -> None:
-        if (type, reference) not in seen:
-            missing.append(Line(None, type, kassa.amount_minor or 0, kassa, MISSING_AT_GATEWAY,
-                                reference))
-
+def _expected(gateway: Gateway, organization: Organization, start: dt.datetime,
+              end: dt.datetime) -> list[tuple[LineType, str, Kassa]]:
+    """Kassa's online money of the day, as the lines the processor must have for it."""
     org = {"organization": organization, "gateway": gateway.name}
-    for p in Payment.objects.filter(**org, online=True, status=PaymentStatus.SUCCEEDED,
-                                    created_at__gte=start, created_at__lt=end
+    day = {"created_at__gte": start, "created_at__lt": end}
+    expected: list[tuple[LineType, str, Kassa]] = []
+    for p in Payment.objects.filter(**org, **day, online=True, status=PaymentStatus.SUCCEEDED
                                     ).exclude(gateway_reference="").order_by("pk"):
-        expect(LineType.CHARGE, p.gateway_reference,
-               Kassa("payment", p.pk, p.organization_id, p.amount_minor, p.pk))
-    for r in Refund.objects.filter(**org, created_at__gte=start, created_at__lt=end
-                                   ).exclude(gateway_reference="").order_by("pk"):
-        expect(LineType.REFUND, r.gateway_reference,
-               Kassa("refund", r.pk, r.organization_id, -r.amount_minor, r.payment_id))
+        expected.append((LineType.CHARGE, p.gateway_reference, _of_payment(p, p.amount_minor)))
+    for r in Refund.objects.filter(**org, **day).exclude(gateway_reference="").order_by("pk"):
+        expected.append((LineType.REFUND, r.gateway_reference, _of_refund(r, -r.total_minor)))
     for r in Refund.objects.filter(**org, status=RefundStatus.FAILED, settled_at__gte=start,
                                    settled_at__lt=end).exclude(gateway_reference="").order_by("pk"):
-        expect(LineType.REFUND_FAILURE, r.gateway_reference,
-               Kassa("refund", r.pk, r.organization_id, r.amount_minor, r.payment_id))
-    for d in Dispute.objects.filter(**org, created_at__gte=start, created_at__lt=end
-                                    ).order_by("pk"):
-        expect(LineType.DISPUTE, d.gateway_reference,
-               Kassa("dispute", d.pk, d.organization_id, -d.amount_minor, d.payment_id))
+        expected.append((LineType.REFUND_FAILURE, r.gateway_reference,
+                         _of_refund(r, r.total_minor)))
+    for d in Dispute.objects.filter(**org, **day, withdraw_entry__isnull=False).order_by("pk"):
+        expected.append((LineType.DISPUTE, d.gateway_reference, _of_dispute(d, -d.amount_minor)))
     for d in Dispute.objects.filter(**org, status=DisputeStatus.WON, closed_at__gte=start,
-                                    closed_at__lt=end).order_by("pk"):
-        expect(LineType.DISPUTE_REVERSAL, d.gateway_reference,
-               Kassa("dispute", d.pk, d.organization_id, d.amount_minor, d.payment_id))
-    return missing
+                                    closed_at__lt=end, withdraw_entry__isnull=False
+                                    ).order_by("pk"):
+        expected.append((LineType.DISPUTE_REVERSAL, d.gateway_reference,
+                         _of_dispute(d, d.amount_minor)))
+    return expected
 
 
-def reconcile(organization: Organization, day: dt.date,
-              gateway: Gateway | None = None) -> list[Line]:
-    """Every line of the organization's business day, matched or not."""
+def _key(line: BalanceLine) -> tuple[LineType, str]:
+    return line.type, line.charge if line.type == LineType.CHARGE else line.source
+
+
+def _missing_at_gateway(gateway: Gateway, organization: Organization, start: dt.datetime,
+                        end: dt.datetime, listed: list[BalanceLine]) -> list[Line]:
+    """What Kassa has of the day that the processor lists neither near it nor ever."""
+    seen = {_key(line) for line in listed}
+    unseen = [(type, reference, kassa) for type, reference, kassa
+              in _expected(gateway, organization, start, end) if (type, reference) not in seen]
+    if unseen:  # on another day, perhaps (a charge decided days later, a retried refund)
+        seen |= {_key(line) for line in gateway.balance_lines_of(
+            organization_id=organization.pk,
+            references=sorted({reference for _, reference, _ in unseen}))}
+    return [Line(None, type, kassa.amount_minor or 0, kassa, MISSING_AT_GATEWAY, reference)
+            for type, reference, kassa in unseen if (type, reference) not in seen]
+
+
+def listing(gateway: Gateway, organization: Organization | None, start: dt.datetime,
+            end: dt.datetime) -> list[BalanceLine]:
+    """One call for the lines of a span (every organization's, for an account-wide gateway:
+    a run over many organizations lists once and hands the lines to each)."""
+    return gateway.balance_lines(organization_id=organization.pk if organization else 0,
+                                 start=start, end=end,
+                                 with_payouts=organization is None or not gateway.account_wide)
+
+
+def reconcile(organization: Organization, day: dt.date, gateway: Gateway | None = None,
+              listed: list[BalanceLine] | None = None) -> list[Line]:
+    """Every line of the organization's business day, matched or not. `listed`: the lines of
+    a span holding the day and a day either side, listed already."""
     assert_outside_transaction("reconciliation (it asks the gateway)")
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise ValidationFailed("date", f"must be a day from {FIRST_DAY.isoformat()} to "
-                               f"{LAST_DAY.isoformat()}")
+    check_day(day)
     gateway = gateway or current_gateway()
     start, end = day_bounds(organization, day)
-    listed = gateway.balance_lines(organization_id=organization.pk, start=start - EDGE,
-                                   end=end + EDGE)
+    if listed is None:
+        listed = listing(gateway, organization, start - EDGE, end + EDGE)
+    else:
+        listed = [line for line in listed if start - EDGE <= line.created < end + EDGE]
     known = _known(gateway, listed, None if gateway.account_wide else organization)
     if gateway.account_wide:  # only what traces to this organization's own payments
         listed = [line for line in listed if _owner(line, known) == organization.pk]
-    matched = [match(line, known) for line in listed if start <= line.created < end]
+    matched = [match(line, known, organization.currency) for line in listed
+               if start <= line.created < end]
     return matched + _missing_at_gateway(gateway, organization, start, end, listed)
 
 
-def reconcile_account(day: dt.date, gateway: Gateway | None = None) -> list[Line]:
+def reconcile_account(day: dt.date, gateway: Gateway | None = None,
+                      listed: list[BalanceLine] | None = None) -> list[Line]:
     """An installation-wide account's own lines of a (UTC) day: payouts, and what traces to no
     organization's payment. Nothing for the sandbox, whose accounts are the organizations'."""
     assert_outside_transaction("reconciliation (it asks the gateway)")
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise ValidationFailed("date", f"must be a day from {FIRST_DAY.isoformat()} to "
-                               f"{LAST_DAY.isoformat()}")
+    check_day(day)
     gateway = gateway or current_gateway()
     if not gateway.account_wide:
         return []
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    listed = gateway.balance_lines(organization_id=0, start=start,
-                                   end=start + dt.timedelta(days=1))
+    end = start + dt.timedelta(days=1)
+    if listed is None:
+        listed = listing(gateway, None, start, end)
+    listed = [line for line in listed if start <= line.created < end]
     known = _known(gateway, listed, None)
     return [match(line, known) for line in listed if _owner(line, known) is None]
 
@@ -260,16 +322,19 @@ class Recent:
 
 
 def recent_exceptions(organization: Organization, days: int = 2) -> Recent:
-    """Today's and yesterday's lines not matched (asked of the gateway as the page is read:
-    nothing is stored, so what is mended leaves the page at once)."""
-    from kassa.gateways.base import GatewayError
-
+    """Today's and yesterday's lines not matched, from one listing of the gateway as the page
+    is read (nothing is stored, so what is mended leaves the page at once)."""
+    gateway = current_gateway()
     today = today_of(organization)
+    first = today - dt.timedelta(days=days - 1)
     found: list[tuple[dt.date, Line]] = []
     try:
+        listed = listing(gateway, organization, day_bounds(organization, first)[0] - EDGE,
+                         day_bounds(organization, today)[1] + EDGE)
         for back in range(days):
             day = today - dt.timedelta(days=back)
-            found += [(day, line) for line in exceptions(reconcile(organization, day))]
+            found += [(day, line) for line in exceptions(
+                reconcile(organization, day, gateway, listed))]
     except GatewayError as exc:
         return Recent(found, unavailable=str(exc))
     return Recent(found)

@@ -115,25 +115,28 @@ class FakeStripe:
     def close_dispute(self, dispute_id: str, status: str) -> dict[str, Any]:
         """Stripe decides a dispute: a won one gives the disputed amount back (not the fee)."""
         dispute = self.disputes[dispute_id]
+        withdrew = not dispute["status"].startswith("warning")
         dispute["status"] = status
-        if status == "won":
+        if status == "won" and withdrew:
             self._txn("adjustment", "dispute_reversal", dispute["amount"], ("dispute", dispute_id))
         return dispute
 
-    def payout(self) -> dict[str, Any] | None:
-        """Pay out the balance: one payout transaction of minus the net not yet paid out."""
+    def payout(self, automatic: bool = True) -> dict[str, Any] | None:
+        """Pay out the balance: one payout transaction of minus the net not yet paid out (a
+        manual payout's transactions cannot be listed by it, as at Stripe)."""
         with self._lock:
-            unpaid = [t for t in self.balance_transactions if t["payout"] is None]
+            unpaid = [t for t in self.balance_transactions if t["_payout"] is None]
             net = sum(t["net"] for t in unpaid)
             if net <= 0:
                 return None
             payout = {"id": self._new_id("po"), "object": "payout", "amount": net,
-                      "status": "paid"}
+                      "status": "paid", "automatic": automatic,
+                      "reconciliation_status": "completed" if automatic else "not_applicable"}
             self.payouts[payout["id"]] = payout
             for t in unpaid:
-                t["payout"] = payout["id"]
+                t["_payout"] = payout["id"]
             self._txn("payout", "payout", -net, ("payout", payout["id"]), locked=True)
-            self.balance_transactions[-1]["payout"] = payout["id"]
+            self.balance_transactions[-1]["_payout"] = payout["id"]
         return payout
 
     def _txn(self, type: str, category: str, amount: int, source: tuple[str, str], *,
@@ -144,7 +147,7 @@ class FakeStripe:
         self.balance_transactions.append({
             "id": self._new_id("txn"), "object": "balance_transaction", "amount": amount,
             "fee": fee, "net": amount - fee, "currency": "usd", "type": type,
-            "reporting_category": category, "created": int(time.time()), "payout": None,
+            "reporting_category": category, "created": int(time.time()), "_payout": None,
             "_source": source})
         return None
 
@@ -173,8 +176,9 @@ class FakeStripe:
                 "created": int(time.time()), "is_charge_refundable": False,
             }
             self.disputes[dispute["id"]] = dispute
-            self._txn("adjustment", "dispute", -dispute["amount"], ("dispute", dispute["id"]),
-                      fee=1500, locked=True)
+            if not status.startswith("warning"):  # an inquiry withdraws nothing
+                self._txn("adjustment", "dispute", -dispute["amount"],
+                          ("dispute", dispute["id"]), fee=1500, locked=True)
         return dispute
 
     def dashboard_refund(self, intent_id: str, amount: int,
@@ -193,9 +197,14 @@ class FakeStripe:
     def dispute_event(self, kind: str, dispute_id: str, **changes: Any) -> str:
         """A `charge.dispute.*` webhook body for one of this fake's disputes (a decision in
         `changes` moves the balance as `close_dispute` does)."""
-        if changes.get("status") in ("won", "lost") and self.disputes[dispute_id][
-                "status"] not in ("won", "lost"):
-            self.close_dispute(dispute_id, changes["status"])
+        dispute, new = self.disputes[dispute_id], changes.get("status")
+        if (dispute["status"].startswith("warning") and isinstance(new, str)
+                and not new.startswith("warning")):  # an inquiry escalated: funds withdrawn
+            self._txn("adjustment", "dispute", -dispute["amount"], ("dispute", dispute_id),
+                      fee=1500)
+            dispute["status"] = "needs_response"
+        if new in ("won", "lost") and dispute["status"] not in ("won", "lost", "warning_closed"):
+            self.close_dispute(dispute_id, new)
         self.disputes[dispute_id].update(changes)
         return self._event(kind, dict(self.disputes[dispute_id]))
 
@@ -280,7 +289,7 @@ class FakeStripe:
             return 200, {"object": "list", "url": "/v1/refunds", "has_more": False,
                          "data": list(reversed(found))[: int(params.get("limit", 10))]}
         if method == "GET" and path == "/v1/balance_transactions":
-            return 200, self._list_balance_transactions(params)
+            return self._list_balance_transactions(params)
         if method == "GET" and path.startswith("/v1/refunds/"):
             refund = self.refunds.get(path.removeprefix("/v1/refunds/"))
             if refund is None:
@@ -289,20 +298,30 @@ class FakeStripe:
             return 200, refund
         return 404, _error("invalid_request_error", f"Unrecognized request URL ({path})")
 
-    def _list_balance_transactions(self, params: dict[str, str]) -> dict[str, Any]:
+    def _list_balance_transactions(self, params: dict[str, str]
+                                   ) -> tuple[int, dict[str, Any]]:
         """Newest first, as Stripe lists; paged by `starting_after`."""
+        if "payout" in params and not self.payouts[params["payout"]]["automatic"]:
+            return 400, _error("invalid_request_error", "Balance transaction history can "
+                               "only be filtered on automatic transfers, not manual.")
         found = [t for t in reversed(self.balance_transactions)
                  if int(params.get("created[gte]", 0)) <= t["created"]
                  < int(params.get("created[lt]", 2**40))
-                 and params.get("payout", t["payout"]) == t["payout"]]
+                 and params.get("payout", t["_payout"]) == t["_payout"]
+                 and params.get("source", self._source_id(t)) == self._source_id(t)]
         if "starting_after" in params:
             at = [t["id"] for t in found].index(params["starting_after"])
             found = found[at + 1:]
         size = min(int(params.get("limit", 10)), self.page_size)
         expand = "data.source" in {v for k, v in params.items() if k.startswith("expand")}
-        return {"object": "list", "url": "/v1/balance_transactions",
-                "has_more": len(found) > size,
-                "data": [self._shown(t, expand) for t in found[:size]]}
+        return 200, {"object": "list", "url": "/v1/balance_transactions",
+                     "has_more": len(found) > size,
+                     "data": [self._shown(t, expand) for t in found[:size]]}
+
+    @staticmethod
+    def _source_id(txn: dict[str, Any]) -> str:
+        kind, ref = txn["_source"]
+        return f"ch_of_{ref}" if kind == "charge" else ref
 
     def _shown(self, txn: dict[str, Any], expand: bool) -> dict[str, Any]:
         kind, ref = txn["_source"]
@@ -313,7 +332,7 @@ class FakeStripe:
                       "payout": self.payouts}[kind][ref]
         if not expand:
             source = source["id"]
-        return {**{k: v for k, v in txn.items() if k != "_source"}, "source": source}
+        return {**{k: v for k, v in txn.items() if not k.startswith("_")}, "source": source}
 
     def _search_payment_intents(self, query: str) -> dict[str, Any]:
         """Stripe's search, for the one query Kassa makes: metadata['k']:'v'."""
@@ -341,6 +360,7 @@ class FakeStripe:
             "payment_method": method, "description": params.get("description"),
             "confirm": params.get("confirm"), "status": "succeeded", "amount_refunded": 0,
             "metadata": _metadata(params), "last_payment_error": None,
+            "latest_charge": None,
         }
         if method == "pm_usBankAccount_processing":  # as Stripe's test bank account
             intent["status"] = "processing"
@@ -352,6 +372,7 @@ class FakeStripe:
             return 402, error
         self.payment_intents[intent["id"]] = intent
         if intent["status"] == "succeeded":
+            intent["latest_charge"] = f"ch_of_{intent['id']}"
             fee = intent["amount"] * 29 // 1000 + 30  # 2.9 % + 30¢, netted in as Stripe does
             self._txn("charge", "charge", intent["amount"], ("charge", intent["id"]), fee=fee,
                       locked=True)

@@ -100,3 +100,30 @@ def test_another_organizations_lines_stay_its_own_and_untraced_ones_are_the_acco
             if line.type == "charge"] == [10000]
     account = reconciliation.reconcile_account(day)
     assert statuses(account) == [("charge", 999, None, "missing_in_kassa")]
+
+
+def test_an_inquiry_withdraws_nothing_and_a_category_kassa_never_moves_is_named(
+        tenant, stripe_paid, fake_stripe):
+    _, payment = stripe_paid
+    du = fake_stripe.dispute(intent_of(payment), status="warning_needs_response")
+    deliver(fake_stripe.dispute_event("charge.dispute.created", du["id"]))
+    deliver(fake_stripe.dispute_event("charge.dispute.closed", du["id"],
+                                      status="warning_closed"))
+    day = reconciliation.today_of(tenant.organization)
+    # Neither side has money for the inquiry: no line, nothing expected.
+    assert statuses(reconciliation.reconcile(tenant.organization, day)) == [
+        ("charge", 21775, "payment", "matched"), ("fee", -661, "payment", "matched")]
+    # Stripe lists something Kassa never does with the charge (a partial capture's reversal).
+    fake_stripe._txn("adjustment", "partial_capture_reversal", -5000,
+                     ("charge", intent_of(payment)))
+    assert statuses(reconciliation.reconcile(tenant.organization, day))[-1] == (
+        "fee", -5000, None, "missing_in_kassa")
+
+
+def test_a_manual_payout_is_not_taken_apart(tenant, stripe_paid, fake_stripe):
+    assert fake_stripe.payout(automatic=False) is not None
+    day = reconciliation.today_of(tenant.organization)
+    [payout] = reconciliation.reconcile_account(day)
+    # Stripe cannot list what a manual payout paid out: Kassa has nothing to compare.
+    assert (payout.type, payout.amount_minor, payout.status) == ("payout", -(21775 - 661),
+                                                                 "matched")
