@@ -19,7 +19,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(url: str, seconds: float = 180) -> int:
+def wait_for(url: str, seconds: float = 300) -> int:
     # Generous: migrating a fresh database and loading the demo took over a minute on a loaded
     # two-core machine; the wait ends as soon as the server answers.
     deadline = time.monotonic() + seconds
