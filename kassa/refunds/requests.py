@@ -171,15 +171,19 @@ def check_rules(actor: Membership, kind: str, target: Any, body: dict[str, Any])
             check_window(organization, payment, online=True, field="refund_to.payment")
 
 
-def _refund(actor: Membership, kind: str, target: Any, body: dict[str, Any]) -> Any:
-    """The refund service of that kind, as the direct path calls it."""
+def _refund(actor: Membership, kind: str, target: Any, body: dict[str, Any],
+            on_locked: services.OnLocked = None) -> Any:
+    """The refund service of that kind, as the direct path calls it (`on_locked`: an
+    approval's release of its reservation, under the payment's lock)."""
     args = {k: v for k, v in body.items() if k != "reason_code"}
     if kind == RequestKind.PAYMENT:
-        return services.refund_payment(actor=actor, payment=target, **args)
+        return services.refund_payment(actor=actor, payment=target, on_locked=on_locked,
+                                       **args)
     if kind == RequestKind.PACKAGE:
         return services.refund_package(actor=actor, package=target, **args)
     if kind == RequestKind.CREDIT:
-        return services.refund_credit(actor=actor, customer=target, **args)
+        return services.refund_credit(actor=actor, customer=target, on_locked=on_locked,
+                                      **args)
     parts = [services.Part(**p) for p in args.pop("parts")]
     return services.refund_invoice(actor=actor, invoice=target, parts=parts, **args)
 
@@ -208,7 +212,7 @@ def _open_request(*, actor: Membership, kind: str, target: Any, body: dict[str, 
                                         package__isnull=True).exists():
             raise RefundRequestOpen(f"A refund request of payment {payment.pk} is open: "
                                     "approve, reject or cancel it first", field="payment")
-        left = payment.refundable_minor - services.reserved_on(payment.pk)
+        left = payment.refundable_minor - payment.requested_minor
         if amount_minor > left:
             raise RefundExceedsRefundable(
                 f"At most {display(max(left, 0), organization.currency, organization.locale)}"
@@ -223,11 +227,25 @@ def _open_request(*, actor: Membership, kind: str, target: Any, body: dict[str, 
         payment=payment if package_id is None else None, package_id=package_id, body=body,
         amount_minor=amount_minor, requested_by=actor.user, requested_at=now,
         expires_at=now + dt.timedelta(days=organization.request_expiry_days))
+    if request.payment_id is not None:
+        assert payment is not None
+        refresh_requested(payment)
     _step(request, "refund_requested", actor.user, now,
           f"Refund of {display(amount_minor, organization.currency, organization.locale)} "
           f"requested: {body.get('reason', '')}")
     announce("refund_request.created", request)
     return request
+
+
+def refresh_requested(payment: Payment) -> None:
+    """The one writer of `Payment.requested_minor`: what the payment's open requests reserve
+    of it, derived from them. The caller holds the payment's lock."""
+    total = int(RefundRequest.objects.filter(
+        payment_id=payment.pk, status=RequestStatus.OPEN, package__isnull=True,
+    ).aggregate(t=Sum("amount_minor"))["t"] or 0)
+    if total != payment.requested_minor:
+        payment.requested_minor = total
+        payment.save(update_fields=["requested_minor"])
 
 
 def _targets(organization: Organization, kind: str, target: Any,
@@ -295,9 +313,19 @@ def approve(*, actor: Membership, request: Any) -> RefundRequest:
     found.status = RequestStatus.APPROVED
     found.decided_by, found.decided_at = actor.user, now
     found.save(update_fields=["status", "decided_by", "decided_at"])
-    # Every rule again, now: the refund service of its kind, as the approver makes it.
+    # Every rule again, now: the refund service of its kind, as the approver makes it. Its
+    # reservation is released under the payment's lock, before the service reads what is left.
     check_rules(actor, found.kind, found.target_id, found.body)
-    made = _refund(actor, found.kind, found.target_id, found.body)
+    released: list[int] = []
+
+    def release(payment: Payment) -> None:
+        assert payment.pk == found.payment_id, (payment.pk, found.payment_id)
+        refresh_requested(payment)
+        released.append(payment.pk)
+
+    made = _refund(actor, found.kind, found.target_id, found.body,
+                   on_locked=release if found.payment_id is not None else None)
+    assert released or found.payment_id is None, "an approval released no reservation"
     refunds = made[1] if isinstance(made, tuple) else [made]
     found.refunds = [r.pk for r in refunds]
     found.save(update_fields=["refunds"])
@@ -329,6 +357,8 @@ def _close(found: RefundRequest, status: str, by: Any, note: str,
     now = timezone.now()
     found.status, found.decided_by, found.decided_at, found.note = status, by, now, note
     found.save(update_fields=["status", "decided_by", "decided_at", "note"])
+    if found.payment_id is not None:  # the reservation released (request → payment: the order)
+        refresh_requested(lock_payment(found.payment_id))
     _step(found, f"refund_request_{status}", by, now, detail)
     announce("refund_request.decided", found)
     return found

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db.models import F, Q, Sum
@@ -63,10 +64,8 @@ from kassa.refunds import lifecycle
 from kassa.refunds.models import (
     OfflineMethod,
     Refund,
-    RefundRequest,
     RefundStatus,
     RefundType,
-    RequestStatus,
 )
 from kassa.tenancy.models import Center, Membership, Organization
 from kassa.tenancy.selectors import get_center
@@ -78,12 +77,9 @@ PACKAGE_REFUND_METHODS = (OfflineMethod.CASH, OfflineMethod.CHECK, OfflineMethod
 CREDIT = "credit"  # a refund's method when it goes into the customer's credit
 
 
-def reserved_on(payment_id: int) -> int:
-    """What open refund requests hold of a payment (DESIGN.md, "Governed refunds")."""
-    total = RefundRequest.objects.filter(payment_id=payment_id, status=RequestStatus.OPEN,
-                                         package__isnull=True).aggregate(
-        t=Sum("amount_minor"))["t"]
-    return int(total or 0)
+# Called with a payment just locked, before any rule reads it: an approval
+# (kassa.refunds.requests) releases its own reservation there.
+OnLocked = Callable[[Payment], None] | None
 
 
 def _money(minor: int, organization: Organization) -> str:
@@ -129,6 +125,7 @@ def refund_payment(
     *, actor: Membership, payment: str | int, type: str, amount: str, reason: str,
     internal_note: str = "", method: str | None = None, note: str = "",
     decrease_balance_owed: bool = False, request_key: str | None = None,
+    on_locked: OnLocked = None,
 ) -> Refund:
     """One entry point for both kinds, as the API and the forms receive them. A retry of a
     request that died after making its refund (same Idempotency-Key) answers that refund."""
@@ -139,12 +136,12 @@ def refund_payment(
         return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
                                internal_note=internal_note, online=True, method=None, note="",
                                decrease_balance_owed=decrease_balance_owed,
-                               request_key=request_key or "")
+                               request_key=request_key or "", on_locked=on_locked)
     if type == RefundType.OFFLINE:
         return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
                                internal_note=internal_note, online=False, method=method or "",
                                note=note, decrease_balance_owed=decrease_balance_owed,
-                               request_key=request_key or "")
+                               request_key=request_key or "", on_locked=on_locked)
     if type == RefundType.CREDIT:
         if method:
             raise ValidationFailed("method", "a refund to account credit has no method: "
@@ -152,7 +149,7 @@ def refund_payment(
         return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
                                internal_note=internal_note, online=False, method=CREDIT,
                                note=note, decrease_balance_owed=decrease_balance_owed,
-                               request_key=request_key or "")
+                               request_key=request_key or "", on_locked=on_locked)
     raise ValidationFailed("type", "must be online, offline or credit")
 
 
@@ -179,7 +176,7 @@ def record_offline_refund(
 def _refund_payment(
     *, actor: Membership, payment: str | int, amount: str, reason: str, internal_note: str,
     decrease_balance_owed: bool, online: bool, method: str | None, note: str,
-    request_key: str = "",
+    request_key: str = "", on_locked: OnLocked = None,
 ) -> Refund:
     target = get_scoped(Payment.objects.filter(organization=actor.organization), payment)
     amount_minor, reason, note = _asked(actor, amount, reason, note)
@@ -191,6 +188,7 @@ def _refund_payment(
         customer_id=target.customer_id, amount_minor=amount_minor, reason=reason,
         internal_note=internal_note, note=note, method=method, online=online,
         decrease_balance_owed=decrease_balance_owed, request_key=request_key,
+        on_locked=on_locked,
     )
 
 
@@ -226,12 +224,14 @@ def _payout_method(target: Payment, *, online: bool, method: str | None, note: s
 def _create_payment_refund(
     *, actor: Membership, payment_id: int, invoice_id: int, customer_id: int,
     amount_minor: int, reason: str, internal_note: str, note: str, method: str, online: bool,
-    decrease_balance_owed: bool, request_key: str,
+    decrease_balance_owed: bool, request_key: str, on_locked: OnLocked = None,
 ) -> Refund:
     # The customer first when the refund goes into their credit (the lock order).
     customer = lock_customer(customer_id) if method == CREDIT else None
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id)
+    if on_locked is not None:
+        on_locked(payment)
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=None,
             amount_minor=amount_minor)):
@@ -259,7 +259,7 @@ def _refund_locked_payment(
         raise RefundPending("An online refund of this payment is pending; wait until it settles",
                             field=f"{where}payment" if where else None)
     # What open refund requests hold of it is not refundable (read under the payment's lock).
-    refundable = payment.refundable_minor - reserved_on(payment.pk)
+    refundable = payment.refundable_minor - payment.requested_minor
     if amount_minor > refundable:
         raise RefundExceedsRefundable(
             f"At most {_money(max(refundable, 0), organization)} of this payment can be "
@@ -360,7 +360,7 @@ def refundable_now(payment: Payment) -> int:
     """What a refund of the payment could take right now (for the pages, no lock): its
     refundable, less what open refund requests reserve of it and what it paid into packages
     that have since been used or closed."""
-    refundable = max(payment.refundable_minor - reserved_on(payment.pk), 0)
+    refundable = max(payment.refundable_minor - payment.requested_minor, 0)
     if payment.invoice_id is None or refundable == 0:
         return refundable
     held = allocation.held_by(payment)
@@ -514,10 +514,12 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
         if payment.refund_pending:
             raise RefundPending("An online refund of this payment is pending",
                                 field="refund_to.payment")
-        if total > payment.refundable_minor:
+        # What open refund requests reserve of it is not refundable.
+        left = max(payment.refundable_minor - payment.requested_minor, 0)
+        if total > left:
             raise RefundExceedsRefundable(
-                f"The payment has {_money(payment.refundable_minor, organization)} left to "
-                "refund", field="refund_to.payment")
+                f"The payment has {_money(left, organization)} left to refund",
+                field="refund_to.payment")
         if total > payment.refundable_online_minor:
             raise RefundExceedsRefundable(
                 f"The gateway can refund at most "
@@ -559,6 +561,7 @@ def refund_credit(
     *, actor: Membership, customer: str | int, amount: str, reason: str,
     refund_to: dict[str, str | None], center: str | None = None,
     override_reason: str | None = None, request_key: str | None = None,
+    on_locked: OnLocked = None,
 ) -> Refund:
     """Give back money a customer holds as credit: online to one of their payments (v1's
     pending life; a failure puts the money back into credit), or offline (cash, check, other),
@@ -590,7 +593,7 @@ def refund_credit(
         return _refund_credit(actor=actor, customer_id=owner.pk, payment_id=target.pk,
                               amount_minor=amount_minor, reason=reason, method=target.method,
                               note="", payee="", override=override, center=where,
-                              request_key=request_key or "")
+                              request_key=request_key or "", on_locked=on_locked)
     if method not in PACKAGE_REFUND_METHODS:
         raise ValidationFailed("refund_to.method", "must be cash, check or other, or name one "
                                "of the customer's online payments")
@@ -606,9 +609,12 @@ def refund_credit(
 @money_transaction()
 def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | None,
                    amount_minor: int, reason: str, method: str, note: str, payee: str,
-                   override: str, center: Center | None, request_key: str) -> Refund:
+                   override: str, center: Center | None, request_key: str,
+                   on_locked: OnLocked = None) -> Refund:
     customer = lock_customer(customer_id)
     payment = lock_payment(payment_id) if payment_id is not None else None
+    if payment is not None and on_locked is not None:
+        on_locked(payment)
     organization = actor.organization
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=None,

@@ -68,6 +68,38 @@ def test_front_desk_asks_and_the_amount_is_reserved_until_approved(tenant, paid)
     assert verify() == []
 
 
+def test_the_reserved_sum_follows_every_step_of_a_request_and_verify_holds_it(tenant, paid):
+    """`requested` is the payment's stored figure: set when a request opens, released when it
+    is approved, rejected, cancelled or expires; `kassa verify` agrees at every step."""
+    _inv, payment = paid
+    _, desk = tenant.user("front_desk")
+
+    def requested():
+        shown = tenant.api.get(f"/payments/{payment['id']}").json()
+        assert Payment.objects.get(pk=payment["id"]).requested_minor == int(
+            shown["requested"].replace(".", ""))
+        assert verify() == []
+        return shown["requested"], shown["refundable"]
+
+    steps = [  # (decide, refundable after it)
+        (lambda rid: tenant.api.post(f"/refund-requests/{rid}/reject", {"reason": "No"}),
+         "100.00"),
+        (lambda rid: desk.post(f"/refund-requests/{rid}/cancel", {}), "100.00"),
+        (lambda rid: tenant.api.post(f"/refund-requests/{rid}/approve", {}), "90.00"),
+    ]
+    for decide, left in steps:
+        rid = ask(desk, payment["id"], amount="10.00").json()["request"]["id"]
+        assert requested() == ("10.00", "90.00")
+        assert decide(rid).status_code == 200
+        assert requested() == ("0.00", left)
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=8)):
+        rid = ask(desk, payment["id"], amount="10.00").json()["request"]["id"]
+        assert requested() == ("10.00", "80.00")
+        with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=8)):
+            assert requests.expire_requests() == 1
+            assert requested() == ("0.00", "90.00")
+
+
 def test_self_approval_is_refused_first_and_a_non_approver_may_not(tenant, paid, unchanged):
     _inv, payment = paid
     admin_api = tenant.api
