@@ -106,11 +106,23 @@ def someone_can_approve(actor: Membership) -> bool:
         role__in=actor.organization.approver_roles).exclude(user_id=actor.user_id).exists()
 
 
+def may_ask(actor: Membership) -> bool:
+    """Whether this person may ask for refunds they may not make (`request_roles`)."""
+    return (actor.role in (actor.organization.request_roles or [])
+            and actor.role != Role.ACCOUNTANT)
+
+
+def require_refund_or_ask(actor: Membership) -> None:
+    """For the refund forms: who may neither refund nor ask is refused (v1's words)."""
+    if not may_refund(actor) and not may_ask(actor):
+        require_refund_permission(actor)
+
+
 def must_request(actor: Membership, amount_minor: int) -> bool:
     """Whether this refund is asked for rather than made (raises when it may be neither)."""
     organization = actor.organization
     if not may_refund(actor):
-        if actor.role in (organization.request_roles or []) and actor.role != Role.ACCOUNTANT:
+        if may_ask(actor):
             return True
         require_refund_permission(actor)  # raises refund_not_permitted, v1's words
     threshold = organization.approval_threshold_minor
