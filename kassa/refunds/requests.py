@@ -297,6 +297,18 @@ def _step(request: RefundRequest, kind: str, by: Any, now: dt.datetime, detail: 
     enqueue("refunds.send_request_mail", request.pk, kind)
 
 
+def check_approvers_limit(actor: Membership, amount_minor: int) -> None:
+    """The approver makes the refund, so it counts against their own daily limit; past it,
+    the approval is refused and the request stays open (for another approver, or tomorrow)."""
+    limit = _limit(actor)
+    if limit is not None and refunded_today(actor) + amount_minor > limit:
+        organization = actor.organization
+        raise RefundLimitExceeded(
+            f"Approving this refund would take you past your daily refund limit of "
+            f"{display(limit, organization.currency, organization.locale)}: the request stays "
+            "open for another approver", field="amount")
+
+
 # --- decisions -------------------------------------------------------------------------------
 
 def _decidable(actor: Membership, request_id: Any) -> RefundRequest:
@@ -328,6 +340,7 @@ def approve(*, actor: Membership, request: Any) -> RefundRequest:
     # Every rule again, now: the refund service of its kind, as the approver makes it. Its
     # reservation is released under the payment's lock, before the service reads what is left.
     check_rules(actor, found.kind, found.target_id, found.body)
+    check_approvers_limit(actor, found.amount_minor)
     released: list[int] = []
 
     def release(payment: Payment) -> None:

@@ -151,6 +151,26 @@ def test_approval_rechecks_the_rules_and_leaves_the_request_open(tenant, paid):
     assert not Refund.objects.exists()
 
 
+def test_approval_rechecks_the_approvers_own_daily_limit(tenant, paid, unchanged):
+    _inv, payment = paid
+    _, desk = tenant.user("front_desk")
+    assert tenant.api.patch("/settings", {"daily_refund_limit": {"admin": "50.00"}}
+                            ).status_code == 200
+    assert ask(tenant.api, payment["id"], amount="20.00").status_code == 201  # 20 of 50 today
+    rid = ask(desk, payment["id"], amount="40.00").json()["request"]["id"]
+    with unchanged():
+        r = tenant.api.post(f"/refund-requests/{rid}/approve", {})
+        assert r.status_code == 422 and r.json()["code"] == "refund_limit_exceeded"
+        assert "past your daily refund limit of $50.00" in r.json()["detail"]
+    assert tenant.api.get(f"/refund-requests/{rid}").json()["status"] == "open"
+    assert tenant.api.get(f"/payments/{payment['id']}").json()["requested"] == "40.00"
+    # Another admin, with today's limit untouched, approves it.
+    _, other = tenant.user("admin")
+    r = other.post(f"/refund-requests/{rid}/approve", {})
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    assert Refund.objects.filter(payment_id=payment["id"]).count() == 2
+
+
 def test_expiry_releases_the_reservation(tenant, paid):
     _inv, payment = paid
     _, desk = tenant.user("front_desk")
