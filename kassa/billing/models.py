@@ -26,11 +26,17 @@ class Customer(models.Model):
     # Money Kassa holds for the customer on no invoice: the sum of their CreditEntry rows,
     # derived by `kassa.billing.credit` alone, and minus their customer_credit sub-ledger.
     credit_minor = models.BigIntegerField(default=0)
+    # What open refund requests of their credit reserve of it (DESIGN.md, "Governed refunds"):
+    # not refundable while they are open. Derived by kassa.refunds.requests alone, under the
+    # customer's lock.
+    requested_minor = models.BigIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "name"])]
         constraints = [models.CheckConstraint(condition=Q(credit_minor__gte=0),
-                                              name="customer_credit_not_negative")]
+                                              name="customer_credit_not_negative"),
+                       models.CheckConstraint(condition=Q(requested_minor__gte=0),
+                                              name="customer_requested_not_negative")]
 
     def __str__(self) -> str:
         return self.name
