@@ -19,6 +19,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import F, Q, Sum
 from django.utils import timezone
@@ -37,6 +38,7 @@ from kassa.billing.models import (
     PaymentStatus,
 )
 from kassa.core.errors import (
+    CreditInsufficient,
     NoteRequired,
     OnlineRefundNotAllowed,
     PackageAlreadyRefunded,
@@ -77,9 +79,9 @@ PACKAGE_REFUND_METHODS = (OfflineMethod.CASH, OfflineMethod.CHECK, OfflineMethod
 CREDIT = "credit"  # a refund's method when it goes into the customer's credit
 
 
-# Called with a payment just locked, before any rule reads it: an approval
-# (kassa.refunds.requests) releases its own reservation there.
-OnLocked = Callable[[Payment], None] | None
+# Called with each row just locked (a payment, a package, a customer), before any rule reads
+# it: an approval (kassa.refunds.requests) releases its own reservation there.
+OnLocked = Callable[[Any], None] | None
 
 
 def _money(minor: int, organization: Organization) -> str:
@@ -440,7 +442,7 @@ def refund_package(
     *, actor: Membership, package: str | int, amount: str, reason: str,
     close_package: bool = False, refund_to_payment: str | None = None,
     method: str | None = None, note: str = "", request_key: str | None = None,
-    to_credit: bool = False,
+    to_credit: bool = False, on_locked: OnLocked = None,
 ) -> Refund:
     """Refund some of a package's balance (package-refunds.txt), with the tax received on it,
     paid out online to one of the invoice's online payments, offline, or into the customer's
@@ -475,13 +477,15 @@ def refund_package(
     return _refund_package(actor=actor, package_id=found.pk, invoice_id=found.invoice_id,
                            amount_minor=amount_minor, reason=reason, close=close_package,
                            payment_id=payment_id, method=method or "", note=note,
-                           request_key=request_key or "", customer_id=customer_id)
+                           request_key=request_key or "", customer_id=customer_id,
+                           on_locked=on_locked)
 
 
 @money_transaction()
 def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amount_minor: int,
                     reason: str, close: bool, payment_id: int | None, method: str,
-                    note: str, request_key: str, customer_id: int | None = None) -> Refund:
+                    note: str, request_key: str, customer_id: int | None = None,
+                    on_locked: OnLocked = None) -> Refund:
     # Into credit: the customer first (the lock order).
     customer = lock_customer(customer_id) if customer_id is not None else None
     invoice = lock_invoice(invoice_id)
@@ -489,6 +493,8 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     organization = invoice.organization
     payment = lock_payment(payment_id) if payment_id else None
     pkg = lock_package(package_id)
+    if on_locked is not None:
+        on_locked(pkg)
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=package_id,
             amount_minor=amount_minor)):
@@ -603,7 +609,7 @@ def refund_credit(
     return _refund_credit(actor=actor, customer_id=owner.pk, payment_id=None,
                           amount_minor=amount_minor, reason=reason, method=method, note=note,
                           payee=payee, override=override, center=where,
-                          request_key=request_key or "")
+                          request_key=request_key or "", on_locked=on_locked)
 
 
 @money_transaction()
@@ -613,8 +619,10 @@ def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | Non
                    on_locked: OnLocked = None) -> Refund:
     customer = lock_customer(customer_id)
     payment = lock_payment(payment_id) if payment_id is not None else None
-    if payment is not None and on_locked is not None:
-        on_locked(payment)
+    if on_locked is not None:
+        on_locked(customer)
+        if payment is not None:
+            on_locked(payment)
     organization = actor.organization
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=None,
@@ -634,6 +642,14 @@ def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | Non
         source = customer_credit.card(payment.pk)
     else:
         source = customer_credit.ANY if override else customer_credit.OFFLINE
+    # What open refund requests of the credit reserve of it is not refundable.
+    free = customer.credit_minor - customer.requested_minor
+    if customer.requested_minor and amount_minor > free:
+        raise CreditInsufficient(
+            f"At most {_money(max(free, 0), organization)}"
+            f" of {customer.name}'s credit can be refunded: "
+            f"{_money(customer.requested_minor, organization)} is held by open refund requests",
+            field="amount")
     where = center or (payment.center if payment is not None else None)
     now = timezone.now()
     # The movement first (it refuses what the credit cannot give), then the refund it names.
@@ -679,7 +695,7 @@ MAX_PARTS = 20
 
 def refund_invoice(
     *, actor: Membership, invoice: str | int, reason: str, parts: list[Part],
-    internal_note: str = "", decrease_balance_owed: bool = False,
+    internal_note: str = "", decrease_balance_owed: bool = False, on_locked: OnLocked = None,
 ) -> tuple[str, list[Refund]]:
     """Refund an invoice across its payments at once (some to the card, some in cash, some
     to credit): all or nothing. Every part is checked — its input first, then, under the
@@ -720,13 +736,15 @@ def refund_invoice(
         asked.append((found.pk, amount_minor, method, note, online))
     return _refund_parts(actor=actor, invoice_id=target.pk, customer_id=target.customer_id,
                          reason=reason, internal_note=internal_note,
-                         decrease_balance_owed=decrease_balance_owed, asked=asked)
+                         decrease_balance_owed=decrease_balance_owed, asked=asked,
+                         on_locked=on_locked)
 
 
 @money_transaction()
 def _refund_parts(*, actor: Membership, invoice_id: int, customer_id: int, reason: str,
                   internal_note: str, decrease_balance_owed: bool,
-                  asked: list[tuple[int, int, str, str, bool]]) -> tuple[str, list[Refund]]:
+                  asked: list[tuple[int, int, str, str, bool]],
+                  on_locked: OnLocked = None) -> tuple[str, list[Refund]]:
     to_credit = any(method == CREDIT for _, _, method, _, _ in asked)
     customer = lock_customer(customer_id) if to_credit else None
     invoice = lock_invoice(invoice_id)
@@ -734,6 +752,9 @@ def _refund_parts(*, actor: Membership, invoice_id: int, customer_id: int, reaso
     # then take no lock of their own out of order.
     locked = {payment_id: lock_payment(payment_id)
               for payment_id in sorted(payment_id for payment_id, *_ in asked)}
+    if on_locked is not None:
+        for payment in locked.values():
+            on_locked(payment)
     lock_packages_of_lines(sorted(InvoiceLine.objects.filter(
         invoice=invoice, kind=LineKind.PACKAGE).values_list("pk", flat=True)))
     group = uuid.uuid4().hex
