@@ -391,3 +391,32 @@ class RequestHold(models.Model):
 
     def __str__(self) -> str:
         return f"Hold of request {self.request_id} on payment {self.payment_id}"
+
+
+class RequestMail(models.Model):
+    """One e-mail to a requester about one step of their refund request (its outbox row, as a
+    Receipt is a refund's): sent by a task, retried while the mail server is down."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="mails")
+    step = models.CharField(max_length=40)  # refund_requested, refund_request_approved, …
+    to_email = models.EmailField(max_length=254)
+    status = models.CharField(max_length=10, choices=ReceiptStatus.choices,
+                              default=ReceiptStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "request", "step"],
+                                    name="one_mail_per_request_step")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"],
+                                name="request_mail_due_idx")]
+
+    def __str__(self) -> str:
+        return f"Mail of request {self.request_id} ({self.step}, {self.status})"
