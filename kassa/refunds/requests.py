@@ -42,10 +42,9 @@ from kassa.core.locks import (
 )
 from kassa.core.lookup import get_scoped
 from kassa.core.money import display, parse_amount
-from kassa.core.outbox import enqueue
 from kassa.packages.models import Package
 from kassa.packages.services import check_within_balance
-from kassa.refunds import services
+from kassa.refunds import request_mail, services
 from kassa.refunds.models import (
     Refund,
     RefundRequest,
@@ -370,7 +369,7 @@ def _targets(organization: Organization, kind: str, target: Any,
 
 def _step(request: RefundRequest, kind: str, by: Any, now: dt.datetime, detail: str) -> None:
     """The step in the payment's history, its entry in the audit log, and the e-mail to the
-    requester (by a task)."""
+    requester (its outbox row and task: kassa/refunds/request_mail.py)."""
     record(organization_id=request.organization_id, actor=by,
            action="refund_request." + ("created" if kind == "refund_requested"
                                        else kind.removeprefix("refund_request_")),
@@ -383,7 +382,7 @@ def _step(request: RefundRequest, kind: str, by: Any, now: dt.datetime, detail: 
                                     payment_id=request.payment_id, at=now, kind=kind,
                                     amount_minor=request.amount_minor, status=request.status,
                                     by=by, detail=detail[:500])
-    enqueue("refunds.send_request_mail", request.pk, kind)
+    request_mail.queue(request, kind, now)
 
 
 def check_approvers_limit(actor: Membership, amount_minor: int) -> None:
