@@ -26,11 +26,17 @@ class Customer(models.Model):
     # Money Kassa holds for the customer on no invoice: the sum of their CreditEntry rows,
     # derived by `kassa.billing.credit` alone, and minus their customer_credit sub-ledger.
     credit_minor = models.BigIntegerField(default=0)
+    # What open refund requests of their credit reserve of it (DESIGN.md, "Governed refunds"):
+    # not refundable while they are open. Derived by kassa.refunds.requests alone, under the
+    # customer's lock.
+    requested_minor = models.BigIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["organization", "name"])]
         constraints = [models.CheckConstraint(condition=Q(credit_minor__gte=0),
-                                              name="customer_credit_not_negative")]
+                                              name="customer_credit_not_negative"),
+                       models.CheckConstraint(condition=Q(requested_minor__gte=0),
+                                              name="customer_requested_not_negative")]
 
     def __str__(self) -> str:
         return self.name
@@ -219,6 +225,10 @@ class Payment(models.Model):
     taken_back_minor = models.BigIntegerField(default=0)
     # A dispute of it is open, or lost and not settled yet: it takes no refund.
     disputed = models.BooleanField(default=False)
+    # What open refund requests reserve of it (DESIGN.md, "Governed refunds"): not refundable
+    # while they are open. Derived from those requests by kassa.refunds.requests alone, under
+    # the payment's lock, whenever one opens, is decided or expires.
+    requested_minor = models.BigIntegerField(default=0)
     # An online payment is recorded before its charge (an intent): `status` is what the
     # front desk reads, `charge_state` what the worker still has to do about the charge.
     status = models.CharField(max_length=12, choices=PaymentStatus.choices,
@@ -256,6 +266,8 @@ class Payment(models.Model):
             models.CheckConstraint(
                 condition=Q(taken_back_minor__gte=0) & Q(taken_back_minor__lte=F("amount_minor")),
                 name="payment_taken_back_within_amount"),
+            models.CheckConstraint(condition=Q(requested_minor__gte=0),
+                                   name="payment_requested_not_negative"),
         ]
 
     def __str__(self) -> str:

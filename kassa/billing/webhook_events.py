@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Sum
-
 from kassa.audit.services import record
 from kassa.billing.models import CreditEntry, Customer, Payment
 from kassa.core.money import format_decimal_string
@@ -29,22 +27,15 @@ def payment_object(payment: Payment, currency: str | None = None) -> dict[str, A
         "to_credit": money(payment.to_credit_minor), "method": payment.method,
         "online": payment.online, "refunded": money(payment.refunded_minor),
         # What open refund requests reserve of it is not refundable (DESIGN.md, "Governed
-        # refunds"): one more read, by the reverse relation's name (billing sits below refunds).
-        "refundable": money(max(payment.refundable_minor - (requested := _requested(payment)),
-                                0)),
-        "requested": money(requested),
+        # refunds"): the stored figure kassa.refunds.requests derives.
+        "refundable": money(max(payment.refundable_minor - payment.requested_minor, 0)),
+        "requested": money(payment.requested_minor),
         "refundable_online": money(payment.refundable_online_minor),
         "refund_pending": payment.refund_pending,
         "disputed": payment.disputed, "taken_back": money(payment.taken_back_minor),
         "status": payment.status, "failure_reason": payment.failure_reason,
         "created_at": payment.created_at.isoformat(),
     }
-
-
-def _requested(payment: Payment) -> int:
-    total = payment.refund_requests.filter(  # type: ignore[attr-defined]
-        status="open", package__isnull=True).aggregate(t=Sum("amount_minor"))["t"]
-    return int(total or 0)
 
 
 def announce(type: str, payment: Payment, *, actor: Any | None = None) -> None:

@@ -65,6 +65,7 @@ class PackageOut(Schema):
     refunded: str
     forfeited: str
     balance: str
+    requested: str  # reserved by an open refund request (not refundable while open)
     tax_rate: str
     tax_paid: str
     tax_refunded: str

@@ -71,6 +71,10 @@ class Package(models.Model):
     tax_rate = models.DecimalField(max_digits=7, decimal_places=4)
     redeemed_minor = models.BigIntegerField(default=0)
     forfeited_minor = models.BigIntegerField(default=0)
+    # What an open refund request of it reserves of its balance (DESIGN.md, "Governed
+    # refunds"): not refundable while it is open. Derived by kassa.refunds.requests alone,
+    # under the package's lock.
+    requested_minor = models.BigIntegerField(default=0)
     created_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -78,6 +82,8 @@ class Package(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(forfeited_minor__gte=0) & Q(redeemed_minor__gte=0),
                                    name="package_figures_not_negative"),
+            models.CheckConstraint(condition=Q(requested_minor__gte=0),
+                                   name="package_requested_not_negative"),
             models.UniqueConstraint(fields=["organization", "line"], name="one_package_per_line"),
         ]
         indexes = [models.Index(fields=["organization", "customer"])]

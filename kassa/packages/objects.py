@@ -16,7 +16,9 @@ def package_object(p: Package) -> dict[str, Any]:
         "name": p.name, "status": p.status, "price": money(p.price_minor),
         "paid": money(p.paid_minor), "redeemed": money(p.redeemed_minor),
         "refunded": money(p.refunded_minor), "forfeited": money(p.forfeited_minor),
-        "balance": money(p.balance_minor), "tax_rate": str(p.tax_rate.normalize()),
+        "balance": money(p.balance_minor),
+        # What an open refund request reserves of the balance (not refundable while open).
+        "requested": money(p.requested_minor), "tax_rate": str(p.tax_rate.normalize()),
         "tax_paid": money(p.tax_paid_minor), "tax_refunded": money(p.tax_refunded_minor),
         "benefits": [{"id": str(b.pk), "name": b.name, "quantity": b.quantity, "used": b.used,
                       "unit_value": money(b.unit_value_minor)} for b in p.benefits.all()],

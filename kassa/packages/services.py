@@ -254,11 +254,15 @@ def check_open(pkg: Package) -> None:
 
 
 def check_within_balance(pkg: Package, amount_minor: int, organization: Organization) -> None:
-    """A package refund needs a balance and may not exceed it."""
-    if pkg.balance_minor <= 0 or amount_minor > pkg.balance_minor:
+    """A package refund needs a balance and may not exceed it, less what an open refund
+    request reserves of it (`requested_minor`)."""
+    left = pkg.balance_minor - pkg.requested_minor
+    if left <= 0 or amount_minor > left:
+        held = (f" ({_money(pkg.requested_minor, organization)} of it is held by an open "
+                "refund request)" if pkg.requested_minor else "")
         raise PackageRefundExceedsBalance(
             f"The refund amount cannot exceed the package balance that remains, "
-            f"{_money(max(pkg.balance_minor, 0), organization)}.", field="amount")
+            f"{_money(max(left, 0), organization)}{held}.", field="amount")
 
 
 def refund_tax(pkg: Package, amount_minor: int) -> int:

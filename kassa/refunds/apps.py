@@ -9,5 +9,6 @@ class RefundsConfig(AppConfig):
         from kassa.refunds import (  # noqa: F401  (verify checks, tasks and sweeps)
             checks,
             dispute_checks,
+            request_checks,
             tasks,
         )

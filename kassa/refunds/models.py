@@ -363,3 +363,60 @@ class RefundRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Refund request {self.pk} ({self.kind}, {self.status})"
+
+
+class RequestHold(models.Model):
+    """What an open refund request holds of one payment's refundable: a payment's request its
+    amount, a split request each part's, a credit request paid out online its amount. Written
+    when the request opens, and kept as its record; `Payment.requested_minor` is the sum of the
+    holds of its open requests (kassa.refunds.requests derives it)."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     db_index=False)
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="holds")
+    # Found by (organization, payment): the index below.
+    payment = models.ForeignKey("billing.Payment", on_delete=models.PROTECT,
+                                related_name="request_holds", db_index=False)
+    amount_minor = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0),
+                                   name="request_hold_amount_positive"),
+            models.UniqueConstraint(fields=["organization", "request", "payment"],
+                                    name="one_hold_per_request_and_payment"),
+        ]
+        indexes = [models.Index(fields=["organization", "payment"],
+                                name="request_hold_payment_idx")]
+
+    def __str__(self) -> str:
+        return f"Hold of request {self.request_id} on payment {self.payment_id}"
+
+
+class RequestMail(models.Model):
+    """One e-mail to a requester about one step of their refund request (its outbox row, as a
+    Receipt is a refund's): sent by a task, retried while the mail server is down."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="mails")
+    step = models.CharField(max_length=40)  # refund_requested, refund_request_approved, …
+    to_email = models.EmailField(max_length=254)
+    status = models.CharField(max_length=10, choices=ReceiptStatus.choices,
+                              default=ReceiptStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "request", "step"],
+                                    name="one_mail_per_request_step")
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"],
+                                name="request_mail_due_idx")]
+
+    def __str__(self) -> str:
+        return f"Mail of request {self.request_id} ({self.step}, {self.status})"

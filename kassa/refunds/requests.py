@@ -19,8 +19,9 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from kassa.audit.services import record
-from kassa.billing.models import Payment, PaymentEvent
+from kassa.billing.models import Customer, Invoice, Payment, PaymentEvent
 from kassa.core.errors import (
+    CreditInsufficient,
     ReasonCodeRequired,
     RefundExceedsRefundable,
     RefundLimitExceeded,
@@ -32,16 +33,23 @@ from kassa.core.errors import (
     UnknownReasonCode,
     ValidationFailed,
 )
-from kassa.core.locks import lock_payment, lock_refund_request, money_transaction
+from kassa.core.locks import (
+    lock_customer,
+    lock_package,
+    lock_payment,
+    lock_refund_request,
+    money_transaction,
+)
 from kassa.core.lookup import get_scoped
 from kassa.core.money import display, parse_amount
-from kassa.core.outbox import enqueue
 from kassa.packages.models import Package
-from kassa.refunds import services
+from kassa.packages.services import check_within_balance
+from kassa.refunds import request_mail, services
 from kassa.refunds.models import (
     Refund,
     RefundRequest,
     RefundStatus,
+    RequestHold,
     RequestKind,
     RequestStatus,
 )
@@ -106,11 +114,23 @@ def someone_can_approve(actor: Membership) -> bool:
         role__in=actor.organization.approver_roles).exclude(user_id=actor.user_id).exists()
 
 
+def may_ask(actor: Membership) -> bool:
+    """Whether this person may ask for refunds they may not make (`request_roles`)."""
+    return (actor.role in (actor.organization.request_roles or [])
+            and actor.role != Role.ACCOUNTANT)
+
+
+def require_refund_or_ask(actor: Membership) -> None:
+    """For the refund forms: who may neither refund nor ask is refused (v1's words)."""
+    if not may_refund(actor) and not may_ask(actor):
+        require_refund_permission(actor)
+
+
 def must_request(actor: Membership, amount_minor: int) -> bool:
     """Whether this refund is asked for rather than made (raises when it may be neither)."""
     organization = actor.organization
     if not may_refund(actor):
-        if actor.role in (organization.request_roles or []) and actor.role != Role.ACCOUNTANT:
+        if may_ask(actor):
             return True
         require_refund_permission(actor)  # raises refund_not_permitted, v1's words
     threshold = organization.approval_threshold_minor
@@ -171,17 +191,23 @@ def check_rules(actor: Membership, kind: str, target: Any, body: dict[str, Any])
             check_window(organization, payment, online=True, field="refund_to.payment")
 
 
-def _refund(actor: Membership, kind: str, target: Any, body: dict[str, Any]) -> Any:
-    """The refund service of that kind, as the direct path calls it."""
+def _refund(actor: Membership, kind: str, target: Any, body: dict[str, Any],
+            on_locked: services.OnLocked = None) -> Any:
+    """The refund service of that kind, as the direct path calls it (`on_locked`: an
+    approval's release of its reservation, under the payment's lock)."""
     args = {k: v for k, v in body.items() if k != "reason_code"}
     if kind == RequestKind.PAYMENT:
-        return services.refund_payment(actor=actor, payment=target, **args)
+        return services.refund_payment(actor=actor, payment=target, on_locked=on_locked,
+                                       **args)
     if kind == RequestKind.PACKAGE:
-        return services.refund_package(actor=actor, package=target, **args)
+        return services.refund_package(actor=actor, package=target, on_locked=on_locked,
+                                       **args)
     if kind == RequestKind.CREDIT:
-        return services.refund_credit(actor=actor, customer=target, **args)
+        return services.refund_credit(actor=actor, customer=target, on_locked=on_locked,
+                                      **args)
     parts = [services.Part(**p) for p in args.pop("parts")]
-    return services.refund_invoice(actor=actor, invoice=target, parts=parts, **args)
+    return services.refund_invoice(actor=actor, invoice=target, parts=parts,
+                                   on_locked=on_locked, **args)
 
 
 # --- the door --------------------------------------------------------------------------------
@@ -200,29 +226,47 @@ def refund_or_request(*, actor: Membership, kind: str, target: Any,
 @money_transaction()
 def _open_request(*, actor: Membership, kind: str, target: Any, body: dict[str, Any],
                   amount_minor: int) -> RefundRequest:
+    """The request, reserving what it asks under the locks of what it reserves (the usual
+    order: customer, payments, package): of each payment it refunds (a split: each part's),
+    of the package's balance, of the customer's credit. One open request per payment or
+    package (409); more than is left after the other requests' reservations is refused."""
     organization = actor.organization
     target_id, payment_id, package_id = _targets(organization, kind, target, body)
-    payment = lock_payment(payment_id) if payment_id is not None else None
-    if payment is not None and package_id is None:
-        if RefundRequest.objects.filter(payment=payment, status=RequestStatus.OPEN,
-                                        package__isnull=True).exists():
-            raise RefundRequestOpen(f"A refund request of payment {payment.pk} is open: "
-                                    "approve, reject or cancel it first", field="payment")
-        left = payment.refundable_minor - services.reserved_on(payment.pk)
-        if amount_minor > left:
-            raise RefundExceedsRefundable(
-                f"At most {display(max(left, 0), organization.currency, organization.locale)}"
-                " of this payment can be refunded.", field="amount")
-    if package_id is not None and RefundRequest.objects.filter(
-            package_id=package_id, status=RequestStatus.OPEN).exists():
-        raise RefundRequestOpen("A refund request of this package is open: approve, reject "
-                                "or cancel it first", field="package")
+    holds = _holds(organization, kind, target_id, body, amount_minor, payment_id)
+    customer = lock_customer(target_id) if kind == RequestKind.CREDIT else None
+    locked = {pk: lock_payment(pk) for pk in sorted(holds)}
+    pkg = lock_package(package_id) if package_id is not None else None
+    for pk, (held, where) in holds.items():
+        payment = locked[pk]
+        if payment.requested_minor:
+            raise RefundRequestOpen(f"A refund request of payment {pk} is open: approve, "
+                                    "reject or cancel it first", field=f"{where}payment")
+        if kind != RequestKind.CREDIT and held > payment.refundable_minor:
+            left = display(payment.refundable_minor, organization.currency, organization.locale)
+            raise RefundExceedsRefundable(f"At most {left} of this payment can be refunded.",
+                                          field=f"{where}amount")
+    if pkg is not None:
+        if pkg.requested_minor:
+            raise RefundRequestOpen("A refund request of this package is open: approve, "
+                                    "reject or cancel it first", field="package")
+        check_within_balance(pkg, amount_minor, organization)
+    if customer is not None and amount_minor > customer.credit_minor - customer.requested_minor:
+        left = max(customer.credit_minor - customer.requested_minor, 0)
+        raise CreditInsufficient(
+            f"At most {display(left, organization.currency, organization.locale)} of "
+            f"{customer.name}'s credit can be refunded"
+            + (", the rest is held by open refund requests" if customer.requested_minor else ""),
+            field="amount")
     now = timezone.now()
     request = RefundRequest.objects.create(
         organization=organization, kind=kind, target_id=target_id,
-        payment=payment if package_id is None else None, package_id=package_id, body=body,
-        amount_minor=amount_minor, requested_by=actor.user, requested_at=now,
+        payment_id=payment_id if package_id is None else None, package_id=package_id,
+        body=body, amount_minor=amount_minor, requested_by=actor.user, requested_at=now,
         expires_at=now + dt.timedelta(days=organization.request_expiry_days))
+    RequestHold.objects.bulk_create([
+        RequestHold(organization=organization, request=request, payment_id=pk,
+                    amount_minor=held) for pk, (held, _) in sorted(holds.items())])
+    _refresh_all(customer, list(locked.values()), pkg)
     _step(request, "refund_requested", actor.user, now,
           f"Refund of {display(amount_minor, organization.currency, organization.locale)} "
           f"requested: {body.get('reason', '')}")
@@ -230,10 +274,84 @@ def _open_request(*, actor: Membership, kind: str, target: Any, body: dict[str, 
     return request
 
 
+def _holds(organization: Organization, kind: str, target_id: int, body: dict[str, Any],
+           amount_minor: int, payment_id: int | None) -> dict[int, tuple[int, str]]:
+    """What the request holds of each payment: {payment id: (amount, field prefix)}."""
+    if kind == RequestKind.SPLIT:
+        holds: dict[int, tuple[int, str]] = {}
+        for i, part in enumerate(body.get("parts") or []):
+            where = f"parts[{i}]."
+            found = get_scoped(Payment.objects.filter(organization=organization),
+                               part.get("payment"), field=f"{where}payment")
+            if found.invoice_id != target_id:
+                raise ValidationFailed(f"{where}payment", "is a payment of another invoice")
+            if found.pk in holds:
+                raise ValidationFailed(f"{where}payment", "is listed twice: one part per "
+                                       "payment")
+            holds[found.pk] = (parse_amount(part["amount"], organization.currency,
+                                            field=f"{where}amount"), where)
+        return holds
+    if kind == RequestKind.PACKAGE or payment_id is None:
+        return {}
+    return {payment_id: (amount_minor, "refund_to." if kind == RequestKind.CREDIT else "")}
+
+
+def _refresh_all(customer: Customer | None, payments: list[Payment],
+                 pkg: Package | None) -> None:
+    if customer is not None:
+        refresh_customer_requested(customer)
+    for payment in payments:
+        refresh_requested(payment)
+    if pkg is not None:
+        refresh_package_requested(pkg)
+
+
+# The one writer of each reserved figure: derived from the open requests, the row locked by the
+# caller (kassa verify holds each: kassa/refunds/request_checks.py).
+
+def refresh_requested(payment: Payment) -> None:
+    """`Payment.requested_minor`: the holds of its open requests."""
+    total = int(RequestHold.objects.filter(
+        organization_id=payment.organization_id, payment_id=payment.pk,
+        request__status=RequestStatus.OPEN).aggregate(t=Sum("amount_minor"))["t"] or 0)
+    if total != payment.requested_minor:
+        payment.requested_minor = total
+        payment.save(update_fields=["requested_minor"])
+
+
+def refresh_package_requested(pkg: Package) -> None:
+    """`Package.requested_minor`: its open request's amount (of its balance)."""
+    total = int(RefundRequest.objects.filter(
+        organization_id=pkg.organization_id, package_id=pkg.pk, status=RequestStatus.OPEN,
+    ).aggregate(t=Sum("amount_minor"))["t"] or 0)
+    if total != pkg.requested_minor:
+        pkg.requested_minor = total
+        pkg.save(update_fields=["requested_minor"])
+
+
+def refresh_customer_requested(customer: Customer) -> None:
+    """`Customer.requested_minor`: the open requests of refunds of their credit."""
+    total = int(RefundRequest.objects.filter(
+        organization_id=customer.organization_id, kind=RequestKind.CREDIT,
+        target_id=customer.pk, status=RequestStatus.OPEN,
+    ).aggregate(t=Sum("amount_minor"))["t"] or 0)
+    if total != customer.requested_minor:
+        customer.requested_minor = total
+        customer.save(update_fields=["requested_minor"])
+
+
+def _release_locked(found: RefundRequest) -> None:
+    """A request decided or expired without a refund: its reservations released, each under
+    its lock (request → customer → payments → package: the order)."""
+    customer = (lock_customer(found.target_id) if found.kind == RequestKind.CREDIT else None)
+    payments = [lock_payment(pk) for pk in sorted(found.holds.values_list("payment_id",
+                                                                          flat=True))]
+    pkg = lock_package(found.package_id) if found.package_id is not None else None
+    _refresh_all(customer, payments, pkg)
+
+
 def _targets(organization: Organization, kind: str, target: Any,
              body: dict[str, Any]) -> tuple[int, int | None, int | None]:
-    from kassa.billing.models import Customer, Invoice
-
     if kind == RequestKind.PAYMENT:
         found = get_scoped(Payment.objects.filter(organization=organization), target)
         return found.pk, found.pk, None
@@ -251,7 +369,7 @@ def _targets(organization: Organization, kind: str, target: Any,
 
 def _step(request: RefundRequest, kind: str, by: Any, now: dt.datetime, detail: str) -> None:
     """The step in the payment's history, its entry in the audit log, and the e-mail to the
-    requester (by a task)."""
+    requester (its outbox row and task: kassa/refunds/request_mail.py)."""
     record(organization_id=request.organization_id, actor=by,
            action="refund_request." + ("created" if kind == "refund_requested"
                                        else kind.removeprefix("refund_request_")),
@@ -264,7 +382,19 @@ def _step(request: RefundRequest, kind: str, by: Any, now: dt.datetime, detail: 
                                     payment_id=request.payment_id, at=now, kind=kind,
                                     amount_minor=request.amount_minor, status=request.status,
                                     by=by, detail=detail[:500])
-    enqueue("refunds.send_request_mail", request.pk, kind)
+    request_mail.queue(request, kind, now)
+
+
+def check_approvers_limit(actor: Membership, amount_minor: int) -> None:
+    """The approver makes the refund, so it counts against their own daily limit; past it,
+    the approval is refused and the request stays open (for another approver, or tomorrow)."""
+    limit = _limit(actor)
+    if limit is not None and refunded_today(actor) + amount_minor > limit:
+        organization = actor.organization
+        raise RefundLimitExceeded(
+            f"Approving this refund would take you past your daily refund limit of "
+            f"{display(limit, organization.currency, organization.locale)}: the request stays "
+            "open for another approver", field="amount")
 
 
 # --- decisions -------------------------------------------------------------------------------
@@ -277,6 +407,17 @@ def _decidable(actor: Membership, request_id: Any) -> RefundRequest:
         raise RequestNotOpen(f"Refund request {request.pk} is {request.status}: it can no "
                              "longer be decided")
     return request
+
+
+def _reserved(found: RefundRequest) -> set[tuple[str, int]]:
+    """The rows whose reserved figure the request holds: ("Payment", id), ("Package", id),
+    ("Customer", id)."""
+    held = {("Payment", pk) for pk in found.holds.values_list("payment_id", flat=True)}
+    if found.package_id is not None:
+        held.add(("Package", found.package_id))
+    if found.kind == RequestKind.CREDIT:
+        held.add(("Customer", found.target_id))
+    return held
 
 
 def _require_approver(actor: Membership, request: RefundRequest) -> None:
@@ -295,9 +436,28 @@ def approve(*, actor: Membership, request: Any) -> RefundRequest:
     found.status = RequestStatus.APPROVED
     found.decided_by, found.decided_at = actor.user, now
     found.save(update_fields=["status", "decided_by", "decided_at"])
-    # Every rule again, now: the refund service of its kind, as the approver makes it.
+    # Every rule again, now: the refund service of its kind, as the approver makes it. Its
+    # reservation is released under the payment's lock, before the service reads what is left.
     check_rules(actor, found.kind, found.target_id, found.body)
-    made = _refund(actor, found.kind, found.target_id, found.body)
+    check_approvers_limit(actor, found.amount_minor)
+    held = _reserved(found)
+    released: set[tuple[str, int]] = set()
+
+    def release(row: Any) -> None:
+        """Called by the refund service with each row it has just locked."""
+        key = (type(row).__name__, row.pk)
+        if key not in held:
+            return
+        if isinstance(row, Payment):
+            refresh_requested(row)
+        elif isinstance(row, Package):
+            refresh_package_requested(row)
+        else:
+            refresh_customer_requested(row)
+        released.add(key)
+
+    made = _refund(actor, found.kind, found.target_id, found.body, on_locked=release)
+    assert released == held, f"an approval left reservations: {held - released}"
     refunds = made[1] if isinstance(made, tuple) else [made]
     found.refunds = [r.pk for r in refunds]
     found.save(update_fields=["refunds"])
@@ -329,6 +489,7 @@ def _close(found: RefundRequest, status: str, by: Any, note: str,
     now = timezone.now()
     found.status, found.decided_by, found.decided_at, found.note = status, by, now, note
     found.save(update_fields=["status", "decided_by", "decided_at", "note"])
+    _release_locked(found)
     _step(found, f"refund_request_{status}", by, now, detail)
     announce("refund_request.decided", found)
     return found

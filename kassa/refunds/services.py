@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import F, Q, Sum
 from django.utils import timezone
@@ -36,6 +38,7 @@ from kassa.billing.models import (
     PaymentStatus,
 )
 from kassa.core.errors import (
+    CreditInsufficient,
     NoteRequired,
     OnlineRefundNotAllowed,
     PackageAlreadyRefunded,
@@ -63,10 +66,8 @@ from kassa.refunds import lifecycle
 from kassa.refunds.models import (
     OfflineMethod,
     Refund,
-    RefundRequest,
     RefundStatus,
     RefundType,
-    RequestStatus,
 )
 from kassa.tenancy.models import Center, Membership, Organization
 from kassa.tenancy.selectors import get_center
@@ -78,12 +79,9 @@ PACKAGE_REFUND_METHODS = (OfflineMethod.CASH, OfflineMethod.CHECK, OfflineMethod
 CREDIT = "credit"  # a refund's method when it goes into the customer's credit
 
 
-def reserved_on(payment_id: int) -> int:
-    """What open refund requests hold of a payment (DESIGN.md, "Governed refunds")."""
-    total = RefundRequest.objects.filter(payment_id=payment_id, status=RequestStatus.OPEN,
-                                         package__isnull=True).aggregate(
-        t=Sum("amount_minor"))["t"]
-    return int(total or 0)
+# Called with each row just locked (a payment, a package, a customer), before any rule reads
+# it: an approval (kassa.refunds.requests) releases its own reservation there.
+OnLocked = Callable[[Any], None] | None
 
 
 def _money(minor: int, organization: Organization) -> str:
@@ -129,6 +127,7 @@ def refund_payment(
     *, actor: Membership, payment: str | int, type: str, amount: str, reason: str,
     internal_note: str = "", method: str | None = None, note: str = "",
     decrease_balance_owed: bool = False, request_key: str | None = None,
+    on_locked: OnLocked = None,
 ) -> Refund:
     """One entry point for both kinds, as the API and the forms receive them. A retry of a
     request that died after making its refund (same Idempotency-Key) answers that refund."""
@@ -139,12 +138,12 @@ def refund_payment(
         return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
                                internal_note=internal_note, online=True, method=None, note="",
                                decrease_balance_owed=decrease_balance_owed,
-                               request_key=request_key or "")
+                               request_key=request_key or "", on_locked=on_locked)
     if type == RefundType.OFFLINE:
         return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
                                internal_note=internal_note, online=False, method=method or "",
                                note=note, decrease_balance_owed=decrease_balance_owed,
-                               request_key=request_key or "")
+                               request_key=request_key or "", on_locked=on_locked)
     if type == RefundType.CREDIT:
         if method:
             raise ValidationFailed("method", "a refund to account credit has no method: "
@@ -152,7 +151,7 @@ def refund_payment(
         return _refund_payment(actor=actor, payment=payment, amount=amount, reason=reason,
                                internal_note=internal_note, online=False, method=CREDIT,
                                note=note, decrease_balance_owed=decrease_balance_owed,
-                               request_key=request_key or "")
+                               request_key=request_key or "", on_locked=on_locked)
     raise ValidationFailed("type", "must be online, offline or credit")
 
 
@@ -179,7 +178,7 @@ def record_offline_refund(
 def _refund_payment(
     *, actor: Membership, payment: str | int, amount: str, reason: str, internal_note: str,
     decrease_balance_owed: bool, online: bool, method: str | None, note: str,
-    request_key: str = "",
+    request_key: str = "", on_locked: OnLocked = None,
 ) -> Refund:
     target = get_scoped(Payment.objects.filter(organization=actor.organization), payment)
     amount_minor, reason, note = _asked(actor, amount, reason, note)
@@ -191,6 +190,7 @@ def _refund_payment(
         customer_id=target.customer_id, amount_minor=amount_minor, reason=reason,
         internal_note=internal_note, note=note, method=method, online=online,
         decrease_balance_owed=decrease_balance_owed, request_key=request_key,
+        on_locked=on_locked,
     )
 
 
@@ -226,12 +226,14 @@ def _payout_method(target: Payment, *, online: bool, method: str | None, note: s
 def _create_payment_refund(
     *, actor: Membership, payment_id: int, invoice_id: int, customer_id: int,
     amount_minor: int, reason: str, internal_note: str, note: str, method: str, online: bool,
-    decrease_balance_owed: bool, request_key: str,
+    decrease_balance_owed: bool, request_key: str, on_locked: OnLocked = None,
 ) -> Refund:
     # The customer first when the refund goes into their credit (the lock order).
     customer = lock_customer(customer_id) if method == CREDIT else None
     invoice = lock_invoice(invoice_id)
     payment = lock_payment(payment_id)
+    if on_locked is not None:
+        on_locked(payment)
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=None,
             amount_minor=amount_minor)):
@@ -259,7 +261,7 @@ def _refund_locked_payment(
         raise RefundPending("An online refund of this payment is pending; wait until it settles",
                             field=f"{where}payment" if where else None)
     # What open refund requests hold of it is not refundable (read under the payment's lock).
-    refundable = payment.refundable_minor - reserved_on(payment.pk)
+    refundable = payment.refundable_minor - payment.requested_minor
     if amount_minor > refundable:
         raise RefundExceedsRefundable(
             f"At most {_money(max(refundable, 0), organization)} of this payment can be "
@@ -360,7 +362,7 @@ def refundable_now(payment: Payment) -> int:
     """What a refund of the payment could take right now (for the pages, no lock): its
     refundable, less what open refund requests reserve of it and what it paid into packages
     that have since been used or closed."""
-    refundable = max(payment.refundable_minor - reserved_on(payment.pk), 0)
+    refundable = max(payment.refundable_minor - payment.requested_minor, 0)
     if payment.invoice_id is None or refundable == 0:
         return refundable
     held = allocation.held_by(payment)
@@ -440,7 +442,7 @@ def refund_package(
     *, actor: Membership, package: str | int, amount: str, reason: str,
     close_package: bool = False, refund_to_payment: str | None = None,
     method: str | None = None, note: str = "", request_key: str | None = None,
-    to_credit: bool = False,
+    to_credit: bool = False, on_locked: OnLocked = None,
 ) -> Refund:
     """Refund some of a package's balance (package-refunds.txt), with the tax received on it,
     paid out online to one of the invoice's online payments, offline, or into the customer's
@@ -475,13 +477,15 @@ def refund_package(
     return _refund_package(actor=actor, package_id=found.pk, invoice_id=found.invoice_id,
                            amount_minor=amount_minor, reason=reason, close=close_package,
                            payment_id=payment_id, method=method or "", note=note,
-                           request_key=request_key or "", customer_id=customer_id)
+                           request_key=request_key or "", customer_id=customer_id,
+                           on_locked=on_locked)
 
 
 @money_transaction()
 def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amount_minor: int,
                     reason: str, close: bool, payment_id: int | None, method: str,
-                    note: str, request_key: str, customer_id: int | None = None) -> Refund:
+                    note: str, request_key: str, customer_id: int | None = None,
+                    on_locked: OnLocked = None) -> Refund:
     # Into credit: the customer first (the lock order).
     customer = lock_customer(customer_id) if customer_id is not None else None
     invoice = lock_invoice(invoice_id)
@@ -489,6 +493,8 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     organization = invoice.organization
     payment = lock_payment(payment_id) if payment_id else None
     pkg = lock_package(package_id)
+    if on_locked is not None:
+        on_locked(pkg)
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=package_id,
             amount_minor=amount_minor)):
@@ -514,10 +520,12 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
         if payment.refund_pending:
             raise RefundPending("An online refund of this payment is pending",
                                 field="refund_to.payment")
-        if total > payment.refundable_minor:
+        # What open refund requests reserve of it is not refundable.
+        left = max(payment.refundable_minor - payment.requested_minor, 0)
+        if total > left:
             raise RefundExceedsRefundable(
-                f"The payment has {_money(payment.refundable_minor, organization)} left to "
-                "refund", field="refund_to.payment")
+                f"The payment has {_money(left, organization)} left to refund",
+                field="refund_to.payment")
         if total > payment.refundable_online_minor:
             raise RefundExceedsRefundable(
                 f"The gateway can refund at most "
@@ -559,6 +567,7 @@ def refund_credit(
     *, actor: Membership, customer: str | int, amount: str, reason: str,
     refund_to: dict[str, str | None], center: str | None = None,
     override_reason: str | None = None, request_key: str | None = None,
+    on_locked: OnLocked = None,
 ) -> Refund:
     """Give back money a customer holds as credit: online to one of their payments (v1's
     pending life; a failure puts the money back into credit), or offline (cash, check, other),
@@ -590,7 +599,7 @@ def refund_credit(
         return _refund_credit(actor=actor, customer_id=owner.pk, payment_id=target.pk,
                               amount_minor=amount_minor, reason=reason, method=target.method,
                               note="", payee="", override=override, center=where,
-                              request_key=request_key or "")
+                              request_key=request_key or "", on_locked=on_locked)
     if method not in PACKAGE_REFUND_METHODS:
         raise ValidationFailed("refund_to.method", "must be cash, check or other, or name one "
                                "of the customer's online payments")
@@ -600,15 +609,20 @@ def refund_credit(
     return _refund_credit(actor=actor, customer_id=owner.pk, payment_id=None,
                           amount_minor=amount_minor, reason=reason, method=method, note=note,
                           payee=payee, override=override, center=where,
-                          request_key=request_key or "")
+                          request_key=request_key or "", on_locked=on_locked)
 
 
 @money_transaction()
 def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | None,
                    amount_minor: int, reason: str, method: str, note: str, payee: str,
-                   override: str, center: Center | None, request_key: str) -> Refund:
+                   override: str, center: Center | None, request_key: str,
+                   on_locked: OnLocked = None) -> Refund:
     customer = lock_customer(customer_id)
     payment = lock_payment(payment_id) if payment_id is not None else None
+    if on_locked is not None:
+        on_locked(customer)
+        if payment is not None:
+            on_locked(payment)
     organization = actor.organization
     if request_key and (earlier := lifecycle.made_by_request(
             actor, request_key, payment_id=payment_id, package_id=None,
@@ -628,6 +642,14 @@ def _refund_credit(*, actor: Membership, customer_id: int, payment_id: int | Non
         source = customer_credit.card(payment.pk)
     else:
         source = customer_credit.ANY if override else customer_credit.OFFLINE
+    # What open refund requests of the credit reserve of it is not refundable.
+    free = customer.credit_minor - customer.requested_minor
+    if customer.requested_minor and amount_minor > free:
+        raise CreditInsufficient(
+            f"At most {_money(max(free, 0), organization)}"
+            f" of {customer.name}'s credit can be refunded: "
+            f"{_money(customer.requested_minor, organization)} is held by open refund requests",
+            field="amount")
     where = center or (payment.center if payment is not None else None)
     now = timezone.now()
     # The movement first (it refuses what the credit cannot give), then the refund it names.
@@ -673,7 +695,7 @@ MAX_PARTS = 20
 
 def refund_invoice(
     *, actor: Membership, invoice: str | int, reason: str, parts: list[Part],
-    internal_note: str = "", decrease_balance_owed: bool = False,
+    internal_note: str = "", decrease_balance_owed: bool = False, on_locked: OnLocked = None,
 ) -> tuple[str, list[Refund]]:
     """Refund an invoice across its payments at once (some to the card, some in cash, some
     to credit): all or nothing. Every part is checked — its input first, then, under the
@@ -714,13 +736,15 @@ def refund_invoice(
         asked.append((found.pk, amount_minor, method, note, online))
     return _refund_parts(actor=actor, invoice_id=target.pk, customer_id=target.customer_id,
                          reason=reason, internal_note=internal_note,
-                         decrease_balance_owed=decrease_balance_owed, asked=asked)
+                         decrease_balance_owed=decrease_balance_owed, asked=asked,
+                         on_locked=on_locked)
 
 
 @money_transaction()
 def _refund_parts(*, actor: Membership, invoice_id: int, customer_id: int, reason: str,
                   internal_note: str, decrease_balance_owed: bool,
-                  asked: list[tuple[int, int, str, str, bool]]) -> tuple[str, list[Refund]]:
+                  asked: list[tuple[int, int, str, str, bool]],
+                  on_locked: OnLocked = None) -> tuple[str, list[Refund]]:
     to_credit = any(method == CREDIT for _, _, method, _, _ in asked)
     customer = lock_customer(customer_id) if to_credit else None
     invoice = lock_invoice(invoice_id)
@@ -728,6 +752,9 @@ def _refund_parts(*, actor: Membership, invoice_id: int, customer_id: int, reaso
     # then take no lock of their own out of order.
     locked = {payment_id: lock_payment(payment_id)
               for payment_id in sorted(payment_id for payment_id, *_ in asked)}
+    if on_locked is not None:
+        for payment in locked.values():
+            on_locked(payment)
     lock_packages_of_lines(sorted(InvoiceLine.objects.filter(
         invoice=invoice, kind=LineKind.PACKAGE).values_list("pk", flat=True)))
     group = uuid.uuid4().hex

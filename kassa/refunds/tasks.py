@@ -13,8 +13,15 @@ from django.utils import timezone
 from django_tasks import task
 
 from kassa.core.outbox import MAIL_QUEUE, sweep, task_named
-from kassa.refunds import gateway_calls, receipts
-from kassa.refunds.models import GatewayState, Receipt, ReceiptStatus, Refund, RefundStatus
+from kassa.refunds import gateway_calls, receipts, request_mail
+from kassa.refunds.models import (
+    GatewayState,
+    Receipt,
+    ReceiptStatus,
+    Refund,
+    RefundStatus,
+    RequestMail,
+)
 
 logger = logging.getLogger("kassa.refunds")
 
@@ -94,22 +101,25 @@ def sweep_receipts(now: dt.datetime | None = None) -> int:
 
 @task_named("refunds.send_request_mail")
 @task(queue_name=MAIL_QUEUE)
-def send_request_mail(request_id: int, step: str) -> None:
-    """Tell the requester what became of their refund request (outside any transaction)."""
-    from django.core.mail import send_mail
+def send_request_mail(mail_id: int, step: str | None = None) -> None:
+    """Tell the requester what became of their refund request (kassa/refunds/request_mail.py).
+    `step` was given by the tasks queued before the e-mail had its row: then `mail_id` is the
+    request's id, and its row is found by the two."""
+    if step is not None:
+        found = RequestMail.objects.filter(request_id=mail_id, step=step).first()
+        if found is None:
+            return  # an old task of a request whose mail had no row: nothing to retry
+        mail_id = found.pk
+    request_mail.send_request_mail(mail_id)
 
-    from kassa.core.locks import assert_outside_transaction
-    from kassa.refunds.models import RefundRequest
 
-    request = RefundRequest.objects.select_related("requested_by").get(pk=request_id)
-    if request.requested_by is None or not request.requested_by.email:
-        return
-    assert_outside_transaction("sending a refund request's e-mail")
-    words = step.removeprefix("refund_request_").replace("_", " ")
-    send_mail(f"Refund request {request.pk}: {words}",
-              f"Your refund request {request.pk} is {request.status}."
-              + (f"\n\n{request.note}" if request.note else ""),
-              None, [request.requested_by.email], fail_silently=True)
+@sweep
+def sweep_request_mails(now: dt.datetime | None = None) -> int:
+    now = now or timezone.now()
+    due = request_mail.due(now, GRACE, SWEEP_BATCH)
+    for mail_id in due:
+        send_request_mail.enqueue(mail_id)
+    return len(due)
 
 
 @sweep

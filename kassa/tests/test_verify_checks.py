@@ -270,6 +270,18 @@ def return_amount_moved(books: Books) -> None:
         amount_minor=F("amount_minor") + 1)
 
 
+def payment_requested_moved(books: Books) -> None:
+    Payment.objects.filter(pk=books.cash["id"]).update(requested_minor=F("requested_minor") + 1)
+
+
+def package_requested_moved(books: Books) -> None:
+    Package.objects.filter(pk=books.package["id"]).update(requested_minor=F("requested_minor") + 1)
+
+
+def customer_requested_moved(books: Books) -> None:
+    Customer.objects.filter(pk=books.customer).update(requested_minor=F("requested_minor") + 1)
+
+
 def audit_entry_edited(books: Books) -> None:
     """An entry of the audit log changed by hand (on PostgreSQL past its append-only trigger,
     as a superuser could)."""
@@ -316,6 +328,12 @@ CASES: dict[str, tuple[Callable[[Books], None], str]] = {
     "disputed_funds_agree": (dispute_settled_unposted, "has no settling entry"),
     "reopened_agrees_with_lines": (return_amount_moved, "expected -5001"),
     "audit_chain_holds": (audit_entry_edited, "the first broken link"),
+    "payments_requested_agree": (payment_requested_moved,
+                                 "requested is 1, its open refund requests reserve 0"),
+    "packages_requested_agree": (package_requested_moved,
+                                 "requested is 1, its open refund request reserves 0"),
+    "customers_requested_agree": (customer_requested_moved,
+                                  "the open refund requests of their credit reserve 0"),
 }
 EXTRA: dict[str, tuple[Callable[[Books], None], str, str]] = {
     # figure → (corruption, the check that holds it, words of its report)

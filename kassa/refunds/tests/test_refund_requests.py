@@ -11,8 +11,9 @@ import time_machine
 from django.core import mail
 
 from conftest import outcome, race, run_tasks
-from kassa.billing.models import Payment, PaymentEvent
+from kassa.billing.models import Customer, Payment, PaymentEvent
 from kassa.ledger.verify import verify
+from kassa.packages.models import Package
 from kassa.refunds import requests
 from kassa.refunds.models import Refund, RefundRequest
 
@@ -68,6 +69,129 @@ def test_front_desk_asks_and_the_amount_is_reserved_until_approved(tenant, paid)
     assert verify() == []
 
 
+def test_the_reserved_sum_follows_every_step_of_a_request_and_verify_holds_it(tenant, paid):
+    """`requested` is the payment's stored figure: set when a request opens, released when it
+    is approved, rejected, cancelled or expires; `kassa verify` agrees at every step."""
+    _inv, payment = paid
+    _, desk = tenant.user("front_desk")
+
+    def requested():
+        shown = tenant.api.get(f"/payments/{payment['id']}").json()
+        assert Payment.objects.get(pk=payment["id"]).requested_minor == int(
+            shown["requested"].replace(".", ""))
+        assert verify() == []
+        return shown["requested"], shown["refundable"]
+
+    steps = [  # (decide, refundable after it)
+        (lambda rid: tenant.api.post(f"/refund-requests/{rid}/reject", {"reason": "No"}),
+         "100.00"),
+        (lambda rid: desk.post(f"/refund-requests/{rid}/cancel", {}), "100.00"),
+        (lambda rid: tenant.api.post(f"/refund-requests/{rid}/approve", {}), "90.00"),
+    ]
+    for decide, left in steps:
+        rid = ask(desk, payment["id"], amount="10.00").json()["request"]["id"]
+        assert requested() == ("10.00", "90.00")
+        assert decide(rid).status_code == 200
+        assert requested() == ("0.00", left)
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=8)):
+        rid = ask(desk, payment["id"], amount="10.00").json()["request"]["id"]
+        assert requested() == ("10.00", "80.00")
+        with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=8)):
+            assert requests.expire_requests() == 1
+            assert requested() == ("0.00", "90.00")
+
+
+def test_a_split_request_reserves_each_parts_payment(tenant, unchanged):
+    inv = tenant.invoice()
+    first = tenant.pay(inv["id"], "60.00")
+    second = tenant.pay(inv["id"], "40.00")
+    _, desk = tenant.user("front_desk")
+    r = desk.post(f"/invoices/{inv['id']}/refunds", {"reason": "Service cut short", "parts": [
+        {"payment": first["id"], "type": "offline", "method": "cash", "amount": "30.00"},
+        {"payment": second["id"], "type": "offline", "method": "cash", "amount": "20.00"}]})
+    assert r.status_code == 202, r.content
+    rid = r.json()["request"]["id"]
+
+    def shown(payment):
+        got = tenant.api.get(f"/payments/{payment['id']}").json()
+        return got["requested"], got["refundable"]
+
+    assert (shown(first), shown(second)) == (("30.00", "30.00"), ("20.00", "20.00"))
+    with unchanged():
+        r = ask(desk, first["id"], amount="1.00")  # one open request per payment
+        assert r.status_code == 409 and r.json()["code"] == "refund_request_open"
+        r = ask(tenant.api, second["id"], amount="20.01")  # the reservation holds
+        assert r.status_code == 422 and r.json()["code"] == "refund_exceeds_refundable"
+    assert verify() == []
+    r = tenant.api.post(f"/refund-requests/{rid}/approve", {})
+    assert r.status_code == 200 and len(r.json()["refunds"]) == 2
+    assert (shown(first), shown(second)) == (("0.00", "30.00"), ("0.00", "20.00"))
+    assert verify() == []
+
+
+def test_a_package_request_reserves_the_package_balance(tenant, unchanged):
+    tpl = tenant.api.post("/package-templates", {
+        "name": "Five facials", "price": "500.00", "tax_rate": "0",
+        "benefits": [{"name": "Facial", "quantity": 5, "unit_value": "100.00"}]}).json()
+    inv = tenant.invoice({"kind": "package", "description": "Five facials",
+                          "package_template": tpl["id"]})
+    tenant.pay(inv["id"], "500.00")
+    pkg = inv["packages"][0]
+    _, desk = tenant.user("front_desk")
+
+    def refund(api, amount):
+        return api.post(f"/packages/{pkg['id']}/refunds", {
+            "amount": amount, "reason": "Moving away", "refund_to": {"method": "cash"}})
+
+    r = refund(desk, "300.00")
+    assert r.status_code == 202, r.content
+    rid = r.json()["request"]["id"]
+    assert Package.objects.get(pk=pkg["id"]).requested_minor == 30000
+    assert tenant.api.get(f"/packages/{pkg['id']}").json()["requested"] == "300.00"
+    with unchanged():
+        r = refund(tenant.api, "250.00")  # 200.00 is left beside the 300.00 reserved
+        assert r.status_code == 422 and r.json()["code"] == "package_refund_exceeds_balance"
+        assert "$200.00" in r.json()["detail"]
+        r = refund(desk, "10.00")
+        assert r.status_code == 409 and r.json()["code"] == "refund_request_open"
+    assert verify() == []
+    assert tenant.api.post(f"/refund-requests/{rid}/reject",
+                           {"reason": "Not our policy"}).status_code == 200
+    assert Package.objects.get(pk=pkg["id"]).requested_minor == 0
+    assert refund(tenant.api, "250.00").status_code == 201
+    assert verify() == []
+
+
+def test_a_credit_request_reserves_the_customers_credit(tenant, unchanged):
+    guest = tenant.customer()
+    assert tenant.api.post(f"/customers/{guest}/deposits", {
+        "center": str(tenant.center_id), "amount": "80.00", "method": "cash"}
+    ).status_code == 201
+    _, desk = tenant.user("front_desk")
+
+    def refund(api, amount):
+        return api.post(f"/customers/{guest}/credit/refunds", {
+            "amount": amount, "reason": "Deposit back", "refund_to": {"method": "cash"}})
+
+    r = refund(desk, "50.00")
+    assert r.status_code == 202, r.content
+    rid = r.json()["request"]["id"]
+    assert Customer.objects.get(pk=guest).requested_minor == 5000
+    with unchanged():
+        r = refund(tenant.api, "40.00")  # 30.00 is free beside the 50.00 reserved
+        assert r.status_code == 422 and r.json()["code"] == "credit_insufficient"
+        assert "$30.00" in r.json()["detail"]
+        r = refund(desk, "40.00")
+        assert r.status_code == 422 and r.json()["code"] == "credit_insufficient"
+    assert verify() == []
+    r = tenant.api.post(f"/refund-requests/{rid}/approve", {})
+    assert r.status_code == 200, r.content
+    customer = Customer.objects.get(pk=guest)
+    assert (customer.requested_minor, customer.credit_minor) == (0, 3000)
+    assert refund(tenant.api, "30.00").status_code == 201
+    assert verify() == []
+
+
 def test_self_approval_is_refused_first_and_a_non_approver_may_not(tenant, paid, unchanged):
     _inv, payment = paid
     admin_api = tenant.api
@@ -117,6 +241,26 @@ def test_approval_rechecks_the_rules_and_leaves_the_request_open(tenant, paid):
     assert r.status_code == 422 and r.json()["code"] == "reason_code_required"
     assert RefundRequest.objects.get(pk=rid).status == "open"
     assert not Refund.objects.exists()
+
+
+def test_approval_rechecks_the_approvers_own_daily_limit(tenant, paid, unchanged):
+    _inv, payment = paid
+    _, desk = tenant.user("front_desk")
+    assert tenant.api.patch("/settings", {"daily_refund_limit": {"admin": "50.00"}}
+                            ).status_code == 200
+    assert ask(tenant.api, payment["id"], amount="20.00").status_code == 201  # 20 of 50 today
+    rid = ask(desk, payment["id"], amount="40.00").json()["request"]["id"]
+    with unchanged():
+        r = tenant.api.post(f"/refund-requests/{rid}/approve", {})
+        assert r.status_code == 422 and r.json()["code"] == "refund_limit_exceeded"
+        assert "past your daily refund limit of $50.00" in r.json()["detail"]
+    assert tenant.api.get(f"/refund-requests/{rid}").json()["status"] == "open"
+    assert tenant.api.get(f"/payments/{payment['id']}").json()["requested"] == "40.00"
+    # Another admin, with today's limit untouched, approves it.
+    _, other = tenant.user("admin")
+    r = other.post(f"/refund-requests/{rid}/approve", {})
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    assert Refund.objects.filter(payment_id=payment["id"]).count() == 2
 
 
 def test_expiry_releases_the_reservation(tenant, paid):
@@ -250,6 +394,36 @@ def test_approval_racing_a_direct_refund_never_exceeds_the_refundable(tenant):
     p = Payment.objects.get(pk=payment["id"])
     assert p.refunded_minor <= p.amount_minor
     assert p.refunded_minor == 7000
+    assert verify() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_split_approval_racing_a_direct_refund_of_its_part_never_takes_the_reserve(tenant):
+    from kassa.refunds.services import refund_payment
+
+    inv = tenant.invoice()
+    first = tenant.pay(inv["id"], "60.00")
+    second = tenant.pay(inv["id"], "40.00")
+    _, desk = tenant.user("front_desk")
+    rid = desk.post(f"/invoices/{inv['id']}/refunds", {"reason": "Cut short", "parts": [
+        {"payment": first["id"], "type": "offline", "method": "cash", "amount": "50.00"},
+        {"payment": second["id"], "type": "offline", "method": "cash", "amount": "30.00"}]}
+    ).json()["request"]["id"]
+
+    def work(i):
+        if i == 0:
+            return requests.approve(actor=tenant.admin, request=rid)
+        return refund_payment(actor=tenant.admin, payment=second["id"], type="offline",
+                              amount="30.00", reason="direct", method="cash")
+
+    results = race(2, work)
+    # Reserved while the request was open, refunded once it was approved: the direct refund
+    # of 30 never fits.
+    assert outcome(results[0]) == "ok"
+    assert outcome(results[1]) == "refund_exceeds_refundable"
+    p = Payment.objects.get(pk=second["id"])
+    assert (p.refunded_minor, p.requested_minor) == (3000, 0)
     assert verify() == []
 
 

@@ -51,6 +51,38 @@ def test_front_desk_sees_and_cancels_their_own_request(page, tenant, live_server
     assert RefundRequest.objects.get(pk=request["id"]).status == "cancelled"
 
 
+def test_the_queue_previews_what_each_approval_would_do_and_changes_nothing(tenant, unchanged):
+    _, desk = tenant.user("front_desk")
+    payment, request = requested(tenant, desk)
+    second = tenant.pay(tenant.invoice()["id"], "100.00", method="cash")
+    assert desk.post(f"/payments/{second['id']}/refunds", {
+        "type": "offline", "method": "cash", "amount": "10.00", "reason": "Other"}
+    ).status_code == 202
+    invoice = tenant.api.get(f"/payments/{payment['id']}").json()["invoice"]
+    number = tenant.api.get(f"/invoices/{invoice}").json()["number"]
+    client = Client()
+    client.force_login(tenant.admin.user)
+    with unchanged():
+        html = client.get("/approvals/").content.decode()
+    (first,) = [card for card in html.split("<section ")
+                if f'id="request-{request["id"]}"' in card]
+    assert "Approving it will" in first
+    row = '<tr><td>{}</td><td class="num">{}</td><td class="num">{}</td></tr>'
+    assert row.format("Accounts receivable", "$40.00", "") in first
+    assert row.format("Cash", "", "$40.00") in first
+    assert "Tax going back: $0.00." in first
+    assert f"Payment #{payment['id']}: $60.00 still refundable" in first
+    assert f"Invoice {number}: balance due $40.00" in first
+    # A rule that would break now is said before anyone presses Approve.
+    codes = [{"code": "dup", "label": "Duplicate charge", "note_required": False}]
+    assert tenant.api.patch("/settings", {"reason_codes": codes}).status_code == 200
+    with unchanged():
+        html = client.get("/approvals/").content.decode()
+    assert html.count("Approving it now would be refused: Choose a reason code") == 2
+    assert RefundRequest.objects.filter(status="open").count() == 2
+    assert not Refund.objects.exists()
+
+
 def test_a_rejection_without_a_reason_is_refused_and_the_request_stays_open(tenant):
     _, desk = tenant.user("front_desk")
     _, request = requested(tenant, desk)

@@ -240,6 +240,9 @@ def test_front_desk_without_permission_sees_no_refund_and_posting_is_refused(pag
                                                                             other_tenant):
     guest, _, pkg, _ = sell_package(tenant, paid="1000.00")
     stranger = other_tenant.customer("Sam Other", "sam@example.com")
+    # v1's rule exactly: the front desk may not even ask (by default it asks: see
+    # test_governed_refund_forms.py).
+    assert tenant.api.patch("/settings", {"request_roles": []}).status_code == 200
     front_desk, _ = tenant.user("front_desk")
     sign_in(page, front_desk.user.email)
     page.goto(f"/customers/{guest}/packages/")

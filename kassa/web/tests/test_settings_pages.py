@@ -52,7 +52,7 @@ def test_admin_allows_one_package_refund_and_lets_the_front_desk_refund(page, te
         "currency": "USD", "timezone": "America/New_York",
         "allow_multiple_package_refunds": False, "refund_roles": ["admin", "front_desk"],
         "business_kind": "funeral_home"}
-    # The refund policy (issue 14) is left as it was: the page does not touch it yet.
+    # The refund policy (issue 14) is left as it was: it has a form of its own.
     assert (saved["request_roles"], saved["approval_threshold"]) == (["front_desk"], None)
     # The words follow at once: a funeral home's families and cases.
     expect(page.get_by_role("navigation", name="Main").get_by_role(
@@ -79,6 +79,72 @@ def test_a_bad_time_zone_is_shown_beside_its_field_and_nothing_changes(page, ten
     expect(field(page, "Currency").locator(".errorlist")).to_have_text(
         "is not an ISO 4217 currency code")
     assert Organization.objects.get(pk=tenant.organization.pk).currency == "USD"
+
+
+def test_admin_sets_the_refund_policy_and_a_bad_value_is_refused_beside_its_field(page, tenant):
+    sign_in(page, tenant.admin.user.email)
+    page.goto("/settings/")
+    policy = page.get_by_role("region", name="Refund policy")
+    expect(policy.get_by_label("Requests expire after (days)")).to_have_value("7")
+    approvers = policy.get_by_role("group", name="Roles that approve refund requests")
+    expect(approvers.get_by_label("Admin")).to_be_checked()
+    expect(approvers.get_by_label("Accountant (never allowed)")).to_be_disabled()
+
+    def save():
+        policy.get_by_role("button", name="Save refund policy").click()
+
+    policy.get_by_label("Approval threshold").fill("abc")
+    save()
+    expect(field(page, "Approval threshold").locator(".errorlist")).to_be_visible()
+    policy = page.get_by_role("region", name="Refund policy")
+    assert policy.get_by_label("Approval threshold").get_attribute("aria-invalid") == "true"
+    expect(policy.get_by_label("Approval threshold")).to_have_value("abc")  # kept to fix
+    policy.get_by_label("Approval threshold").fill("1,000.00")
+    policy.get_by_label("Requests expire after (days)").fill("0")
+    save()
+    expect(field(page, "Requests expire after (days)").locator(".errorlist")).to_have_text(
+        "must be a whole number of days from 1 to 365")
+    policy = page.get_by_role("region", name="Refund policy")
+    policy.get_by_role("group", name="Roles that approve refund requests").get_by_label(
+        "Admin").uncheck()
+    policy.get_by_label("Requests expire after (days)").fill("3")
+    save()
+    expect(page.locator(".field", has=page.get_by_role(
+        "group", name="Roles that approve refund requests")).locator(".errorlist")
+    ).to_contain_text("needs at least one role")
+    policy = page.get_by_role("region", name="Refund policy")
+    policy.get_by_label("Reason codes").fill("dup | Duplicate charge\nbad code! | Other")
+    policy.get_by_role("group", name="Roles that approve refund requests").get_by_label(
+        "Admin").check()
+    save()
+    expect(field(page, "Reason codes").locator(".errorlist")).to_have_text(
+        "Line 2: must be 1 to 40 letters, digits, - or _")
+    organization = Organization.objects.get(pk=tenant.organization.pk)
+    assert (organization.approval_threshold_minor, organization.request_expiry_days,
+            organization.reason_codes) == (None, 7, [])  # nothing was saved
+
+    policy = page.get_by_role("region", name="Refund policy")
+    policy.get_by_label("Reason codes").fill(
+        "dup | Duplicate charge\nother | Other | note required")
+    policy.get_by_label("Daily refund limit, front desk").fill("200")
+    policy.get_by_label("Online refund window (days)").fill("90")
+    screenshot(page, "settings-refund-policy")
+    save()
+    expect(page.get_by_role("status")).to_contain_text("Refund policy saved.")
+    saved = tenant.api.get("/settings").json()
+    assert {k: saved[k] for k in ("approval_threshold", "request_expiry_days",
+                                  "daily_refund_limit", "online_refund_window_days",
+                                  "reason_codes", "approver_roles", "request_roles")} == {
+        "approval_threshold": "1000.00", "request_expiry_days": 3,
+        "daily_refund_limit": {"front_desk": "200.00"}, "online_refund_window_days": 90,
+        "reason_codes": [
+            {"code": "dup", "label": "Duplicate charge", "note_required": False},
+            {"code": "other", "label": "Other", "note_required": True}],
+        "approver_roles": ["admin"], "request_roles": ["front_desk"]}
+    policy = page.get_by_role("region", name="Refund policy")  # shown as saved
+    expect(policy.get_by_label("Approval threshold")).to_have_value("1000.00")
+    expect(policy.get_by_label("Reason codes")).to_have_value(
+        "dup | Duplicate charge\nother | Other | note required")
 
 
 def test_admin_adds_a_center_and_a_user_who_can_sign_in(page, tenant):

@@ -22,12 +22,13 @@ from kassa.billing import services as billing_services
 from kassa.billing.models import CreditKind, Customer, Method, Payment, PaymentStatus
 from kassa.core.errors import DomainError
 from kassa.core.money import display
-from kassa.refunds import services as refund_services
+from kassa.refunds import requests
 from kassa.tenancy.models import Role
 from kassa.tenancy.selectors import centers
 from kassa.tenancy.services import may_refund
 from kassa.web.access import page
 from kassa.web.forms import show_error
+from kassa.web.refund_door import REQUESTED, add_reason_code
 
 DEPOSIT_METHODS = [("cash", "Cash"), ("check", "Check"), ("insurance", "Insurance"),
                    ("other", "Other"), ("card", "Card (online, through the gateway)")]
@@ -67,11 +68,12 @@ class CreditRefundForm(forms.Form):
     prefix = "refund"
 
     def __init__(self, *args: Any, destinations: list[tuple[str, str]], admin: bool,
-                 **kwargs: Any) -> None:
+                 organization: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["destination"].choices = destinations  # type: ignore[attr-defined]
         if not admin:
             del self.fields["override_reason"]
+        add_reason_code(self, organization)
 
 
 def _money(minor: int, organization: Any) -> str:
@@ -106,8 +108,11 @@ def _render(request: HttpRequest, membership: Any, customer: Customer, *,
         "entries": [{"entry": e, "label": labels.get(e.kind, e.kind)} for e in entries],
         "deposit_form": deposit or DepositForm(center_choices=_centers(organization)),
         "refund_form": refund or CreditRefundForm(
-            destinations=_destinations(customer, organization), admin=admin),
-        "may_refund": may_refund(membership), "may_take": membership.role != Role.ACCOUNTANT,
+            destinations=_destinations(customer, organization), admin=admin,
+            organization=organization),
+        # Who may ask for refunds (request_roles) sees the form too: theirs become requests.
+        "may_refund": may_refund(membership) or requests.may_ask(membership),
+        "may_take": membership.role != Role.ACCOUNTANT,
     }, status=status)
 
 
@@ -150,7 +155,7 @@ def refund_credit(request: HttpRequest, membership: Any, customer_id: int) -> Ht
     organization = membership.organization
     customer = billing.get_customer(organization, customer_id)
     form = CreditRefundForm(request.POST, destinations=_destinations(customer, organization),
-                            admin=membership.role == Role.ADMIN)
+                            admin=membership.role == Role.ADMIN, organization=organization)
     if not form.is_valid():
         return _render(request, membership, customer, refund=form, status=422)
     data = form.cleaned_data
@@ -159,15 +164,20 @@ def refund_credit(request: HttpRequest, membership: Any, customer_id: int) -> Ht
         {"payment": destination.removeprefix("payment:")} if destination.startswith("payment:")
         else {"method": destination, "note": data["note"], "payee": data["payee"]})
     try:
-        refund = refund_services.refund_credit(
-            actor=membership, customer=customer.pk, amount=data["amount"],
-            reason=data["reason"], refund_to=refund_to,
-            override_reason=data.get("override_reason") or None)
+        # The API's one door: the policy's rules, then the refund, or a request for it.
+        status, refund = requests.refund_or_request(
+            actor=membership, kind="credit", target=customer.pk, body={
+                "amount": data["amount"], "reason": data["reason"], "refund_to": refund_to,
+                "override_reason": data.get("override_reason") or None,
+                "reason_code": data.get("reason_code") or None})
     except DomainError as exc:
         show_error(form, exc, fields={"refund_to.note": "note", "refund_to.payee": "payee",
                                       "refund_to.method": "destination",
                                       "refund_to.payment": "destination"})
         return _render(request, membership, customer, refund=form, status=exc.status)
+    if status == "requested":
+        messages.success(request, REQUESTED)
+        return HttpResponseRedirect(reverse("customer_credit", args=[customer.pk]))
     amount = _money(refund.total_minor, organization)
     if refund.payment_id:
         messages.success(request, f"Refund of {amount} out of credit issued online to payment "

@@ -20,11 +20,11 @@ from kassa.billing import selectors as billing
 from kassa.billing.models import Invoice, Method, Payment, PaymentStatus
 from kassa.core.errors import DomainError
 from kassa.core.money import display
-from kassa.refunds import services as refund_services
+from kassa.refunds import requests
 from kassa.refunds.models import OfflineMethod, Refund, RefundType
-from kassa.tenancy.services import require_refund_permission
 from kassa.web.access import page
 from kassa.web.preview import preview
+from kassa.web.refund_door import REASON_CODE, REQUESTED, reason_code_choices, review_of
 
 PART_FIELD = re.compile(r"parts\[(\d+)\]\.(\w+)")
 
@@ -75,7 +75,8 @@ def _review(refunds: list[Refund], organization: Any) -> dict[str, Any]:
 
 def _render(request: HttpRequest, membership: Any, invoice: Invoice, rows: list[dict[str, Any]],
             *, error: str = "", posted: Any = None, status: int = 200,
-            review: dict[str, Any] | None = None) -> HttpResponse:
+            review: dict[str, Any] | None = None,
+            field_errors: dict[str, str] | None = None) -> HttpResponse:
     organization = membership.organization
     return render(request, "web/invoice_refund.html", {
         "invoice": invoice, "organization": organization, "rows": rows, "error": error,
@@ -87,6 +88,9 @@ def _render(request: HttpRequest, membership: Any, invoice: Invoice, rows: list[
         "internal_note": (posted or {}).get("internal_note", ""),
         "note": (posted or {}).get("note", ""),
         "decrease": bool((posted or {}).get("decrease_balance_owed")),
+        "reason_codes": reason_code_choices(organization) if organization.reason_codes else [],
+        "reason_code": (posted or {}).get(REASON_CODE, ""),
+        "field_errors": field_errors or {},
         "currency_digits": 2 if organization.currency not in ("JPY", "KRW") else 0,
     }, status=status)
 
@@ -96,7 +100,7 @@ def _render(request: HttpRequest, membership: Any, invoice: Invoice, rows: list[
 def refund_invoice(request: HttpRequest, membership: Any, invoice_id: int) -> HttpResponse:
     organization = membership.organization
     invoice = billing.get_invoice(organization, invoice_id)
-    require_refund_permission(membership)
+    requests.require_refund_or_ask(membership)
     if request.method == "GET":
         return _render(request, membership, invoice, _rows(invoice))
     rows = _rows(invoice, request.POST)
@@ -106,25 +110,29 @@ def refund_invoice(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
         if not amount:
             continue
         kind, _, method = row["destination"].partition(":")
-        parts.append(refund_services.Part(payment=str(row["payment"].pk), type=kind,
-                                          amount=amount, method=method or None,
-                                          note=request.POST.get("note", "")))
+        parts.append({"payment": str(row["payment"].pk), "type": kind, "amount": amount,
+                      "method": method or None, "note": request.POST.get("note", "")})
         part_rows.append(row)
-    def refund() -> tuple[str, list[Refund]]:
-        return refund_services.refund_invoice(
-            actor=membership, invoice=invoice.pk, reason=request.POST.get("reason", ""),
-            internal_note=request.POST.get("internal_note", ""),
-            decrease_balance_owed=bool(request.POST.get("decrease_balance_owed")), parts=parts)
+
+    def refund() -> tuple[str, Any]:
+        # The API's one door: the policy's rules, then the refund, or a request for it.
+        return requests.refund_or_request(actor=membership, kind="split", target=invoice.pk,
+                                          body={
+            "reason": request.POST.get("reason", ""),
+            "internal_note": request.POST.get("internal_note", ""),
+            "decrease_balance_owed": bool(request.POST.get("decrease_balance_owed")),
+            "reason_code": request.POST.get(REASON_CODE) or None, "parts": parts})
 
     confirmed = request.POST.get("confirm") == "1"
     try:
         if not confirmed:
             # No money moves before the person has read what will happen (issue 15, item 3):
             # the service runs in a transaction that is rolled back, and says.
-            review = preview(refund, lambda done: _review(done[1], organization))
+            review = preview(refund, lambda made: review_of(
+                made, lambda done: _review(done[1], organization)))
             return _render(request, membership, invoice, rows, posted=request.POST,
                            review=review)
-        _group, refunds = refund()
+        status, made = refund()
     except DomainError as exc:
         found = PART_FIELD.fullmatch(exc.field or "")
         message = getattr(exc, "message", None) or exc.detail
@@ -132,8 +140,15 @@ def refund_invoice(request: HttpRequest, membership: Any, invoice_id: int) -> Ht
             part_rows[int(found.group(1))]["errors"].append(message)
             return _render(request, membership, invoice, rows, posted=request.POST,
                            status=exc.status)
+        if exc.field in (REASON_CODE, "internal_note", "reason"):
+            return _render(request, membership, invoice, rows, posted=request.POST,
+                           status=exc.status, field_errors={exc.field: message})
         return _render(request, membership, invoice, rows, posted=request.POST,
                        error=exc.detail, status=exc.status)
+    if status == "requested":
+        messages.success(request, REQUESTED)
+        return HttpResponseRedirect(reverse("invoice", args=[invoice.pk]))
+    _group, refunds = made
     total = sum(r.total_minor for r in refunds)
     money = display(total, organization.currency, organization.locale)
     ways = ", ".join(_way(r, lambda minor: display(minor, organization.currency,

@@ -28,6 +28,7 @@ from kassa.billing.models import Method, Payment, PaymentStatus
 from kassa.core.errors import DomainError, PermissionDenied
 from kassa.core.money import display
 from kassa.packages import selectors as packages
+from kassa.refunds import requests
 from kassa.refunds import selectors as refunds
 from kassa.refunds import services as refund_services
 from kassa.refunds.models import OfflineMethod, Refund, RefundStatus, RefundType
@@ -38,6 +39,7 @@ from kassa.tenancy.services import REFUND_ROLE_WORDS, may_refund, require_refund
 from kassa.web.access import page
 from kassa.web.forms import show_error, typed_amount
 from kassa.web.preview import preview
+from kassa.web.refund_door import REQUESTED, add_reason_code, review_of
 
 # What the payment history calls each event; an unknown kind is shown as its words.
 EVENT_LABELS = {
@@ -82,12 +84,13 @@ class PaymentRefundForm(forms.Form):
                                     widget=forms.Textarea(attrs={"rows": 2}))
     decrease_balance_owed = forms.BooleanField(label="Decrease the balance owed", required=False)
 
-    def __init__(self, *args: Any, kind: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, kind: str, organization: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
         if kind == RefundType.ONLINE:  # an online refund goes back by the payment's own method
             del self.fields["method"]
             del self.fields["note"]
+        add_reason_code(self, organization)
 
 
 def refunds_are_made_by(organization: Any) -> str:
@@ -251,12 +254,13 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
     payment = billing.get_payment(organization, payment_id)
     if request.method == "GET":
         try:
-            require_refund_permission(membership)
+            requests.require_refund_or_ask(membership)
         except PermissionDenied as exc:
             return _refused(request, membership, payment, exc)
-        return _show_form(request, membership, payment, PaymentRefundForm(kind=kind))
+        return _show_form(request, membership, payment,
+                          PaymentRefundForm(kind=kind, organization=organization))
 
-    form = PaymentRefundForm(request.POST, kind=kind)
+    form = PaymentRefundForm(request.POST, kind=kind, organization=organization)
     if not form.is_valid():
         return _show_form(request, membership, payment, form, status=422)
     if "back" in request.POST:
@@ -265,26 +269,34 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
 
     to_credit = data.get("method") == CREDIT  # into the customer's credit: no tender
 
-    def refund_now() -> Refund:
-        return refund_services.refund_payment(
-            actor=membership, payment=payment.pk,
-            type=RefundType.CREDIT if to_credit else kind,
-            amount=typed_amount(data["amount"], organization),
-            reason=data["reason"], internal_note=data["internal_note"],
-            method=None if to_credit else data.get("method") or None,
-            note=data.get("note", ""), decrease_balance_owed=data["decrease_balance_owed"])
+    def refund_now() -> tuple[str, Any]:
+        # The API's one door: the policy's rules, then a refund, or a request for one.
+        return requests.refund_or_request(actor=membership, kind="payment", target=payment.pk,
+                                          body={
+            "type": RefundType.CREDIT if to_credit else kind,
+            "amount": typed_amount(data["amount"], organization),
+            "reason": data["reason"], "internal_note": data["internal_note"],
+            "method": None if to_credit else data.get("method") or None,
+            "note": data.get("note", ""), "decrease_balance_owed": data["decrease_balance_owed"],
+            "reason_code": data.get("reason_code") or None})
 
     try:
         if "confirm" not in request.POST:
-            review = preview(refund_now, lambda refund: _review_of(refund))
+            review = preview(refund_now, lambda made: review_of(made, _review_of))
             return _show_form(request, membership, payment, form, review=review)
-        refund = refund_now()
+        status, made = refund_now()
     except PermissionDenied as exc:
         return _refused(request, membership, payment, exc)
     except DomainError as exc:
         show_error(form, exc, organization=organization)
         return _show_form(request, membership, payment, form, status=exc.status)
 
+    target = reverse("payment", args=[payment.pk])
+    if status == "requested":
+        messages.success(request, REQUESTED)
+        return (HttpResponseClientRedirect(target) if request.htmx  # type: ignore[attr-defined]
+                else HttpResponseRedirect(target))
+    refund = made
     result = _review_of(refund)
     if refund.type == RefundType.ONLINE:
         messages.success(request, f"Online refund of {result['amount']} issued {result['to']}. "
@@ -297,7 +309,6 @@ def payment_refund(request: HttpRequest, membership: Any, payment_id: int,
     else:
         messages.success(request, f"Offline refund of {result['amount']} by "
                          f"{result['method'].lower()} recorded {result['to']}.")
-    target = reverse("payment", args=[payment.pk])
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(target)
     return HttpResponseRedirect(target)

@@ -34,15 +34,17 @@ from kassa.core.money import display, parse_amount
 from kassa.packages import selectors
 from kassa.packages.models import Package, PackageStatus
 from kassa.packages.services import redeem_benefit, refund_tax
+from kassa.refunds import requests
 from kassa.refunds.models import OfflineMethod, Refund, RefundType
 from kassa.refunds.selectors import get_refund
 from kassa.refunds.selectors import refunds as refunds_of
-from kassa.refunds.services import CREDIT, PACKAGE_REFUND_METHODS, refund_package
-from kassa.tenancy.services import may_refund, require_refund_permission, require_writer
+from kassa.refunds.services import CREDIT, PACKAGE_REFUND_METHODS
+from kassa.tenancy.services import may_refund, require_writer
 from kassa.web.access import page
 from kassa.web.forms import amount_error_message, show_error, typed_amount
 from kassa.web.preview import preview
 from kassa.web.reasons import plain_reason
+from kassa.web.refund_door import REQUESTED, add_reason_code, review_of
 from kassa.web.templatetags.money import balance as package_balance
 
 ONLINE_PREFIX = "payment:"
@@ -66,6 +68,7 @@ class SelectItemsForm(forms.Form):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.organization = organization
+        add_reason_code(self, organization)
         package = self.fields["package"]
         assert isinstance(package, forms.ChoiceField)
         package.choices = [
@@ -119,7 +122,7 @@ def guest_packages(request: HttpRequest, membership: Any, customer_id: int) -> H
     packages = _packages(organization, guest)
     window: dict[str, Any] | None = None
     if "refund" in request.GET:
-        require_refund_permission(membership)
+        requests.require_refund_or_ask(membership)
         chosen = _package_of(packages, request.GET["refund"])
         window = {"step": "select", "form": SelectItemsForm(
             initial={"package": str(chosen.pk)}, packages=packages, organization=organization)}
@@ -138,7 +141,7 @@ def refund_select(request: HttpRequest, membership: Any, customer_id: int) -> Ht
     """Step 1, *Proceed to refund*: parse, then show *Payment methods*."""
     organization = membership.organization
     guest = billing.get_customer(organization, customer_id)
-    require_refund_permission(membership)
+    requests.require_refund_or_ask(membership)
     packages = _packages(organization, guest)
     select = SelectItemsForm(request.POST, packages=packages, organization=organization)
     if not select.is_valid():
@@ -170,7 +173,7 @@ def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpR
     """Step 2, *Refund*: one call of the service; a refusal goes back to its step."""
     organization = membership.organization
     guest = billing.get_customer(organization, customer_id)
-    require_refund_permission(membership)
+    requests.require_refund_or_ask(membership)
     packages = _packages(organization, guest)
     select = SelectItemsForm(request.POST, packages=packages, organization=organization)
     if "back" in request.POST or not select.is_valid():
@@ -190,11 +193,11 @@ def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpR
             # Step 3, the review: what the service would do, stated before it is done.
             review = preview(lambda: _refund(membership, pkg, select, refund_to=refund_to,
                                              note=note),
-                             lambda refund: _review_of(refund, before))
+                             lambda made: review_of(made, lambda r: _review_of(r, before)))
             return _render(request, membership, guest, packages, window={
                 **_methods_window(select, pkg, method_form, online), "step": "review",
                 "review": review})
-        refund = _refund(membership, pkg, select, refund_to=refund_to, note=note)
+        status, refund = _refund(membership, pkg, select, refund_to=refund_to, note=note)
     except (NotFound, PermissionDenied):
         raise
     except DomainError as error:
@@ -205,6 +208,9 @@ def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpR
         show_error(select, error, organization=organization)
         return _render(request, membership, guest, packages,
                        window={"step": "select", "form": select})
+    if status == "requested":
+        messages.success(request, REQUESTED)
+        return redirect("guest_packages", guest.pk)
     result = _review_of(refund, before)
     messages.success(request, f"Refunded {result['total']} of {pkg.name} {result['to']}."
                      + (f" {result['forfeit_sentence']}" if result["forfeit_sentence"] else ""))
@@ -212,16 +218,17 @@ def refund_pay(request: HttpRequest, membership: Any, customer_id: int) -> HttpR
 
 
 def _refund(membership: Any, pkg: Package, select: SelectItemsForm, *, refund_to: str,
-            note: str) -> Refund:
+            note: str) -> tuple[str, Any]:
+    """The API's one door: the policy's rules, then the refund, or a request for it."""
     online_to = refund_to.removeprefix(ONLINE_PREFIX) if refund_to.startswith(
         ONLINE_PREFIX) else None
-    return refund_package(
-        actor=membership, package=pkg.pk,
-        amount=typed_amount(select.cleaned_data["amount"], membership.organization),
-        reason=select.cleaned_data["reason"],
-        close_package=select.cleaned_data["close_package"], refund_to_payment=online_to,
-        method=None if online_to or refund_to == CREDIT else refund_to, note=note,
-        to_credit=refund_to == CREDIT)
+    return requests.refund_or_request(actor=membership, kind="package", target=pkg.pk, body={
+        "amount": typed_amount(select.cleaned_data["amount"], membership.organization),
+        "reason": select.cleaned_data["reason"],
+        "close_package": select.cleaned_data["close_package"], "refund_to_payment": online_to,
+        "method": None if online_to or refund_to == CREDIT else refund_to, "note": note,
+        "to_credit": refund_to == CREDIT,
+        "reason_code": select.cleaned_data.get("reason_code") or None})
 
 
 def _figures(pkg: Package) -> dict[str, int]:
@@ -368,7 +375,9 @@ def _render(request: HttpRequest, membership: Any, guest: Customer, packages: li
                               if r.status == "failed"]
     return render(request, "web/guest_packages.html", {
         "guest": guest, "packages": packages, "organization": membership.organization,
-        "may_refund": may_refund(membership), "may_redeem": may_redeem, "window": window,
+        # Who may ask for refunds (request_roles) opens the window too: theirs become requests.
+        "may_refund": may_refund(membership) or requests.may_ask(membership),
+        "may_redeem": may_redeem, "window": window,
         "redeem_form": redeem_form, "redeem_benefit": redeem_benefit,
         "redeem_review": redeem_review,
     })

@@ -9,6 +9,7 @@ After a success the page redirects to itself (post/redirect/get) with a message.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -22,11 +23,12 @@ from django.urls import path
 from django.views.decorators.http import require_http_methods, require_POST
 
 from kassa.core.errors import DomainError
+from kassa.core.money import format_decimal_string
 from kassa.tenancy.models import BusinessKind, Membership, Organization, Role
 from kassa.tenancy.selectors import centers, members
 from kassa.tenancy.services import add_center, create_user, update_settings
 from kassa.web.access import admin_page
-from kassa.web.forms import show_error
+from kassa.web.forms import show_error, typed_amount
 from kassa.web.views.webhook_pages import webhook_context
 
 TIMEZONES = sorted(available_timezones())
@@ -81,6 +83,104 @@ class SettingsForm(PlainForm):
             "business_kind": organization.business_kind})
 
 
+# Roles that may hold a daily refund limit (an accountant never refunds).
+LIMIT_ROLES = [(value, label) for value, label in Role.choices if value != Role.ACCOUNTANT]
+
+
+class PolicyForm(PlainForm):
+    """The refund policy (DESIGN.md, "Governed refunds"). The form only parses what a person
+    types; every rule is `update_settings`'s (as for the API's PATCH /settings), whose error
+    comes back beside its field."""
+
+    approval_threshold = forms.CharField(
+        label="Approval threshold", required=False, max_length=32,
+        help_text="Refunds above it are asked for and approved by an approver. Empty: none.",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+    request_roles = forms.MultipleChoiceField(
+        label="Roles that ask for refunds they may not make", choices=Role.choices,
+        required=False, widget=RoleCheckboxes)
+    approver_roles = forms.MultipleChoiceField(
+        label="Roles that approve refund requests", choices=Role.choices, required=False,
+        widget=RoleCheckboxes)
+    online_refund_window_days = forms.CharField(
+        label="Online refund window (days)", required=False, max_length=8,
+        help_text="An online refund of an older payment is refused (offline is still "
+                  "possible). Empty: no window.",
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    request_expiry_days = forms.CharField(
+        label="Requests expire after (days)", max_length=8,
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    reason_codes = forms.CharField(
+        label="Reason codes", required=False, max_length=10_000,
+        help_text="One a line: code | label, and | note required when the internal note must "
+                  "say why. Empty: a free-text reason is enough.",
+        widget=forms.Textarea(attrs={"rows": 4}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for role, label in LIMIT_ROLES:
+            self.fields[f"limit_{role}"] = forms.CharField(
+                label=f"Daily refund limit, {label.lower()}", required=False, max_length=32,
+                help_text="Per person and business day. Empty: no limit.",
+                widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}))
+
+    @classmethod
+    def of(cls, organization: Organization) -> PolicyForm:
+        money = lambda minor: format_decimal_string(minor, organization.currency)  # noqa: E731
+        limits = organization.daily_refund_limit or {}
+        return cls(initial={
+            "approval_threshold": (money(organization.approval_threshold_minor)
+                                   if organization.approval_threshold_minor is not None else ""),
+            "request_roles": list(organization.request_roles or []),
+            "approver_roles": list(organization.approver_roles or []),
+            "online_refund_window_days": organization.online_refund_window_days or "",
+            "request_expiry_days": organization.request_expiry_days,
+            "reason_codes": "\n".join(
+                f"{c['code']} | {c['label']}" + (" | note required" if c.get("note_required")
+                                                 else "")
+                for c in organization.reason_codes or []),
+            **{f"limit_{role}": money(int(limits[role])) for role, _ in LIMIT_ROLES
+               if limits.get(role) is not None}})
+
+    def changes(self, organization: Organization) -> dict[str, Any]:
+        """The policy as `update_settings` takes it (the API's words), typed money made plain."""
+        data = self.cleaned_data
+
+        def days(text: str) -> Any:
+            text = text.strip()
+            return int(text) if text.isdigit() else (text or None)
+
+        codes = []
+        for line in data["reason_codes"].splitlines():
+            if not line.strip():
+                continue
+            code, _, rest = line.partition("|")
+            label, _, note = rest.partition("|")
+            codes.append({"code": code.strip(), "label": label.strip(),
+                          "note_required": bool(note.strip())})
+        threshold = data["approval_threshold"].strip()
+        return {
+            "approval_threshold": typed_amount(threshold, organization) if threshold else None,
+            "request_roles": data["request_roles"], "approver_roles": data["approver_roles"],
+            "daily_refund_limit": {
+                role: typed_amount(data[f"limit_{role}"], organization)
+                for role, _ in LIMIT_ROLES if data[f"limit_{role}"].strip()} or None,
+            "online_refund_window_days": days(data["online_refund_window_days"]),
+            "request_expiry_days": days(data["request_expiry_days"]),
+            "reason_codes": codes,
+        }
+
+
+def policy_error_fields(error: DomainError) -> dict[str, str]:
+    """The service's field names (the API's) → the form's."""
+    name = error.field or ""
+    if name.startswith("daily_refund_limit."):
+        return {name: "limit_" + name.removeprefix("daily_refund_limit.")}
+    if name.startswith("reason_codes"):
+        return {name: "reason_codes"}
+    return {"daily_refund_limit": "limit_front_desk"}
+
+
 class CenterForm(PlainForm):
     name = forms.CharField(label="Center name", max_length=200)
 
@@ -99,12 +199,14 @@ class UserForm(PlainForm):
 
 def render_settings(request: HttpRequest, membership: Membership, *,
                     settings_form: SettingsForm | None = None,
+                    policy_form: PolicyForm | None = None,
                     center_form: CenterForm | None = None,
                     user_form: UserForm | None = None) -> HttpResponse:
     organization = membership.organization
     return render(request, "web/settings.html", {
         "organization": organization,
         "settings_form": settings_form or SettingsForm.of(organization),
+        "policy_form": policy_form or PolicyForm.of(organization),
         "center_form": center_form or CenterForm(),
         "user_form": user_form or UserForm(),
         "centers": centers(organization),
@@ -129,6 +231,27 @@ def settings_page(request: HttpRequest, membership: Membership) -> HttpResponse:
             messages.success(request, "Settings saved.")
             return redirect("settings")
     return render_settings(request, membership, settings_form=form)
+
+
+@admin_page
+@require_POST
+def policy_page(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """The refund policy's form: the same service as PATCH /settings."""
+    form = PolicyForm(request.POST)
+    if form.is_valid():
+        try:
+            update_settings(actor=membership, changes=form.changes(membership.organization))
+        except DomainError as error:
+            message = getattr(error, "message", None) or error.detail
+            line = re.fullmatch(r"reason_codes\[(\d+)\].*", error.field or "")
+            if line:  # which line of the text area
+                error.message = f"Line {int(line.group(1)) + 1}: {message}"  # type: ignore[attr-defined]
+            show_error(form, error, fields=policy_error_fields(error),
+                       organization=membership.organization)
+        else:
+            messages.success(request, "Refund policy saved.")
+            return redirect("settings")
+    return render_settings(request, membership, policy_form=form)
 
 
 @admin_page
@@ -167,6 +290,7 @@ def add_user_page(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 urlpatterns = [
     path("settings/", settings_page, name="settings"),
+    path("settings/policy/", policy_page, name="settings_policy"),
     path("settings/centers/", add_center_page, name="settings_add_center"),
     path("settings/users/", add_user_page, name="settings_add_user"),
 ]
