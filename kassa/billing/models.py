@@ -248,7 +248,15 @@ class Payment(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["charge_state", "next_attempt_at"]),
-                   models.Index(fields=["organization", "request_key"])]
+                   models.Index(fields=["organization", "request_key"]),
+                   # The gateway's news (webhooks, reconciliation) names a payment by its
+                   # charge: only online payments have one, so only they pay for the index.
+                   models.Index(fields=["gateway_reference"],
+                                condition=~Q(gateway_reference=""),
+                                name="payment_gateway_ref_idx"),
+                   # Reconciliation's online payments of a business day.
+                   models.Index(fields=["organization", "created_at"], condition=Q(online=True),
+                                name="payment_online_day_idx")]
         constraints = [
             models.CheckConstraint(condition=Q(amount_minor__gt=0), name="payment_amount_positive"),
             models.CheckConstraint(
