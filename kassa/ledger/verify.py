@@ -22,6 +22,7 @@ did not otherwise move is not seen: only a full run is the guarantee.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class Run:
     # The per-day pass's span and movements by account code, by organization, for the reports'
     # reconciliation (kassa/reports/checks.py).
     moved: dict[int, Any] = field(default_factory=dict)
+    # Seconds each check took, over every organization (the bench reports them).
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert 1 <= self.batch <= 1_000_000, self.batch
@@ -265,8 +268,11 @@ def lines(organization: Organization | None = None, run: Run | None = None) -> I
                      else Organization.objects.order_by("id").iterator())
     for org in organizations:
         for fn, r in checks_of(run):
+            began = time.perf_counter()
             for line in fn(org, r):
                 yield f"organization {org.pk}: {line}"
+            r.seconds[fn.__name__] = (r.seconds.get(fn.__name__, 0.0)
+                                      + time.perf_counter() - began)
 
 
 def verify(organization: Organization | None = None, run: Run | None = None) -> list[str]:
