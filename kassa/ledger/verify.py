@@ -120,6 +120,23 @@ def within(column: str, kind: Kind, run: Run) -> str:
     return sql
 
 
+def spans(column: str, kind: Kind, key: str, table: str | None = None,
+          by: str = "id") -> str:
+    """The SQL condition that `column` lies between the least and the greatest `key` of the
+    rows of `table` (default: `kind`'s own) whose `by` is in the current batch of `kind` — say
+    the ids of a batch of packages' lines, or of a batch of invoices' lines. A bound that drops
+    no row a join on `key` needs, and lets the database read the other table's index by range
+    rather than the whole table once a batch (which grows with the square of the history).
+    Rows made with their objects (a package's line, an invoice's lines) have ids that grow
+    with them, so the range is about the batch's own."""
+    # (`+ 0`: the least and greatest of the batch's rows, read by `by`, and not the first of
+    # `key`'s own index that falls in the batch, which walks that index from its start.)
+    of = (f"FROM {table or kind.table} b WHERE b.organization_id = %(org)s "
+          f"AND b.{by} BETWEEN %(lo)s AND %(hi)s")
+    return (f"{column} BETWEEN (SELECT MIN(b.{key} + 0) {of}) "
+            f"AND (SELECT MAX(b.{key} + 0) {of})")
+
+
 def batches(org: Organization, kind: Kind, run: Run) -> Iterator[dict[str, Any]]:
     """The SQL parameters of each batch of `kind`'s objects of `org`: `run.batch` ids at a time,
     in id order (with `since`, only the ids that moved). Each batch is a keyset step, so a run's
