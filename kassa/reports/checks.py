@@ -113,7 +113,7 @@ def daily_totals_agree_with_postings(org: Organization, run: Run | None = None) 
     run.moved[org.pk] = (span, moved)
 
 
-@check
+@check(follows=True)
 def reports_reconcile_with_balances(org: Organization, run: Run | None = None) -> Iterable[str]:
     """Over all time (with `since`: over the days since), the reports' figures must equal the
     accounts' balances (their movements). Both read the default database: a reports replica
