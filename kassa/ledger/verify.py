@@ -86,6 +86,9 @@ class Run:
     moved: dict[int, Any] = field(default_factory=dict)
     # Seconds each check took, over every organization (the bench reports them).
     seconds: dict[str, float] = field(default_factory=dict)
+    # Each batch's last id and size, by (organization, table): the batches are stepped
+    # through once a run, not once a check.
+    bounds: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert 1 <= self.batch <= 1_000_000, self.batch
@@ -168,16 +171,28 @@ def batches(org: Organization, kind: Kind, run: Run) -> Iterator[dict[str, Any]]
             "WHERE id > %(after)s ORDER BY id LIMIT %(n)s) AS s")
     about = fetch(f"SELECT COUNT(*) FROM {kind.table} WHERE organization_id = %(org)s",
                   params)[0][0] if run.progress and run.since is None else 0
+    # The batches the run already stepped through for another check of the same objects
+    # (a few numbers each), then steps on from the last of them: what was made since is
+    # still checked.
+    key = (org.pk, kind.table)
+    known = run.bounds.get(key, [])
+    stepped: list[tuple[int, int]] = []
     after, done = 0, 0
     while True:
-        count, last = fetch(step, {**params, "after": after, "n": run.batch})[0]
-        if not count:
-            break
+        if len(stepped) < len(known):
+            last, count = known[len(stepped)]
+        else:
+            count, last = fetch(step, {**params, "after": after, "n": run.batch})[0]
+            if not count:
+                break
+        stepped.append((last, count))
         yield {**params, "lo": after + 1, "hi": last}
         after, done = last, done + count
         run.checked[kind.noun] = max(run.checked.get(kind.noun, 0), done)
         if run.progress:
             run.progress(run.current, done, max(about, done))
+    if len(stepped) >= len(known):
+        run.bounds[key] = stepped
 
 
 def base_params(org: Organization, run: Run) -> dict[str, Any]:
