@@ -170,6 +170,7 @@ def check_data_set(org: Any, built: dataset.Built) -> tuple[bool, dict[str, Any]
     say("bench: kassa verify by check: " + ", ".join(
         f"{name} {s:.1f} s" for name, s in per_check.items() if s >= 0.05))
     measured = {"seconds": round(took, 2), "postings": postings, "batch": run.batch,
+                "jobs": run.jobs,
                 "discrepancies": len(problems), "checked": run.checked,
                 "checks_s": per_check,
                 "extrapolated_10m_postings_s": round(took * 10_000_000 / postings, 1),
