@@ -230,8 +230,9 @@ FROM ent GROUP BY inv
 
 ROWS_SQL = [
     ("billing_customer", """
-INSERT INTO billing_customer (id, organization_id, name, email, credit_minor, created_at)
-SELECT k, %(org)s, 'Guest ' || k, 'guest' || k || '@kassa-bench.example', 0,
+INSERT INTO billing_customer (id, organization_id, name, contact_name, email, credit_minor,
+                              created_at)
+SELECT k, %(org)s, 'Guest ' || k, '', 'guest' || k || '@kassa-bench.example', 0,
        (%(start)s::date + ((2 * k - 2)::bigint * %(days)s / %(n)s)::int + time '09:00')
            AT TIME ZONE %(tz)s
 FROM generate_series(1, %(customers)s) AS k
@@ -291,13 +292,14 @@ FROM fig f WHERE f.pkg IS NOT NULL ORDER BY f.pkg
 INSERT INTO billing_payment (id, organization_id, center_id, invoice_id, customer_id,
     amount_minor, to_credit_minor, method, online, source, gateway, gateway_reference,
     refunded_minor, refunded_online_minor, refund_pending, status, charge_state, attempts,
-    next_attempt_at, failure_reason, request_key, created_at, created_by_id)
+    next_attempt_at, failure_reason, request_key, created_at, created_by_id, disputed,
+    taken_back_minor)
 SELECT e.pay, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, i.customer_id, e.a, 0, e.method,
        e.method = 'card',
        CASE WHEN e.method = 'card' THEN 'sandbox_ok' ELSE '' END,
        CASE WHEN e.method = 'card' THEN 'sandbox' ELSE '' END,
        CASE WHEN e.method = 'card' THEN 'sbx_ch_' || e.pay ELSE '' END,
-       0, 0, false, 'succeeded', '', 0, NULL, '', '', e.at, NULL
+       0, 0, false, 'succeeded', '', 0, NULL, '', '', e.at, NULL, false, 0
 FROM ent e JOIN billing_invoice i ON i.id = e.inv WHERE e.kind = 'payment'
 """),
     # The sandbox processor's side of every card payment: the charge it keeps (`kassa verify`
@@ -325,10 +327,10 @@ INSERT INTO refunds_refund (id, organization_id, center_id, invoice_id, payment_
     decrease_balance_owed, credit_net_minor, credit_tax_minor, created_by_id, created_at,
     settled_at, failure_reason, gateway, gateway_reference, gateway_state, attempts,
     next_attempt_at, last_error, issue_entry_id, settle_entry_id, keyed_by_installation,
-    request_key, from_credit, payee, override_reason, split_group)
+    request_key, from_credit, payee, override_reason, split_group, origin)
 SELECT e.ref, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, NULL, e.pkg, false, 'offline',
        'recorded', e.b, e.c, e.method, 'Customer moved away', '', '', false, 0, 0, NULL, e.at,
-       NULL, '', '', '', '', 0, NULL, '', e.id, NULL, true, '', false, '', '', ''
+       NULL, '', '', '', '', 0, NULL, '', e.id, NULL, true, '', false, '', '', '', 'kassa'
 FROM ent e WHERE e.kind = 'package_refund'
 """),
     ("billing_linecredit", """

@@ -264,6 +264,9 @@ KASSA_INSTALLATION = os.environ.get("KASSA_INSTALLATION", "")
 # and the first wait between two (doubling, capped at an hour).
 # `kassa verify` checks this many objects per query (its --batch-size): memory stays flat.
 KASSA_VERIFY_BATCH = 10000
+# ... and runs this many checks at once, each on its own connection (PostgreSQL; 1: one after
+# the other).
+KASSA_VERIFY_JOBS = max(1, min(64, int(os.environ.get("KASSA_VERIFY_JOBS", "2"))))
 KASSA_GATEWAY_ATTEMPTS = max(1, int(os.environ.get("KASSA_GATEWAY_ATTEMPTS", "8")))
 KASSA_GATEWAY_BACKOFF_SECONDS = max(
     1, int(os.environ.get("KASSA_GATEWAY_BACKOFF_SECONDS", "10")))

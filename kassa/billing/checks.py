@@ -17,6 +17,7 @@ from kassa.ledger.verify import (
     each,
     fetch,
     in_list,
+    spans,
     within,
 )
 from kassa.tenancy.models import Organization
@@ -158,6 +159,7 @@ def allocations_agree_with_lines(org: Organization, run: Run | None = None) -> I
             SELECT a.line_id, SUM(a.net_minor) AS net, SUM(a.tax_minor) AS tax
             FROM billing_paymentallocation a JOIN billing_invoiceline al ON al.id = a.line_id
             WHERE {within('al.invoice_id', INVOICES, run)}
+              AND {spans('a.line_id', INVOICES, 'id', 'billing_invoiceline', 'invoice_id')}
             GROUP BY a.line_id) s ON s.line_id = l.id
         WHERE i.organization_id = %(org)s AND {within('l.invoice_id', INVOICES, run)}
           AND {within('i.id', INVOICES, run)}
@@ -184,6 +186,7 @@ def line_credits_agree(org: Organization, run: Run | None = None) -> Iterable[st
                    SUM(CASE WHEN c.gives_back THEN c.tax_minor ELSE 0 END) AS bt
             FROM billing_linecredit c JOIN billing_invoiceline cl ON cl.id = c.line_id
             WHERE {within('cl.invoice_id', INVOICES, run)}
+              AND {spans('c.line_id', INVOICES, 'id', 'billing_invoiceline', 'invoice_id')}
             GROUP BY c.line_id) c ON c.line_id = l.id
         WHERE i.organization_id = %(org)s AND {within('l.invoice_id', INVOICES, run)}
           AND {within('i.id', INVOICES, run)}

@@ -22,9 +22,13 @@ did not otherwise move is not seen: only a full run is the guarantee.
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
+import time
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -57,6 +61,10 @@ def _batch_default() -> int:
     return int(getattr(settings, "KASSA_VERIFY_BATCH", 10000))
 
 
+def _jobs_default() -> int:
+    return int(getattr(settings, "KASSA_VERIFY_JOBS", 2))
+
+
 @dataclass
 class Run:
     """How a run checks: the batch size (objects per query), `since` (only what moved on or
@@ -64,6 +72,9 @@ class Run:
 
     since: dt.date | None = None
     batch: int = field(default_factory=_batch_default)
+    # Checks run at once, each on its own connection (PostgreSQL, outside a transaction: see
+    # `lines`); 1 runs them one after the other.
+    jobs: int = field(default_factory=_jobs_default)
     progress: Callable[[str, int, int], None] | None = None  # (check, objects done, of about)
     checked: dict[str, int] = field(default_factory=dict)
     # Set by `verify` for the check being run (progress names it).
@@ -73,18 +84,33 @@ class Run:
     # The per-day pass's span and movements by account code, by organization, for the reports'
     # reconciliation (kassa/reports/checks.py).
     moved: dict[int, Any] = field(default_factory=dict)
+    # Seconds each check took, over every organization (the bench reports them).
+    seconds: dict[str, float] = field(default_factory=dict)
+    # Each batch's last id and size, by (organization, table): the batches are stepped
+    # through once a run, not once a check.
+    bounds: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert 1 <= self.batch <= 1_000_000, self.batch
+        assert 1 <= self.jobs <= 64, self.jobs
 
 
 Check = Callable[..., Iterable[str]]  # (organization, run: Run = Run()) -> lines
 CHECKS: list[Check] = []
+# The checks that take over the pass of the check registered just before them (kept on the
+# run): they run right after it, on the same connection.
+FOLLOWS: set[str] = set()
 
 
-def check(fn: Check) -> Check:
-    CHECKS.append(fn)
-    return fn
+def check(fn: Check | None = None, *, follows: bool = False) -> Any:
+    """Register a check (`@check`); `@check(follows=True)`: one that reads what the check
+    registered before it left on the run."""
+    def register(fn: Check) -> Check:
+        CHECKS.append(fn)
+        if follows:
+            FOLLOWS.add(fn.__name__)
+        return fn
+    return register(fn) if fn is not None else register
 
 
 def fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -117,6 +143,23 @@ def within(column: str, kind: Kind, run: Run) -> str:
     return sql
 
 
+def spans(column: str, kind: Kind, key: str, table: str | None = None,
+          by: str = "id") -> str:
+    """The SQL condition that `column` lies between the least and the greatest `key` of the
+    rows of `table` (default: `kind`'s own) whose `by` is in the current batch of `kind` — say
+    the ids of a batch of packages' lines, or of a batch of invoices' lines. A bound that drops
+    no row a join on `key` needs, and lets the database read the other table's index by range
+    rather than the whole table once a batch (which grows with the square of the history).
+    Rows made with their objects (a package's line, an invoice's lines) have ids that grow
+    with them, so the range is about the batch's own."""
+    # (`+ 0`: the least and greatest of the batch's rows, read by `by`, and not the first of
+    # `key`'s own index that falls in the batch, which walks that index from its start.)
+    of = (f"FROM {table or kind.table} b WHERE b.organization_id = %(org)s "
+          f"AND b.{by} BETWEEN %(lo)s AND %(hi)s")
+    return (f"{column} BETWEEN (SELECT MIN(b.{key} + 0) {of}) "
+            f"AND (SELECT MAX(b.{key} + 0) {of})")
+
+
 def batches(org: Organization, kind: Kind, run: Run) -> Iterator[dict[str, Any]]:
     """The SQL parameters of each batch of `kind`'s objects of `org`: `run.batch` ids at a time,
     in id order (with `since`, only the ids that moved). Each batch is a keyset step, so a run's
@@ -128,16 +171,28 @@ def batches(org: Organization, kind: Kind, run: Run) -> Iterator[dict[str, Any]]
             "WHERE id > %(after)s ORDER BY id LIMIT %(n)s) AS s")
     about = fetch(f"SELECT COUNT(*) FROM {kind.table} WHERE organization_id = %(org)s",
                   params)[0][0] if run.progress and run.since is None else 0
+    # The batches the run already stepped through for another check of the same objects
+    # (a few numbers each), then steps on from the last of them: what was made since is
+    # still checked.
+    key = (org.pk, kind.table)
+    known = run.bounds.get(key, [])
+    stepped: list[tuple[int, int]] = []
     after, done = 0, 0
     while True:
-        count, last = fetch(step, {**params, "after": after, "n": run.batch})[0]
-        if not count:
-            break
+        if len(stepped) < len(known):
+            last, count = known[len(stepped)]
+        else:
+            count, last = fetch(step, {**params, "after": after, "n": run.batch})[0]
+            if not count:
+                break
+        stepped.append((last, count))
         yield {**params, "lo": after + 1, "hi": last}
         after, done = last, done + count
         run.checked[kind.noun] = max(run.checked.get(kind.noun, 0), done)
         if run.progress:
             run.progress(run.current, done, max(about, done))
+    if len(stepped) >= len(known):
+        run.bounds[key] = stepped
 
 
 def base_params(org: Organization, run: Run) -> dict[str, Any]:
@@ -234,7 +289,7 @@ def entries_balance(org: Organization, run: Run | None = None) -> Iterable[str]:
     yield from found.empty
 
 
-@check
+@check(follows=True)
 def postings_agree_with_entries(org: Organization, run: Run | None = None) -> Iterable[str]:
     """A posting's copies of its entry's center, day and kind and of its account's code and
     center are what they copy (the reports and the other checks read the copies)."""
@@ -258,15 +313,120 @@ def checks_of(run: Run) -> Iterator[tuple[Check, Run]]:
         yield fn, run
 
 
+# PostgreSQL settings of a run, for its session only (put back after): no JIT compilation (a
+# check's queries are many and short: compiling each cost more than it saved, ~0.1 s a query
+# over ten million postings), and room to group a batch in memory (hash aggregates rather
+# than sorts on disk, the planner's estimates of a batch's groups being far too high).
+SESSION = {"jit": "off", "work_mem": "64MB"}
+
+
+@contextmanager
+def _session() -> Iterator[None]:
+    if connection.vendor != "postgresql":
+        yield
+        return
+    names = list(SESSION)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(f"current_setting('{n}')" for n in names))
+        before = cursor.fetchone()
+        for name, value in SESSION.items():
+            cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for name, value in zip(names, before, strict=True):
+                cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+
+
+def _chains() -> list[list[Check]]:
+    """The checks in their order, each with those that follow it."""
+    chains: list[list[Check]] = []
+    for fn in CHECKS:
+        if fn.__name__ in FOLLOWS and chains:
+            chains[-1].append(fn)
+        else:
+            chains.append([fn])
+    return chains
+
+
+def _timed(org: Organization, fn: Check, run: Run) -> Iterator[str]:
+    began = time.perf_counter()
+    for line in fn(org, run):
+        yield f"organization {org.pk}: {line}"
+    run.seconds[fn.__name__] = run.seconds.get(fn.__name__, 0.0) + time.perf_counter() - began
+
+
+def _at_once(org: Organization, run: Run) -> Iterator[str]:
+    """The checks of `org` on `run.jobs` connections at once: each thread takes the next
+    chain of checks (in their order) on its own connection; the lines come out in the checks'
+    order all the same, each check's once it is done. Every connection sees the committed
+    rows, as a run one check after the other does (each of its queries its own snapshot)."""
+    chains = _chains()
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(chains)):
+        todo.put(i)
+    done = [threading.Event() for _ in chains]
+    found: list[list[str]] = [[] for _ in chains]
+    failed: list[BaseException | None] = [None] * len(chains)
+    runs: list[Run] = []
+
+    def work() -> None:
+        mine = replace(run, checked={}, ledger={}, moved={}, seconds={})
+        runs.append(mine)
+        try:
+            with _session():
+                while True:
+                    try:
+                        i = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    try:
+                        for fn in chains[i]:
+                            mine.current = fn.__name__
+                            found[i].extend(_timed(org, fn, mine))
+                    except BaseException as exc:  # raised where the lines are read
+                        failed[i] = exc
+                    finally:
+                        done[i].set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, name=f"verify-{n}", daemon=True)
+               for n in range(min(run.jobs, len(chains)))]
+    for thread in threads:
+        thread.start()
+    for i in range(len(chains)):
+        done[i].wait()
+        if failed[i] is not None:
+            raise failed[i]  # type: ignore[misc]
+        yield from found[i]
+    for thread in threads:
+        thread.join()
+    for mine in runs:
+        for noun, n in mine.checked.items():
+            run.checked[noun] = max(run.checked.get(noun, 0), n)
+        for name, took in mine.seconds.items():
+            run.seconds[name] = run.seconds.get(name, 0.0) + took
+
+
 def lines(organization: Organization | None = None, run: Run | None = None) -> Iterator[str]:
-    """Every discrepancy, as it is found (organization by organization, check by check)."""
+    """Every discrepancy, as it is found (organization by organization, check by check).
+    With `run.jobs` above 1 on PostgreSQL, outside a transaction, the checks run that many
+    at once on their own connections (another connection could not see a transaction's
+    uncommitted rows, so inside one they run one after the other)."""
     run = run or Run()
     organizations = ([organization] if organization
                      else Organization.objects.order_by("id").iterator())
-    for org in organizations:
-        for fn, r in checks_of(run):
-            for line in fn(org, r):
-                yield f"organization {org.pk}: {line}"
+    at_once = (run.jobs > 1 and connection.vendor == "postgresql"
+               and not connection.in_atomic_block)
+    with _session():
+        for org in organizations:
+            if at_once:
+                yield from _at_once(org, run)
+                continue
+            for fn, r in checks_of(run):
+                yield from _timed(org, fn, r)
 
 
 def verify(organization: Organization | None = None, run: Run | None = None) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kassa.ledger.verify import PACKAGES, Run, check, each, within
+from kassa.ledger.verify import PACKAGES, Run, check, each, spans, within
 from kassa.packages.models import PackageStatus
 from kassa.tenancy.models import Organization
 
@@ -23,7 +23,8 @@ def packages_agree(org: Organization, run: Run | None = None) -> Iterable[str]:
                k.price_minor - l.paid_net_minor - COALESCE(c.cancelled, 0),
                -COALESCE(g.unpaid, 0), l.paid_tax_minor, l.refunded_tax_minor
         FROM packages_package k
-        JOIN billing_invoiceline l ON l.id = k.line_id
+        JOIN billing_invoiceline l
+          ON l.id = k.line_id AND {spans('l.id', PACKAGES, 'line_id')}
         LEFT JOIN (
             SELECT p.package_id,
                    SUM(CASE WHEN p.code = 'package_liability' THEN p.amount_minor ELSE 0 END)

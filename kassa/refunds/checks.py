@@ -15,6 +15,7 @@ from kassa.ledger.verify import (
     check,
     each,
     in_list,
+    spans,
     within,
 )
 from kassa.refunds.models import RefundStatus
@@ -79,7 +80,8 @@ def package_refunds_agree_with_lines(org: Organization, run: Run | None = None) 
         SELECT l.id, l.refunded_net_minor, l.refunded_tax_minor, COALESCE(r.n, 0),
                COALESCE(r.t, 0)
         FROM packages_package k
-        JOIN billing_invoiceline l ON l.id = k.line_id
+        JOIN billing_invoiceline l
+          ON l.id = k.line_id AND {spans('l.id', PACKAGES, 'line_id')}
         LEFT JOIN (
             SELECT f.package_id, SUM(f.amount_minor) AS n, SUM(f.tax_minor) AS t
             FROM refunds_refund f

@@ -410,3 +410,21 @@ def test_since_says_how_much_it_checked_and_sees_nothing_that_did_not_move(books
     assert verify(books.tenant.organization, later) == []
     assert not any(later.checked.values())
     assert verify(books.tenant.organization)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_checks_run_at_once_find_what_they_find_one_after_the_other_in_the_same_order(books):
+    """Outside a transaction, on PostgreSQL, `kassa verify` runs two checks at a time on their
+    own connections (`Run.jobs`): the same lines come out, in the same order."""
+    for corrupt in (invoice_paid_moved, payment_amount_changed, package_redeemed_moved,
+                    daily_total_moved, line_paid_moved, customer_credit_moved):
+        corrupt(books)
+    org = books.tenant.organization
+    one = Run(jobs=1, batch=2)
+    serial = verify(org, one)
+    two = Run(jobs=2, batch=2)
+    assert verify(org, two) == serial
+    assert len(serial) >= 6
+    assert two.checked == one.checked
+    assert set(two.seconds) == {fn.__name__ for fn in CHECKS}
