@@ -171,13 +171,10 @@ class ReceiptStatus(models.TextChoices):
     GAVE_UP = "gave_up", "Gave up: needs a person"
 
 
-class Receipt(models.Model):
-    """One e-mail to the customer about one refund event; unique per (refund, kind)."""
+class OutgoingMail(models.Model):
+    """An e-mail's outbox row: whom it goes to, and where its sending stands (claimed by a
+    task, retried with backoff while the mail server is down, sent once)."""
 
-    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
-                                     related_name="+")
-    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="receipts")
-    kind = models.CharField(max_length=20, choices=ReceiptKind.choices)
     to_email = models.EmailField(max_length=254)
     status = models.CharField(max_length=10, choices=ReceiptStatus.choices,
                               default=ReceiptStatus.PENDING)
@@ -186,6 +183,18 @@ class Receipt(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Receipt(OutgoingMail):
+    """One e-mail to the customer about one refund event; unique per (refund, kind)."""
+
+    organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE,
+                                     related_name="+")
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="receipts")
+    kind = models.CharField(max_length=20, choices=ReceiptKind.choices)
 
     class Meta:
         constraints = [
@@ -393,7 +402,7 @@ class RequestHold(models.Model):
         return f"Hold of request {self.request_id} on payment {self.payment_id}"
 
 
-class RequestMail(models.Model):
+class RequestMail(OutgoingMail):
     """One e-mail to a requester about one step of their refund request (its outbox row, as a
     Receipt is a refund's): sent by a task, retried while the mail server is down."""
 
@@ -401,14 +410,6 @@ class RequestMail(models.Model):
                                      related_name="+")
     request = models.ForeignKey(RefundRequest, on_delete=models.CASCADE, related_name="mails")
     step = models.CharField(max_length=40)  # refund_requested, refund_request_approved, …
-    to_email = models.EmailField(max_length=254)
-    status = models.CharField(max_length=10, choices=ReceiptStatus.choices,
-                              default=ReceiptStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
 
     class Meta:
         constraints = [
