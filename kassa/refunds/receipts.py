@@ -23,7 +23,7 @@ from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import display
 from kassa.core.outbox import enqueue
 from kassa.refunds import documents
-from kassa.refunds.models import Receipt, ReceiptKind, ReceiptStatus, Refund
+from kassa.refunds.models import OutgoingMail, Receipt, ReceiptKind, ReceiptStatus, Refund
 
 logger = logging.getLogger("kassa.receipts")
 
@@ -118,16 +118,23 @@ def send_receipt(receipt_id: int) -> None:
 
 
 def _failed(receipt: Receipt, exc: Exception, now: dt.datetime) -> None:
+    mail_failed(receipt, exc, now, what="receipt", task="refunds.send_receipt")
+
+
+def mail_failed(mail: OutgoingMail, exc: Exception, now: dt.datetime, *, what: str,
+                task: str) -> None:
+    """An e-mail the mail server did not take: retried by `task` with backoff, or given up
+    after MAX_ATTEMPTS (receipts and request mails alike)."""
+    rows = type(mail).objects  # type: ignore[attr-defined]
     message = f"{type(exc).__name__}: {exc}"[:500]
-    if receipt.attempts >= MAX_ATTEMPTS:
-        logger.error("receipt %s: gave up after %s attempts: %s", receipt.pk, receipt.attempts,
+    if mail.attempts >= MAX_ATTEMPTS:
+        logger.error("%s %s: gave up after %s attempts: %s", what, mail.pk, mail.attempts,
                      message)
-        Receipt.objects.filter(pk=receipt.pk).update(status=ReceiptStatus.GAVE_UP,
-                                                     last_error=message)
+        rows.filter(pk=mail.pk).update(status=ReceiptStatus.GAVE_UP, last_error=message)
         return
-    retry_at = now + backoff(receipt.attempts)
-    logger.warning("receipt %s: mail server unavailable (%s); retry at %s", receipt.pk, message,
+    retry_at = now + backoff(mail.attempts)
+    logger.warning("%s %s: mail server unavailable (%s); retry at %s", what, mail.pk, message,
                    retry_at.isoformat())
-    Receipt.objects.filter(pk=receipt.pk, status=ReceiptStatus.SENDING).update(
+    rows.filter(pk=mail.pk, status=ReceiptStatus.SENDING).update(
         status=ReceiptStatus.PENDING, next_attempt_at=retry_at, last_error=message)
-    enqueue("refunds.send_receipt", receipt.pk, run_after=retry_at)
+    enqueue(task, mail.pk, run_after=retry_at)

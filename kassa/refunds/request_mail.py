@@ -20,7 +20,7 @@ from django.utils import timezone
 from kassa.core.locks import assert_outside_transaction
 from kassa.core.outbox import enqueue
 from kassa.refunds.models import ReceiptStatus, RefundRequest, RequestMail
-from kassa.refunds.receipts import CLAIM_SECONDS, MAX_ATTEMPTS, backoff
+from kassa.refunds.receipts import CLAIM_SECONDS, MAX_ATTEMPTS, mail_failed
 
 logger = logging.getLogger("kassa.receipts")
 
@@ -68,19 +68,7 @@ def send_request_mail(mail_id: int) -> None:
 
 
 def _failed(mail: RequestMail, exc: Exception, now: dt.datetime) -> None:
-    message = f"{type(exc).__name__}: {exc}"[:500]
-    if mail.attempts >= MAX_ATTEMPTS:
-        logger.error("request mail %s: gave up after %s attempts: %s", mail.pk, mail.attempts,
-                     message)
-        RequestMail.objects.filter(pk=mail.pk).update(status=ReceiptStatus.GAVE_UP,
-                                                      last_error=message)
-        return
-    retry_at = now + backoff(mail.attempts)
-    logger.warning("request mail %s: mail server unavailable (%s); retry at %s", mail.pk,
-                   message, retry_at.isoformat())
-    RequestMail.objects.filter(pk=mail.pk, status=ReceiptStatus.SENDING).update(
-        status=ReceiptStatus.PENDING, next_attempt_at=retry_at, last_error=message)
-    enqueue("refunds.send_request_mail", mail.pk, run_after=retry_at)
+    mail_failed(mail, exc, now, what="request mail", task="refunds.send_request_mail")
 
 
 def due(now: dt.datetime, grace: dt.timedelta, batch: int) -> list[int]:
