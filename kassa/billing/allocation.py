@@ -32,9 +32,10 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import F, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Sum
 
 from kassa.billing.models import (
     Invoice,
@@ -246,39 +247,102 @@ def put_back(*, organization_id: int, refund_id: int, now: dt.datetime) -> Share
 
 # --- the figures, derived ---------------------------------------------------------------------
 
-def _summed(model: type[PaymentAllocation] | type[LineCredit], value: F | object,
-            condition: Q | None = None) -> Coalesce:
-    rows = model.objects.filter(line=OuterRef("pk"))
-    if condition is not None:
-        rows = rows.filter(condition)
-    return Coalesce(Subquery(rows.values("line").annotate(s=Sum(value)).values("s")), 0)
+def _derive_sql() -> str:
+    """One read of an invoice's lines, each with what its rows add up to (the figures it
+    should hold), grouped in the database. Written out, not built by the ORM: it runs in every
+    money transaction, and composing seven correlated subqueries cost more CPU than the rest
+    of a refund (issue 17). Plain SQL that SQLite and PostgreSQL both run."""
+    lines = InvoiceLine._meta.db_table
+    columns = ", ".join(f"l.{f.column}" for f in InvoiceLine._meta.concrete_fields)
+    of_invoice = f"SELECT id FROM {lines} WHERE invoice_id = %s"  # noqa: S608
+    return (
+        f"SELECT {columns}, "  # noqa: S608
+        "COALESCE(a.net, 0), COALESCE(a.tax, 0), COALESCE(a.taken, 0), "
+        "COALESCE(c.net, 0), COALESCE(c.tax, 0), COALESCE(c.rnet, 0), COALESCE(c.rtax, 0) "
+        f"FROM {lines} l "
+        "LEFT JOIN (SELECT line_id, SUM(net_minor) AS net, SUM(tax_minor) AS tax, "
+        "SUM(CASE WHEN refund_id IS NULL THEN 0 ELSE net_minor + tax_minor END) AS taken "
+        f"FROM {PaymentAllocation._meta.db_table} WHERE line_id IN ({of_invoice}) "
+        "GROUP BY line_id) a ON a.line_id = l.id "
+        "LEFT JOIN (SELECT line_id, SUM(net_minor) AS net, SUM(tax_minor) AS tax, "
+        "SUM(CASE WHEN gives_back THEN net_minor ELSE 0 END) AS rnet, "
+        "SUM(CASE WHEN gives_back THEN tax_minor ELSE 0 END) AS rtax "
+        f"FROM {LineCredit._meta.db_table} WHERE line_id IN ({of_invoice}) "
+        "GROUP BY line_id) c ON c.line_id = l.id "
+        "WHERE l.invoice_id = %s ORDER BY l.position, l.id"
+    )
+
+
+_DERIVE_SQL = _derive_sql()
+_LINE_FIELDS = [f.attname for f in InvoiceLine._meta.concrete_fields]
+_CONVERTERS: dict[str, list[tuple[int, list[Any], Any]]] = {}
+
+
+def _converters() -> list[tuple[int, list[Any], Any]]:
+    """The ORM's own conversions of the line's columns on this database (a tax rate read back
+    from SQLite becomes a Decimal), found once per vendor."""
+    vendor = connection.vendor
+    if vendor not in _CONVERTERS:
+        found = []
+        for i, field in enumerate(InvoiceLine._meta.concrete_fields):
+            col = field.get_col(InvoiceLine._meta.db_table)
+            convs = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
+            if convs:
+                found.append((i, convs, col))
+        _CONVERTERS[vendor] = found
+    return _CONVERTERS[vendor]
+_INVOICE_FIGURES = ("credits_minor", "paid_minor", "refunded_minor", "balance_due_minor",
+                    "status")
+
+
+def _update_lines(changed: list[InvoiceLine]) -> None:
+    """Write the changed lines' figures in one statement (a CASE per figure when several)."""
+    table = InvoiceLine._meta.db_table
+    ids = [line.pk for line in changed]
+    params: list[int] = []
+    sets = []
+    for name in LINE_FIGURES:
+        if len(changed) == 1:
+            sets.append(f"{name} = %s")
+            params.append(getattr(changed[0], name))
+            continue
+        sets.append(f"{name} = CASE id " + " ".join("WHEN %s THEN %s" for _ in changed)
+                    + " END")
+        for line in changed:
+            params += [line.pk, getattr(line, name)]
+    sql = (f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
+           f"WHERE id IN ({', '.join('%s' for _ in ids)})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + ids)
 
 
 def refresh(invoice: Invoice) -> Mapping[int, InvoiceLine]:
     """Derive the figures of the invoice's lines and of the invoice from their rows, and save
     what changed (one read, at most two writes). Returns the lines, fresh, by id."""
-    lines = list(InvoiceLine.objects.filter(invoice=invoice).annotate(
-        d_paid_net=_summed(PaymentAllocation, "net_minor"),
-        d_paid_tax=_summed(PaymentAllocation, "tax_minor"),
-        d_taken_back=_summed(PaymentAllocation, F("net_minor") + F("tax_minor"),
-                             Q(refund__isnull=False)),
-        d_credited_net=_summed(LineCredit, "net_minor"),
-        d_credited_tax=_summed(LineCredit, "tax_minor"),
-        d_refunded_net=_summed(LineCredit, "net_minor", Q(gives_back=True)),
-        d_refunded_tax=_summed(LineCredit, "tax_minor", Q(gives_back=True)),
-    ).order_by("position"))
+    with connection.cursor() as cursor:
+        cursor.execute(_DERIVE_SQL, [invoice.pk, invoice.pk, invoice.pk])
+        rows = cursor.fetchall()
+    width = len(_LINE_FIELDS)
+    converters = _converters()
+    lines = []
     changed = []
     taken_back = 0
-    for line in lines:
-        derived = (line.d_paid_net, line.d_paid_tax, line.d_credited_net, line.d_credited_tax,
-                   line.d_refunded_net, line.d_refunded_tax)
-        taken_back += line.d_taken_back
+    for row in rows:
+        values = list(row[:width])
+        for i, convs, col in converters:
+            for conv in convs:
+                values[i] = conv(values[i], col, connection)
+        line = InvoiceLine.from_db(connection.alias, _LINE_FIELDS, values)
+        d_paid_net, d_paid_tax, d_taken, *credits = (int(v) for v in row[width:])
+        derived = (d_paid_net, d_paid_tax, *credits)
+        taken_back += d_taken
         if derived != tuple(getattr(line, name) for name in LINE_FIGURES):
             for name, value in zip(LINE_FIGURES, derived, strict=True):
                 setattr(line, name, value)
             changed.append(line)
+        lines.append(line)
     if changed:
-        InvoiceLine.objects.bulk_update(changed, LINE_FIGURES)
+        _update_lines(changed)
     paid_on_lines = sum(line.paid_net_minor + line.paid_tax_minor for line in lines)
     # A payment's allocations add up to its amount, so the payments are what the lines were
     # paid before refunds took any back; the refunded money is what refunds took back of it
@@ -295,6 +359,9 @@ def refresh(invoice: Invoice) -> Mapping[int, InvoiceLine]:
     assert invoice.balance_due_minor == sum(line.owed_net_minor + line.owed_tax_minor
                                             for line in lines)
     invoice.status = InvoiceStatus.OPEN if invoice.balance_due_minor > 0 else InvoiceStatus.CLOSED
-    invoice.save(update_fields=["credits_minor", "paid_minor", "refunded_minor",
-                                "balance_due_minor", "status"])
+    sql = (f"UPDATE {Invoice._meta.db_table} SET "  # noqa: S608
+           + ", ".join(f"{name} = %s" for name in _INVOICE_FIGURES) + " WHERE id = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [invoice.credits_minor, invoice.paid_minor, invoice.refunded_minor,
+                             invoice.balance_due_minor, str(invoice.status), invoice.pk])
     return {line.pk: line for line in lines}
