@@ -291,8 +291,11 @@ def _converters() -> list[tuple[int, list[Any], Any]]:
                 found.append((i, convs, col))
         _CONVERTERS[vendor] = found
     return _CONVERTERS[vendor]
-_INVOICE_FIGURES = ("credits_minor", "paid_minor", "refunded_minor", "balance_due_minor",
-                    "status")
+
+
+_INVOICE_SQL = (f"UPDATE {Invoice._meta.db_table} SET credits_minor = %s, "  # noqa: S608
+                "paid_minor = %s, refunded_minor = %s, balance_due_minor = %s, status = %s "
+                "WHERE id = %s")
 
 
 def _update_lines(changed: list[InvoiceLine]) -> None:
@@ -359,9 +362,8 @@ def refresh(invoice: Invoice) -> Mapping[int, InvoiceLine]:
     assert invoice.balance_due_minor == sum(line.owed_net_minor + line.owed_tax_minor
                                             for line in lines)
     invoice.status = InvoiceStatus.OPEN if invoice.balance_due_minor > 0 else InvoiceStatus.CLOSED
-    sql = (f"UPDATE {Invoice._meta.db_table} SET "  # noqa: S608
-           + ", ".join(f"{name} = %s" for name in _INVOICE_FIGURES) + " WHERE id = %s")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [invoice.credits_minor, invoice.paid_minor, invoice.refunded_minor,
-                             invoice.balance_due_minor, str(invoice.status), invoice.pk])
+        cursor.execute(_INVOICE_SQL, [
+            invoice.credits_minor, invoice.paid_minor, invoice.refunded_minor,
+            invoice.balance_due_minor, str(invoice.status), invoice.pk])
     return {line.pk: line for line in lines}
