@@ -369,6 +369,9 @@ def _at_once(org: Organization, run: Run) -> Iterator[str]:
     done = [threading.Event() for _ in chains]
     found: list[list[str]] = [[] for _ in chains]
     failed: list[BaseException | None] = [None] * len(chains)
+    # What each chain checked, kept apart so that the summary lists the kinds in the checks'
+    # order whichever thread ran which chain first (as a run one check after the other does).
+    checked: list[dict[str, int]] = [{} for _ in chains]
     runs: list[Run] = []
 
     def work() -> None:
@@ -381,6 +384,7 @@ def _at_once(org: Organization, run: Run) -> Iterator[str]:
                         i = todo.get_nowait()
                     except queue.Empty:
                         return
+                    mine.checked = checked[i]
                     try:
                         for fn in chains[i]:
                             mine.current = fn.__name__
@@ -403,9 +407,10 @@ def _at_once(org: Organization, run: Run) -> Iterator[str]:
         yield from found[i]
     for thread in threads:
         thread.join()
-    for mine in runs:
-        for noun, n in mine.checked.items():
+    for of_chain in checked:
+        for noun, n in of_chain.items():
             run.checked[noun] = max(run.checked.get(noun, 0), n)
+    for mine in runs:
         for name, took in mine.seconds.items():
             run.seconds[name] = run.seconds.get(name, 0.0) + took
 
