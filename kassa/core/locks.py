@@ -39,6 +39,12 @@ _MODELS = {"refund_request": "refunds.RefundRequest", "organization": "tenancy.O
            "benefit": "packages.Benefit", "audit_chain": "audit.AuditChain"}
 
 
+def key_claimed_here() -> bool:
+    """Whether this transaction is the one that claimed the request's Idempotency-Key
+    (kassa.idempotency sets the flag around the request it runs in that transaction)."""
+    return bool(getattr(transaction.get_connection(), "kassa_claim_transaction", False))
+
+
 @contextmanager
 def money_transaction() -> Iterator[None]:
     """`transaction.atomic()` for a money use case, keeping count of the locks it takes (the
@@ -51,7 +57,7 @@ def money_transaction() -> Iterator[None]:
         connection.kassa_at_end = {}
     # Inside a request whose Idempotency-Key claim shares its transaction (kassa.idempotency),
     # the use case is that transaction, without a savepoint of its own.
-    savepoint = not (outermost and getattr(connection, "kassa_claim_transaction", False))
+    savepoint = not (outermost and key_claimed_here())
     try:
         with transaction.atomic(savepoint=savepoint):
             if outermost:

@@ -23,6 +23,7 @@ from kassa.billing import credit as customer_credit
 from kassa.billing.models import CreditKind, Customer, Invoice, LineKind, Payment, PaymentEvent
 from kassa.core.errors import IdempotencyConflict
 from kassa.core.locks import (
+    key_claimed_here,
     lock_customer,
     lock_invoice,
     lock_package,
@@ -111,7 +112,7 @@ def made_by_request(actor: Membership, request_key: str, *, payment_id: int | No
     """The refund a request with this Idempotency-Key made within the key's life, if any: its
     retry (after the first died unanswered) answers it instead of refunding again. The same
     key for another refund is a conflict, not that refund's answer."""
-    if getattr(connection, "kassa_claim_transaction", False):
+    if key_claimed_here():
         # The key was claimed just now, in this transaction, and a refund is made only in the
         # transaction that claims its key: no refund can carry it yet (issue 17: one
         # statement less per keyed refund).
