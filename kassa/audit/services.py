@@ -19,11 +19,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from kassa.audit.chain import digest
 from kassa.audit.models import GENESIS, AuditChain, AuditEntry
+from kassa.core import rows
 from kassa.core.locks import at_end, lock_audit_chain
 
 
@@ -64,12 +65,14 @@ def append(entries: list[Pending]) -> None:
             head = lock_audit_chain(organization_id)
             assert head is not None
         seq, previous = head.seq, head.hash or GENESIS
-        rows = []
+        written = []
         for e in mine:
             seq += 1
             fields = {"seq": seq, "at": e.at, "actor_id": e.actor_id, "action": e.action,
                       "object": e.object, "detail": e.detail}
             previous = digest(previous, fields)
-            rows.append(AuditEntry(organization_id=organization_id, hash=previous, **fields))
-        AuditEntry.objects.bulk_create(rows)
-        AuditChain.objects.filter(pk=head.pk).update(seq=seq, hash=previous)
+            written.append(AuditEntry(organization_id=organization_id, hash=previous, **fields))
+        rows.insert(written, returning=False)
+        with connection.cursor() as cursor:  # our table's name; the values are parameters
+            cursor.execute(f"UPDATE {AuditChain._meta.db_table} SET seq = %s, hash = %s "  # noqa: S608
+                           "WHERE id = %s", [seq, previous, head.pk])

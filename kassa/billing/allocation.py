@@ -45,6 +45,7 @@ from kassa.billing.models import (
     Payment,
     PaymentAllocation,
 )
+from kassa.core import rows
 from kassa.core.money import round_half_up_minor
 
 Shares = dict[int, tuple[int, int]]  # invoice line id → (net, tax)
@@ -115,11 +116,11 @@ def plan_payment(amount_minor: int, weights: Weights) -> Shares:
 
 def allocate(*, payment: Payment, shares: Shares, now: dt.datetime) -> None:
     """Append the payment's share of each line."""
-    PaymentAllocation.objects.bulk_create([
+    rows.insert([
         PaymentAllocation(organization_id=payment.organization_id, payment=payment,
                           line_id=line_id, net_minor=net, tax_minor=tax, created_at=now)
         for line_id, (net, tax) in shares.items() if net or tax
-    ])
+    ], returning=False)
 
 
 # --- money taken back by a refund of a payment ----------------------------------------------
@@ -141,11 +142,18 @@ class Held:
 
 
 def held_by(payment: Payment) -> Held:
-    rows = (PaymentAllocation.objects.filter(payment=payment)
-            .values("line_id", "line__kind").annotate(net=Sum("net_minor"), tax=Sum("tax_minor"))
-            .order_by("line_id"))
-    return Held({row["line_id"]: (int(row["net"] or 0), int(row["tax"] or 0)) for row in rows},
-                {row["line_id"]: row["line__kind"] for row in rows})
+    """What the payment holds of each line it paid (its allocations summed per line, refunds
+    and returns taken off), with the lines' kinds; read on every refund of it, so written out
+    (kassa.core.rows says why)."""
+    sql = (f"SELECT a.line_id, l.kind, SUM(a.net_minor), SUM(a.tax_minor) "  # noqa: S608
+           f"FROM {PaymentAllocation._meta.db_table} a "
+           f"JOIN {InvoiceLine._meta.db_table} l ON l.id = a.line_id "
+           "WHERE a.payment_id = %s GROUP BY a.line_id, l.kind ORDER BY a.line_id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [payment.pk])
+        found = cursor.fetchall()
+    return Held({line_id: (int(net or 0), int(tax or 0)) for line_id, _, net, tax in found},
+                {line_id: kind for line_id, kind, _, _ in found})
 
 
 def credit_split(held: Held, invoice: Invoice, amount_minor: int) -> int:
@@ -180,13 +188,13 @@ def take_back(*, payment: Payment, shares: Shares, now: dt.datetime, refund_id: 
     a returned payment or a re-billed lost dispute takes back: not refunded, never paid after
     all (`refresh` counts rows without a refund against `paid`)."""
     assert [refund_id, payment_return_id, dispute_id].count(None) == 2
-    PaymentAllocation.objects.bulk_create([
+    rows.insert([
         PaymentAllocation(organization_id=payment.organization_id, payment=payment,
                           line_id=line_id, net_minor=-net, tax_minor=-tax, refund_id=refund_id,
                           payment_return_id=payment_return_id, dispute_id=dispute_id,
                           created_at=now)
         for line_id, (net, tax) in shares.items() if net or tax
-    ])
+    ], returning=False)
 
 
 # --- credits ----------------------------------------------------------------------------------
@@ -195,11 +203,11 @@ def credit(*, organization_id: int, shares: Shares, refund_id: int | None,
            gives_back: bool = False) -> None:
     """Take `shares` off the lines' sales; `gives_back` when the paid money goes back with it
     (a package refund). `refund_id` None for a closed package's unpaid remainder."""
-    LineCredit.objects.bulk_create([
+    rows.insert([
         LineCredit(organization_id=organization_id, line_id=line_id, refund_id=refund_id,
                    net_minor=net, tax_minor=tax, gives_back=gives_back)
         for line_id, (net, tax) in shares.items() if net or tax
-    ])
+    ], returning=False)
 
 
 # --- a failed refund --------------------------------------------------------------------------
@@ -231,17 +239,17 @@ def put_back(*, organization_id: int, refund_id: int, now: dt.datetime) -> Share
         key = (line_credit.line_id, line_credit.gives_back)
         credited[key][0] -= line_credit.net_minor
         credited[key][1] -= line_credit.tax_minor
-    LineCredit.objects.bulk_create([
+    rows.insert([
         LineCredit(organization_id=organization_id, line_id=line_id, refund_id=refund_id,
                    net_minor=net, tax_minor=tax, gives_back=gives_back)
         for (line_id, gives_back), (net, tax) in credited.items() if net or tax
-    ])
-    PaymentAllocation.objects.bulk_create([
+    ], returning=False)
+    rows.insert([
         PaymentAllocation(organization_id=organization_id, payment_id=payment_of[line_id],
                           line_id=line_id, net_minor=net, tax_minor=tax, refund_id=refund_id,
                           created_at=now)
         for line_id, (net, tax) in paid.items() if net or tax
-    ])
+    ], returning=False)
     return {line_id: (net, tax) for line_id, (net, tax) in paid.items() if net or tax}
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from django.apps import apps
 from django.db import transaction
 
+from kassa.core import rows
 from kassa.core.lookup import get_scoped
 
 ORDER = ("refund_request", "organization", "customer", "invoice", "payment", "refund",
@@ -104,41 +105,44 @@ def _taken(kind: str) -> None:
     connection.kassa_lock_rank = rank
 
 
-def _lock(kind: str, **lookup: Any) -> Any:
+def _lock(kind: str, pk: int) -> Any:
+    """The row of `kind` by its id, locked (its model's DoesNotExist when there is none); read
+    by a statement text built once (kassa.core.rows: the lock is on every money path)."""
     _taken(kind)
-    model = apps.get_model(_MODELS[kind])
-    return model.objects.select_for_update().get(**lookup)
+    return rows.get(apps.get_model(_MODELS[kind]), pk, lock=True)
 
 
 def lock_organization(organization_id: int) -> Any:
-    return _lock("organization", pk=organization_id)
+    return _lock("organization", organization_id)
 
 
 def lock_customer(customer_id: int) -> Any:
     """The customer, whose credit a money transaction is about to move or read."""
-    return _lock("customer", pk=customer_id)
+    return _lock("customer", customer_id)
+
+
+_INVOICE_ALONG = ("center", "organization", "customer")
 
 
 def lock_invoice(invoice_id: int) -> Any:
     """The invoice, with its center and organization read along (every money entry is posted
     to them) and its customer (receipts go to them); only the invoice row is locked."""
     _taken("invoice")
-    model = apps.get_model(_MODELS["invoice"])
-    return (model.objects.select_related("center", "organization", "customer")
-            .select_for_update(of=("self",)).get(pk=invoice_id))
+    return rows.get(apps.get_model(_MODELS["invoice"]), invoice_id, lock=True,
+                    related=_INVOICE_ALONG)
 
 
 def lock_payment(payment_id: int) -> Any:
-    return _lock("payment", pk=payment_id)
+    return _lock("payment", payment_id)
 
 
 def lock_refund_request(request_id: int) -> Any:
     """A refund request, before whatever its approval locks (two approvers: one decides)."""
-    return _lock("refund_request", pk=request_id)
+    return _lock("refund_request", request_id)
 
 
 def lock_refund(refund_id: int) -> Any:
-    return _lock("refund", pk=refund_id)
+    return _lock("refund", refund_id)
 
 
 def _packages() -> Any:
@@ -173,8 +177,9 @@ def lock_benefit(package_id: int, benefit: object, *, field: str) -> Any:
 def lock_audit_chain(organization_id: int) -> Any | None:
     """The head of the organization's audit log (None before its first entry)."""
     _taken("audit_chain")
-    model = apps.get_model(_MODELS["audit_chain"])
-    return model.objects.select_for_update().filter(organization_id=organization_id).first()
+    found = rows.select(apps.get_model(_MODELS["audit_chain"]), "t.organization_id = %s",
+                        [organization_id], lock=True, order_by="t.id", limit=1)
+    return found[0] if found else None
 
 
 def assert_outside_transaction(what: str) -> None:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
+from kassa.core import rows
 from kassa.core.locks import at_end
 from kassa.ledger.models import Account, AccountCode, DailyTotal, JournalEntry, Posting
 from kassa.tenancy.models import Center, Organization
@@ -118,8 +119,8 @@ def open_entry(
     transaction."""
     assert transaction.get_connection().in_atomic_block, "post() belongs inside a money transaction"
     at = at or timezone.now()
-    return JournalEntry.objects.create(
-        organization=organization, center=center, kind=kind, memo=memo[:300],
+    return rows.create(
+        JournalEntry, organization=organization, center=center, kind=kind, memo=memo[:300],
         business_date=business_date(organization, at), created_at=at, created_by=created_by,
         reverses=reverses,
     )
@@ -132,7 +133,7 @@ def add_postings(entry: JournalEntry, lines: list[Line]) -> None:
     assert sum(line.amount_minor for line in lines) == 0, (
         f"unbalanced entry {entry.kind}: {lines}")
     accounts = _chart(entry.center)
-    Posting.objects.bulk_create(
+    rows.insert(
         [
             Posting(
                 entry=entry, account_id=accounts[line.code],
@@ -141,7 +142,7 @@ def add_postings(entry: JournalEntry, lines: list[Line]) -> None:
                 amount_minor=line.amount_minor, **line.refs,
             )
             for line in lines
-        ]
+        ], returning=False,
     )
     _add_to_daily_totals(entry.organization_id, entry.center_id, entry.business_date,
                          entry.kind, lines)

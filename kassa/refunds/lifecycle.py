@@ -21,6 +21,7 @@ from django.utils import timezone
 from kassa.billing import allocation
 from kassa.billing import credit as customer_credit
 from kassa.billing.models import CreditKind, Customer, Invoice, LineKind, Payment, PaymentEvent
+from kassa.core import rows
 from kassa.core.errors import IdempotencyConflict
 from kassa.core.locks import (
     key_claimed_here,
@@ -86,8 +87,8 @@ def open_refund(
     assert where is not None
     entry = open_entry(organization=organization, center=where, kind=kind,
                        memo=memo, at=now, created_by=actor.user)
-    return Refund.objects.create(
-        organization=organization, center=where, invoice=invoice,
+    return rows.create(
+        Refund, organization=organization, center=where, invoice=invoice,
         customer=customer if invoice is None else None, from_credit=invoice is None,
         payment=payment, package_id=package_id, close_package=close_package,
         type=(RefundType.ONLINE if online else RefundType.CREDIT if to_credit
@@ -139,8 +140,8 @@ def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
     online refund the gateway call — all outbox rows of this transaction."""
     if payment is not None:
         refresh_payment(payment)
-        PaymentEvent.objects.create(
-            organization_id=payment.organization_id, payment=payment, at=now,
+        rows.create(
+            PaymentEvent, organization_id=payment.organization_id, payment=payment, at=now,
             kind="refund_issued" if refund.type == RefundType.ONLINE else "refund_recorded",
             amount_minor=refund.total_minor, status=refund.status, by=actor.user,
             detail=detail[:500])

@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from kassa.billing.models import Customer, PaymentEvent
+from kassa.core import rows
 from kassa.core.locks import assert_outside_transaction
 from kassa.core.money import display
 from kassa.core.outbox import enqueue
@@ -38,9 +39,8 @@ def backoff(attempt: int) -> dt.timedelta:
 def queue(refund: Refund, kind: str, now: dt.datetime) -> Receipt:
     """The e-mail about this refund event, to be sent by a task (in the caller's transaction:
     a refund never exists without its receipt, nor a receipt without its refund)."""
-    receipt = Receipt.objects.create(organization_id=refund.organization_id, refund=refund,
-                                     kind=kind,
-                                     to_email=customer_of(refund).email, next_attempt_at=now)
+    receipt = rows.create(Receipt, organization_id=refund.organization_id, refund=refund,
+                          kind=kind, to_email=customer_of(refund).email, next_attempt_at=now)
     enqueue("refunds.send_receipt", receipt.pk)
     return receipt
 
