@@ -132,6 +132,32 @@ def lock_invoice(invoice_id: int) -> Any:
                     related=_INVOICE_ALONG)
 
 
+def _of_payment() -> str:
+    payments = apps.get_model(_MODELS["payment"])._meta.db_table
+    return f"(SELECT p.{{}} FROM {payments} p WHERE p.id = %s AND p.organization_id = %s)"  # noqa: S608
+
+
+def lock_customer_of_payment(payment_id: int, *, organization_id: int) -> Any | None:
+    """The customer of the organization's payment, locked (None when it has no such payment):
+    the payment's customer never changes, so it is found and locked in one statement."""
+    _taken("customer")
+    found = rows.select(apps.get_model(_MODELS["customer"]),
+                        "t.id = " + _of_payment().format("customer_id"),
+                        [payment_id, organization_id], lock=True)
+    return found[0] if found else None
+
+
+def lock_invoice_of_payment(payment_id: int, *, organization_id: int) -> Any | None:
+    """The invoice of the organization's payment, locked and read along as `lock_invoice`
+    does; None when there is no such payment or it is on no invoice (a deposit). A payment
+    never moves to another invoice, so the invoice is found and locked in one statement."""
+    _taken("invoice")
+    found = rows.select(apps.get_model(_MODELS["invoice"]),
+                        "t.id = " + _of_payment().format("invoice_id"),
+                        [payment_id, organization_id], lock=True, related=_INVOICE_ALONG)
+    return found[0] if found else None
+
+
 def lock_payment(payment_id: int) -> Any:
     return _lock("payment", payment_id)
 

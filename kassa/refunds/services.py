@@ -51,13 +51,15 @@ from kassa.core.errors import (
 )
 from kassa.core.locks import (
     lock_customer,
+    lock_customer_of_payment,
     lock_invoice,
+    lock_invoice_of_payment,
     lock_package,
     lock_packages_of_lines,
     lock_payment,
     money_transaction,
 )
-from kassa.core.lookup import get_scoped
+from kassa.core.lookup import get_scoped, parse_id
 from kassa.core.money import display, parse_amount
 from kassa.ledger.services import Line, credit, debit
 from kassa.packages import services as packages
@@ -180,14 +182,10 @@ def _refund_payment(
     decrease_balance_owed: bool, online: bool, method: str | None, note: str,
     request_key: str = "", on_locked: OnLocked = None,
 ) -> Refund:
-    target = get_scoped(Payment.objects.filter(organization=actor.organization), payment)
-    amount_minor, reason, note = _asked(actor, amount, reason, note)
-    internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
-    method = _payout_method(target, online=online, method=method, note=note)
-    assert target.invoice_id is not None  # (a deposit is refused above)
+    if parse_id(payment) is None:  # never a payment: no transaction, no read
+        get_scoped(Payment.objects.none(), payment)
     return _create_payment_refund(
-        actor=actor, payment_id=target.pk, invoice_id=target.invoice_id,
-        customer_id=target.customer_id, amount_minor=amount_minor, reason=reason,
+        actor=actor, payment_ref=payment, amount=amount, reason=reason,
         internal_note=internal_note, note=note, method=method, online=online,
         decrease_balance_owed=decrease_balance_owed, request_key=request_key,
         on_locked=on_locked,
@@ -224,14 +222,30 @@ def _payout_method(target: Payment, *, online: bool, method: str | None, note: s
 
 @money_transaction()
 def _create_payment_refund(
-    *, actor: Membership, payment_id: int, invoice_id: int, customer_id: int,
-    amount_minor: int, reason: str, internal_note: str, note: str, method: str, online: bool,
+    *, actor: Membership, payment_ref: str | int, amount: str, reason: str,
+    internal_note: str, note: str, method: str | None, online: bool,
     decrease_balance_owed: bool, request_key: str, on_locked: OnLocked = None,
 ) -> Refund:
-    # The customer first when the refund goes into their credit (the lock order).
-    customer = lock_customer(customer_id) if method == CREDIT else None
-    invoice = lock_invoice(invoice_id)
-    payment = lock_payment(payment_id)
+    # The payment's invoice is locked by way of the payment's id (and its customer first when
+    # the refund goes into their credit: the lock order), so the payment is read once, under
+    # its lock, and the input is checked against that row (issue 17: one statement less).
+    payment_id = parse_id(payment_ref)
+    assert payment_id is not None
+    organization_id = actor.organization_id
+    into_credit = method == CREDIT
+    customer = (lock_customer_of_payment(payment_id, organization_id=organization_id)
+                if into_credit else None)
+    invoice = lock_invoice_of_payment(payment_id, organization_id=organization_id)
+    if invoice is None:  # not the organization's payment (a 404), or a deposit (a 422 below)
+        target = get_scoped(Payment.objects.filter(organization_id=organization_id),
+                            payment_ref)
+    else:
+        target = lock_payment(payment_id)
+    amount_minor, reason, note = _asked(actor, amount, reason, note)
+    internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
+    method = _payout_method(target, online=online, method=method, note=note)
+    assert invoice is not None and (customer is not None) == into_credit
+    payment = target
     if on_locked is not None:
         on_locked(payment)
     if request_key and (earlier := lifecycle.made_by_request(
