@@ -224,6 +224,36 @@ def test_another_organizations_payment_is_not_found(tenant, other_tenant, paid):
     assert snapshot() == before
 
 
+def test_a_refund_of_another_organizations_payment_into_credit_is_not_found(
+        tenant, other_tenant, paid):
+    # The customer is locked by way of the payment's id: another organization's payment
+    # finds no customer to lock, and the answer is the same 404 (issue 17).
+    _inv, payment = paid
+    before = snapshot()
+    for body in ({"type": "credit", "amount": "5.00"}, {"type": "online", "amount": "5.00"},
+                 {"type": "offline", "amount": "5.00", "method": "other"}):
+        r = refund(other_tenant, payment["id"], **body)
+        assert r.status_code == 404, (body, r.content)
+    for missing in ("999999", "0", "abc"):
+        assert refund(tenant, missing, type="credit", amount="5.00").status_code == 404
+    assert snapshot() == before
+
+
+def test_a_deposit_is_refused_by_the_payment_refund_naming_the_payment(tenant):
+    customer = tenant.customer()
+    r = tenant.api.post(f"/customers/{customer}/deposits",
+                        {"amount": "50.00", "method": "cash", "center": tenant.center_id})
+    assert r.status_code == 201, r.content
+    deposit = r.json()["id"]
+    before = snapshot()
+    for body in ({"type": "offline", "method": "cash"}, {"type": "credit"}):
+        r = refund(tenant, deposit, amount="5.00", **body)
+        assert r.status_code == 422, r.content
+        assert [e["field"] for e in r.json()["errors"]] == ["payment"]
+        assert "deposit" in r.json()["errors"][0]["message"]
+    assert snapshot() == before
+
+
 def test_every_refund_shows_in_history_invoice_case_and_list(tenant):
     customer = tenant.customer("The Alvarez Family", "maria@example.com")
     case = tenant.api.post("/cases", {"customer": customer, "name": "Jose Alvarez"}).json()
