@@ -147,14 +147,18 @@ def lock_customer_of_payment(payment_id: int, *, organization_id: int) -> Any | 
     return found[0] if found else None
 
 
-def lock_invoice_of_payment(payment_id: int, *, organization_id: int) -> Any | None:
-    """The invoice of the organization's payment, locked and read along as `lock_invoice`
-    does; None when there is no such payment or it is on no invoice (a deposit). A payment
-    never moves to another invoice, so the invoice is found and locked in one statement."""
+def lock_invoice_and_payment(payment_id: int, *, organization_id: int
+                             ) -> tuple[Any, Any] | None:
+    """The invoice of the organization's payment and the payment, both locked, in this order,
+    by one statement (PostgreSQL takes the rows of `FOR UPDATE OF t, o` in the order named;
+    a test holds it to that), the invoice read along as `lock_invoice` does. None when there
+    is no such payment or it is on no invoice (a deposit)."""
     _taken("invoice")
-    found = rows.select(apps.get_model(_MODELS["invoice"]),
-                        "t.id = " + _of_payment().format("invoice_id"),
-                        [payment_id, organization_id], lock=True, related=_INVOICE_ALONG)
+    _taken("payment")
+    found = rows.select_with(apps.get_model(_MODELS["invoice"]), _INVOICE_ALONG,
+                             apps.get_model(_MODELS["payment"]), "o.invoice_id = t.id",
+                             "o.id = %s AND o.organization_id = %s",
+                             [payment_id, organization_id], lock=True)
     return found[0] if found else None
 
 

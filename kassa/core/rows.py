@@ -47,9 +47,11 @@ class _Reader:
     columns: str
     joins: str
     parts: list[_Part]
+    width: int  # how many columns
 
 
 _readers: dict[tuple[str, type[Model], tuple[str, ...]], _Reader] = {}
+_others: dict[tuple[str, type[Model], tuple[str, ...], type[Model]], tuple[_Part, str]] = {}
 _inserts: dict[tuple[str, type[Model], int, bool], tuple[str, list[Any], bool]] = {}
 
 
@@ -88,7 +90,7 @@ def _reader(model: type[Model], related: tuple[str, ...]) -> _Reader:
         kind = "LEFT JOIN" if fk.null else "JOIN"
         joins.append(f"{kind} {_quote(target._meta.db_table)} {alias} ON "
                      f"{alias}.{_quote(fk.target_field.column)} = t.{_quote(fk.column)}")
-    reader = _Reader(", ".join(columns), " ".join(joins), parts)
+    reader = _Reader(", ".join(columns), " ".join(joins), parts, len(columns))
     _readers[key] = reader
     return reader
 
@@ -105,6 +107,40 @@ def _build(part: _Part, row: Sequence[Any]) -> Model | None:
     return part.model.from_db(default_connection.alias, part.attnames, values)
 
 
+def _query(model: type[Model], reader: _Reader, where: str, *, lock: bool,
+           joined: tuple[type[Model], str, str] | None = None, order_by: str = "",
+           limit: int | None = None) -> str:
+    columns, joins, locked = reader.columns, reader.joins, "t"
+    if joined is not None:
+        other, on, other_columns = joined
+        columns += ", " + other_columns
+        joins += f" JOIN {_quote(other._meta.db_table)} o ON {on}"
+        locked = "t, o"  # PostgreSQL takes them in this order (kassa.core.locks' order)
+    sql = (f"SELECT {columns} FROM {_quote(model._meta.db_table)} t {joins} "  # noqa: S608
+           f"WHERE {where}")
+    if order_by:
+        sql += f" ORDER BY {order_by}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    if lock and default_connection.features.has_select_for_update:
+        sql += f" FOR UPDATE OF {locked}"
+    return sql
+
+
+def _run(sql: str, params: Sequence[Any]) -> list[Any]:
+    with default_connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.fetchall()
+
+
+def _object(reader: _Reader, row: Sequence[Any]) -> Model:
+    obj = _build(reader.parts[0], row)
+    assert obj is not None
+    for part in reader.parts[1:]:
+        part.relation.set_cached_value(obj, _build(part, row))
+    return obj
+
+
 def select(model: type[M], where: str, params: Sequence[Any], *, lock: bool = False,
            related: tuple[str, ...] = (), order_by: str = "", limit: int | None = None
            ) -> list[M]:
@@ -112,23 +148,29 @@ def select(model: type[M], where: str, params: Sequence[Any], *, lock: bool = Fa
     `related` foreign keys read along by joins (aliased r0, r1, …); `lock` takes the row
     lock of `t`'s rows only."""
     reader = _reader(model, related)
-    sql = (f"SELECT {reader.columns} FROM {_quote(model._meta.db_table)} t {reader.joins} "  # noqa: S608
-           f"WHERE {where}")
-    if order_by:
-        sql += f" ORDER BY {order_by}"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    if lock and default_connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF t"
-    with default_connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
-        rows = cursor.fetchall()
+    sql = _query(model, reader, where, lock=lock, order_by=order_by, limit=limit)
+    return [_object(reader, row) for row in _run(sql, params)]  # type: ignore[misc]
+
+
+N = TypeVar("N", bound=Model)
+
+
+def select_with(model: type[M], related: tuple[str, ...], other: type[N], on: str, where: str,
+                params: Sequence[Any], *, lock: bool = False) -> list[tuple[M, N]]:
+    """Rows of `model` (t, with its `related`) each with the row of `other` (aliased `o`)
+    joined `on` a condition; `lock` takes the row locks of `t`, then of `o`, in one statement."""
+    reader = _reader(model, related)
+    key = (default_connection.vendor, model, related, other)
+    if key not in _others:
+        part, columns = _part(other, "o", reader.width)
+        _others[key] = (part, ", ".join(columns))
+    part, other_columns = _others[key]
+    sql = _query(model, reader, where, lock=lock, joined=(other, on, other_columns))
     found = []
-    for row in rows:
-        obj = _build(reader.parts[0], row)
-        for part in reader.parts[1:]:
-            part.relation.set_cached_value(obj, _build(part, row))
-        found.append(obj)
+    for row in _run(sql, params):
+        obj, theirs = _object(reader, row), _build(part, row)
+        assert theirs is not None
+        found.append((obj, theirs))
     return found  # type: ignore[return-value]
 
 

@@ -53,7 +53,7 @@ from kassa.core.locks import (
     lock_customer,
     lock_customer_of_payment,
     lock_invoice,
-    lock_invoice_of_payment,
+    lock_invoice_and_payment,
     lock_package,
     lock_packages_of_lines,
     lock_payment,
@@ -226,21 +226,22 @@ def _create_payment_refund(
     internal_note: str, note: str, method: str | None, online: bool,
     decrease_balance_owed: bool, request_key: str, on_locked: OnLocked = None,
 ) -> Refund:
-    # The payment's invoice is locked by way of the payment's id (and its customer first when
-    # the refund goes into their credit: the lock order), so the payment is read once, under
-    # its lock, and the input is checked against that row (issue 17: one statement less).
+    # The payment and its invoice are locked by one statement, by way of the payment's id (its
+    # customer first when the refund goes into their credit: the lock order), so the payment
+    # is read once, under its lock, and the input is checked against that row (issue 17: two
+    # statements less).
     payment_id = parse_id(payment_ref)
     assert payment_id is not None
     organization_id = actor.organization_id
     into_credit = method == CREDIT
     customer = (lock_customer_of_payment(payment_id, organization_id=organization_id)
                 if into_credit else None)
-    invoice = lock_invoice_of_payment(payment_id, organization_id=organization_id)
-    if invoice is None:  # not the organization's payment (a 404), or a deposit (a 422 below)
-        target = get_scoped(Payment.objects.filter(organization_id=organization_id),
-                            payment_ref)
+    found = lock_invoice_and_payment(payment_id, organization_id=organization_id)
+    if found is None:  # not the organization's payment (a 404), or a deposit (a 422 below)
+        invoice, target = None, get_scoped(
+            Payment.objects.filter(organization_id=organization_id), payment_ref)
     else:
-        target = lock_payment(payment_id)
+        invoice, target = found
     amount_minor, reason, note = _asked(actor, amount, reason, note)
     internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
     method = _payout_method(target, online=online, method=method, note=note)

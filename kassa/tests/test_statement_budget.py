@@ -54,15 +54,15 @@ BUDGET: dict[str, int] = {
     # own balance line of the charge (the processor's write, not Kassa's: issue 13's
     # reconciliation)
     "online payment": 35,
-    # was 29; +1; +3 audit; -1 issue 17: the payment read once, under its lock (its invoice is
-    # locked by way of the payment's id)
-    "offline payment refund": 21,
+    # was 29; +1; +3 audit; -2 issue 17: the payment read once, under its lock, by the
+    # statement that locks its invoice too ("-2 (once)" below)
+    "offline payment refund": 20,
     # was 33; +1; +3 audit; -1 issue 17: a key claimed in the refund's own transaction
     # needs no look for a refund an earlier try of the request made
-    "offline payment refund, with Idempotency-Key": 23,  # and -1: the payment read once
-    "offline payment refund, decrease balance owed": 22,  # was 33; +1; +3 audit; -1 (once)
-    "offline refund of a payment into a package": 22,  # was 32; +1; +3 audit; -1 (once)
-    "online payment refund": 22,  # was 30; +1; +3 audit; -1 (the payment read once)
+    "offline payment refund, with Idempotency-Key": 22,  # and -2 (once)
+    "offline payment refund, decrease balance owed": 21,  # was 33; +1; +3 audit; -2 (once)
+    "offline refund of a payment into a package": 21,  # was 32; +1; +3 audit; -2 (once)
+    "online payment refund": 21,  # was 30; +1; +3 audit; -2 (once)
     "online refund settles": 19,  # was 18; +1; +3 audit
     "online refund fails": 31,  # was 33; +1; +3 audit
     "offline package refund": 19,  # was 26; +1 (two events, one look); +3 audit

@@ -136,3 +136,66 @@ def test_a_locked_read_holds_the_row_until_the_commit(tenant: Tenant) -> None:
         done.wait(10)
     thread.join()
     assert seen == ["waited"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="row locks are PostgreSQL's (SQLite locks the database)")
+@pytest.mark.django_db(transaction=True)
+def test_an_invoice_and_its_payment_are_locked_in_the_lock_order(tenant: Tenant) -> None:
+    """One statement locks both rows; it must take the invoice before the payment, as every
+    other money transaction does, or two of them could wait on each other in a circle."""
+    from kassa.core.locks import lock_invoice_and_payment, money_transaction
+
+    invoice, refund = refunded(tenant)
+    invoice_id, payment_id = int(invoice["id"]), int(refund["payment"])
+    waiting, finished = threading.Event(), threading.Event()
+    got: list[Any] = []
+
+    def refunder() -> None:
+        try:
+            with money_transaction():
+                waiting.set()
+                got.append(lock_invoice_and_payment(payment_id,
+                                                    organization_id=tenant.organization.pk))
+        finally:
+            connections.close_all()
+            finished.set()
+
+    with transaction.atomic():
+        rows.get(Payment, payment_id, lock=True)  # someone holds the payment
+        thread = threading.Thread(target=refunder)
+        thread.start()
+        waiting.wait(10)
+        # While the refunder waits for the payment, it already holds the invoice.
+        held = _invoice_is_locked_elsewhere(invoice_id, finished)
+    thread.join()
+    assert held, "the invoice was not locked before the payment"
+    pair = got[0]
+    assert pair is not None and (pair[0].pk, pair[1].pk) == (invoice_id, payment_id)
+    assert pair[0].center.pk and pair[0].organization.pk == tenant.organization.pk
+
+
+def _invoice_is_locked_elsewhere(invoice_id: int, finished: threading.Event) -> bool:
+    """Whether another transaction holds the invoice's row lock (asked from a third one)."""
+    answer: list[bool] = []
+
+    def ask() -> None:
+        try:
+            for _ in range(50):  # until the refunder's statement has reached its wait
+                try:
+                    with transaction.atomic(), connection.cursor() as cursor:
+                        cursor.execute("SELECT id FROM billing_invoice WHERE id = %s "
+                                       "FOR UPDATE NOWAIT", [invoice_id])
+                except OperationalError:
+                    answer.append(True)
+                    return
+                if finished.wait(0.05):
+                    break
+            answer.append(False)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=ask)
+    thread.start()
+    thread.join()
+    return answer == [True]
