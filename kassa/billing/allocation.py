@@ -32,7 +32,6 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from django.db import connection
 from django.db.models import Sum
@@ -50,10 +49,6 @@ from kassa.core.money import round_half_up_minor
 
 Shares = dict[int, tuple[int, int]]  # invoice line id → (net, tax)
 Weights = list[tuple[tuple[int, str], int]]  # ((line id, "net" | "tax"), what it owes)
-
-LINE_FIGURES = ("paid_net_minor", "paid_tax_minor", "credited_net_minor", "credited_tax_minor",
-                "refunded_net_minor", "refunded_tax_minor")
-
 
 def split_pro_rata(amount: int, weights: Sequence[tuple[Hashable, int]]) -> dict[Hashable, int]:
     """Split `amount` minor units over `weights` (key, capacity ≥ 0) in proportion to capacity.
@@ -256,104 +251,58 @@ def put_back(*, organization_id: int, refund_id: int, now: dt.datetime) -> Share
 # --- the figures, derived ---------------------------------------------------------------------
 
 def _derive_sql() -> str:
-    """One read of an invoice's lines, each with what its rows add up to (the figures it
-    should hold), grouped in the database. Written out, not built by the ORM: it runs in every
-    money transaction, and composing seven correlated subqueries cost more CPU than the rest
-    of a refund (issue 17). Plain SQL that SQLite and PostgreSQL both run."""
-    lines = InvoiceLine._meta.db_table
-    columns = ", ".join(f"l.{f.column}" for f in InvoiceLine._meta.concrete_fields)
-    of_invoice = f"SELECT id FROM {lines} WHERE invoice_id = %s"  # noqa: S608
+    """One statement that derives every line of an invoice from its rows and stores it: what
+    its payments' allocations add up to (refunds' negative rows included) and its credits
+    (those that give money back are its refunded figures), returning the lines with what
+    refunds took back of each. Written out, not built by the ORM: it runs in every money
+    transaction, and composing it cost more CPU than the rest of a refund (issue 17). Plain
+    SQL that SQLite and PostgreSQL both run (row-value SET, UPDATE … RETURNING)."""
+    lines = _quote(InvoiceLine._meta.db_table)
+    allocations = PaymentAllocation._meta.db_table
+    credits = LineCredit._meta.db_table
+    columns, _ = rows.reader(InvoiceLine, lines)
     return (
-        f"SELECT {columns}, "  # noqa: S608
-        "COALESCE(a.net, 0), COALESCE(a.tax, 0), COALESCE(a.taken, 0), "
-        "COALESCE(c.net, 0), COALESCE(c.tax, 0), COALESCE(c.rnet, 0), COALESCE(c.rtax, 0) "
-        f"FROM {lines} l "
-        "LEFT JOIN (SELECT line_id, SUM(net_minor) AS net, SUM(tax_minor) AS tax, "
-        "SUM(CASE WHEN refund_id IS NULL THEN 0 ELSE net_minor + tax_minor END) AS taken "
-        f"FROM {PaymentAllocation._meta.db_table} WHERE line_id IN ({of_invoice}) "
-        "GROUP BY line_id) a ON a.line_id = l.id "
-        "LEFT JOIN (SELECT line_id, SUM(net_minor) AS net, SUM(tax_minor) AS tax, "
-        "SUM(CASE WHEN gives_back THEN net_minor ELSE 0 END) AS rnet, "
-        "SUM(CASE WHEN gives_back THEN tax_minor ELSE 0 END) AS rtax "
-        f"FROM {LineCredit._meta.db_table} WHERE line_id IN ({of_invoice}) "
-        "GROUP BY line_id) c ON c.line_id = l.id "
-        "WHERE l.invoice_id = %s ORDER BY l.position, l.id"
+        f"UPDATE {lines} SET "  # noqa: S608
+        "(paid_net_minor, paid_tax_minor) = (SELECT COALESCE(SUM(a.net_minor), 0), "
+        f"COALESCE(SUM(a.tax_minor), 0) FROM {allocations} a WHERE a.line_id = {lines}.id), "
+        "(credited_net_minor, credited_tax_minor, refunded_net_minor, refunded_tax_minor) = "
+        "(SELECT COALESCE(SUM(c.net_minor), 0), COALESCE(SUM(c.tax_minor), 0), "
+        "COALESCE(SUM(CASE WHEN c.gives_back THEN c.net_minor ELSE 0 END), 0), "
+        "COALESCE(SUM(CASE WHEN c.gives_back THEN c.tax_minor ELSE 0 END), 0) "
+        f"FROM {credits} c WHERE c.line_id = {lines}.id) "
+        f"WHERE invoice_id = %s RETURNING {columns}, "
+        "(SELECT COALESCE(SUM(a.net_minor + a.tax_minor), 0) "
+        f"FROM {allocations} a WHERE a.line_id = {lines}.id AND a.refund_id IS NOT NULL)"
     )
 
 
-_DERIVE_SQL = _derive_sql()
-_LINE_FIELDS = [f.attname for f in InvoiceLine._meta.concrete_fields]
-_CONVERTERS: dict[str, list[tuple[int, list[Any], Any]]] = {}
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
 
 
-def _converters() -> list[tuple[int, list[Any], Any]]:
-    """The ORM's own conversions of the line's columns on this database (a tax rate read back
-    from SQLite becomes a Decimal), found once per vendor."""
-    vendor = connection.vendor
-    if vendor not in _CONVERTERS:
-        found = []
-        for i, field in enumerate(InvoiceLine._meta.concrete_fields):
-            col = field.get_col(InvoiceLine._meta.db_table)
-            convs = connection.ops.get_db_converters(col) + field.get_db_converters(connection)
-            if convs:
-                found.append((i, convs, col))
-        _CONVERTERS[vendor] = found
-    return _CONVERTERS[vendor]
-
+_DERIVED: dict[str, str] = {}
 
 _INVOICE_SQL = (f"UPDATE {Invoice._meta.db_table} SET credits_minor = %s, "  # noqa: S608
                 "paid_minor = %s, refunded_minor = %s, balance_due_minor = %s, status = %s "
                 "WHERE id = %s")
 
 
-def _update_lines(changed: list[InvoiceLine]) -> None:
-    """Write the changed lines' figures in one statement (a CASE per figure when several)."""
-    table = InvoiceLine._meta.db_table
-    ids = [line.pk for line in changed]
-    params: list[int] = []
-    sets = []
-    for name in LINE_FIGURES:
-        if len(changed) == 1:
-            sets.append(f"{name} = %s")
-            params.append(getattr(changed[0], name))
-            continue
-        sets.append(f"{name} = CASE id " + " ".join("WHEN %s THEN %s" for _ in changed)
-                    + " END")
-        for line in changed:
-            params += [line.pk, getattr(line, name)]
-    sql = (f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
-           f"WHERE id IN ({', '.join('%s' for _ in ids)})")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params + ids)
-
-
 def refresh(invoice: Invoice) -> Mapping[int, InvoiceLine]:
-    """Derive the figures of the invoice's lines and of the invoice from their rows, and save
-    what changed (one read, at most two writes). Returns the lines, fresh, by id."""
+    """Derive the figures of the invoice's lines and of the invoice from their rows and store
+    them: two statements (the lines, then the invoice). Returns the lines, fresh, by id."""
+    sql = _DERIVED.get(connection.vendor)
+    if sql is None:
+        sql = _DERIVED[connection.vendor] = _derive_sql()
+    _, build = rows.reader(InvoiceLine, _quote(InvoiceLine._meta.db_table))
     with connection.cursor() as cursor:
-        cursor.execute(_DERIVE_SQL, [invoice.pk, invoice.pk, invoice.pk])
-        rows = cursor.fetchall()
-    width = len(_LINE_FIELDS)
-    converters = _converters()
+        cursor.execute(sql, [invoice.pk])
+        found = cursor.fetchall()
     lines = []
-    changed = []
     taken_back = 0
-    for row in rows:
-        values = list(row[:width])
-        for i, convs, col in converters:
-            for conv in convs:
-                values[i] = conv(values[i], col, connection)
-        line = InvoiceLine.from_db(connection.alias, _LINE_FIELDS, values)
-        d_paid_net, d_paid_tax, d_taken, *credits = (int(v) for v in row[width:])
-        derived = (d_paid_net, d_paid_tax, *credits)
-        taken_back += d_taken
-        if derived != tuple(getattr(line, name) for name in LINE_FIGURES):
-            for name, value in zip(LINE_FIGURES, derived, strict=True):
-                setattr(line, name, value)
-            changed.append(line)
-        lines.append(line)
-    if changed:
-        _update_lines(changed)
+    for row in found:
+        lines.append(build(row))
+        taken_back += int(row[-1])
+    lines.sort(key=lambda line: (line.position, line.pk))
     paid_on_lines = sum(line.paid_net_minor + line.paid_tax_minor for line in lines)
     # A payment's allocations add up to its amount, so the payments are what the lines were
     # paid before refunds took any back; the refunded money is what refunds took back of it

@@ -141,6 +141,17 @@ def _object(reader: _Reader, row: Sequence[Any]) -> Model:
     return obj
 
 
+def reader(model: type[M], table: str) -> tuple[str, Callable[[Sequence[Any]], M]]:
+    """The model's columns as `table.column, …` (for a statement of one's own, such as an
+    UPDATE … RETURNING) and the function that builds the instance from the start of a row."""
+    key = (default_connection.vendor, model, ("=" + table,))
+    if key not in _readers:
+        part, columns = _part(model, table, 0)
+        _readers[key] = _Reader(", ".join(columns), "", [part], len(columns))
+    found = _readers[key]
+    return found.columns, lambda row: _build(found.parts[0], row)  # type: ignore[return-value]
+
+
 def select(model: type[M], where: str, params: Sequence[Any], *, lock: bool = False,
            related: tuple[str, ...] = (), order_by: str = "", limit: int | None = None
            ) -> list[M]:
