@@ -140,8 +140,11 @@ class CreditMachine(RuleBasedStateMachine):
 
     def _take_oldest(self, amount: int) -> None:
         """Oldest money first: which card lots an application or write-off emptied is the
-        database's business; the model keeps only the total and checks card money below."""
+        database's business; the model keeps only the total and checks card money below,
+        reading again what of each card's money is left (a payment from credit may have
+        taken card money: the next refund out of credit can then pay out more in cash)."""
         self.credit -= amount
+        self._resync_card_money()
 
     # Money back into credit ------------------------------------------------------------------
 
@@ -241,7 +244,6 @@ class CreditMachine(RuleBasedStateMachine):
         write_off_credit(actor=self.actor, customer=str(self.customer.pk), amount=money(amount),
                          reason="Unclaimed")
         self._take_oldest(amount)
-        self._resync_card_money()
 
     def _resync_card_money(self) -> None:
         """What of each card's money is still in credit, as the lots say (which lots a movement
