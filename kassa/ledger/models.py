@@ -137,12 +137,21 @@ class Posting(models.Model):
         return f"{self.code} {self.amount_minor:+d}"
 
 
+DAILY_TOTAL_SLOTS = 16
+
+
 class DailyTotal(models.Model):
     """Per center, business day, account and kind of event: the sum of the postings.
 
     Kept in the same transaction as every posting (an upsert in `post`), so that a report over
     any period reads a few rows per day instead of every posting ever made: its cost grows with
     the days asked for, not with the history. `kassa verify` proves it equals the postings.
+
+    Each key is striped over up to DAILY_TOTAL_SLOTS rows (`slot`: the one a database
+    connection writes, kassa.ledger.services), and a figure is the sum of its key's rows: two
+    transactions of one center on one day upsert different rows and never wait on each other
+    (issue 17: one row per key made every refund of a center queue on it until the commit).
+    Every reader sums over the key already.
     """
 
     organization = models.ForeignKey("tenancy.Organization", on_delete=models.CASCADE)
@@ -152,11 +161,12 @@ class DailyTotal(models.Model):
     kind = models.CharField(max_length=40)
     amount_minor = models.BigIntegerField(default=0)
     postings = models.BigIntegerField(default=0)
+    slot = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "center", "business_date", "code", "kind"],
+                fields=["organization", "center", "business_date", "code", "kind", "slot"],
                 name="daily_total_unique")
         ]
         indexes = [models.Index(fields=["organization", "business_date"],

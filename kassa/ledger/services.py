@@ -17,7 +17,14 @@ from django.utils import timezone
 
 from kassa.core import rows
 from kassa.core.locks import at_end
-from kassa.ledger.models import Account, AccountCode, DailyTotal, JournalEntry, Posting
+from kassa.ledger.models import (
+    DAILY_TOTAL_SLOTS,
+    Account,
+    AccountCode,
+    DailyTotal,
+    JournalEntry,
+    Posting,
+)
 from kassa.tenancy.models import Center, Organization
 
 
@@ -168,24 +175,36 @@ def _add_to_daily_totals(organization_id: int, center_id: int, day: dt.date, kin
         _write_daily_totals(sums)
 
 
+def daily_total_slot() -> int:
+    """The stripe of the day totals this connection writes (DailyTotal.slot): PostgreSQL's
+    backend process id, known to the driver without a query, so that the server's
+    connections spread over the slots and each keeps to its own. SQLite runs one writer at a
+    time: one slot."""
+    if connection.vendor != "postgresql":
+        return 0
+    connection.ensure_connection()
+    return int(connection.connection.info.backend_pid) % DAILY_TOTAL_SLOTS
+
+
 def _write_daily_totals(sums: dict[DayKey, list[int]]) -> None:
-    """One upsert of every row, in a fixed order of rows so that concurrent transactions lock
-    them in the same order and never deadlock on them."""
+    """One upsert of every row, into this connection's slot, in a fixed order of rows so that
+    concurrent transactions lock them in the same order and never deadlock on them."""
     if not sums:
         return
     table = DailyTotal._meta.db_table  # our own table's name; every value is a parameter
     rows = sorted(sums.items())
+    slot = daily_total_slot()
     sql = (
         f"INSERT INTO {table} (organization_id, center_id, business_date, code, kind, "  # noqa: S608
-        "amount_minor, postings) VALUES "
-        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-        + " ON CONFLICT (organization_id, center_id, business_date, code, kind) DO UPDATE SET "
-        f"amount_minor = {table}.amount_minor + excluded.amount_minor, "
+        "amount_minor, postings, slot) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        + " ON CONFLICT (organization_id, center_id, business_date, code, kind, slot) "
+        f"DO UPDATE SET amount_minor = {table}.amount_minor + excluded.amount_minor, "
         f"postings = {table}.postings + excluded.postings"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [value for key, (amount, count) in rows
-                             for value in (*key, amount, count)])
+                             for value in (*key, amount, count, slot)])
 
 
 def reverse(

@@ -4,8 +4,11 @@ last statement, so that their locks are held from there to the commit only."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from conftest import Tenant
@@ -120,3 +123,56 @@ def test_a_new_center_under_a_kept_id_gets_its_own_accounts(tenant: Tenant) -> N
                  lines=[debit("cash", 100), credit("receivable", 100)])
         posting = Posting.objects.get(center=again, code="cash")
         assert posting.account.center_id == again.pk
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql",
+                    reason="SQLite runs one writer at a time: one slot")
+@pytest.mark.django_db(transaction=True)
+def test_two_connections_add_to_one_days_totals_without_waiting_on_each_other(
+        tenant: Tenant) -> None:
+    """Each connection upserts its own slot of the day totals (issue 17): a sale of the center
+    commits while another connection's sale of the same center, day and accounts is still
+    open, and the totals, the reports and verify sum both."""
+    from kassa.ledger.services import daily_total_slot
+    from kassa.ledger.verify import verify
+
+    with money_transaction():
+        cash_sale(tenant, 100)  # today's rows exist in this connection's slot
+    mine = daily_total_slot()
+    done = threading.Event()
+    other: dict[str, Any] = {}
+
+    def seller() -> None:
+        try:
+            # A connection of another slot (a new backend until its pid's slot differs).
+            for _ in range(100):
+                if daily_total_slot() != mine:
+                    break
+                connections.close_all()
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+                with money_transaction():
+                    cash_sale(tenant, 250)
+                other["slot"] = daily_total_slot()
+            other["committed"] = True
+        except OperationalError as exc:
+            other["error"] = exc
+        finally:
+            connections.close_all()
+            done.set()
+
+    with transaction.atomic():
+        cash_sale(tenant, 1000)
+        # Our day totals are written (outside a money transaction, at once), and their row
+        # is held until our commit …
+        thread = threading.Thread(target=seller)
+        thread.start()
+        assert done.wait(10)
+        # … which the other sale did not wait for.
+        assert other.get("committed"), other
+    thread.join()
+    assert other["slot"] != mine
+    rows = DailyTotal.objects.filter(organization=tenant.organization, code="cash")
+    assert sorted(r.slot for r in rows) == sorted([mine, other["slot"]])
+    assert sum(r.amount_minor for r in rows) == 1350 and sum(r.postings for r in rows) == 3
+    assert verify(tenant.organization) == []
