@@ -37,6 +37,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from kassa.core.locks import flush_later, forget_later
 from kassa.core.models import KEY_LIFE, IdempotentRequest
 from kassa.problems import busy, problem
 from kassa.tenancy.selectors import membership_for_token
@@ -239,11 +240,13 @@ class IdempotencyMiddleware:
             conn.kassa_claim_transaction = True
             try:
                 response = self.get_response(request)
+                if response.status_code < 400:
+                    _store_answer(claim_id, response)
+                    flush_later()  # the use case's last statements (kassa.core.locks)
+                    return response
             finally:
                 conn.kassa_claim_transaction = False
-            if response.status_code < 400:
-                _store_answer(claim_id, response)
-                return response
+                forget_later()
             transaction.set_rollback(True)
         if response.status_code < 500:
             _store_refusal(organization_id, key, fingerprint, response)

@@ -57,20 +57,45 @@ def money_transaction() -> Iterator[None]:
         connection.kassa_lock_rank = -1
         connection.kassa_at_end = {}
     # Inside a request whose Idempotency-Key claim shares its transaction (kassa.idempotency),
-    # the use case is that transaction, without a savepoint of its own.
-    savepoint = not (outermost and key_claimed_here())
+    # the use case is that transaction, without a savepoint of its own; and its last work is
+    # done after the answer is stored, just before that transaction commits (`flush_later`):
+    # the rows every write of an organization waits on (its audit chain) are then locked
+    # after the answer is rendered, not while it is.
+    claimed = outermost and key_claimed_here()
     try:
-        with transaction.atomic(savepoint=savepoint):
+        with transaction.atomic(savepoint=not claimed):
             if outermost:
                 connection.kassa_at_end_depth = len(connection.atomic_blocks)
             yield
-            if outermost:
-                for state, flush in connection.kassa_at_end.values():
-                    flush(state)
+            if claimed:
+                later = getattr(connection, "kassa_at_end_later", None) or []
+                connection.kassa_at_end_later = [*later, connection.kassa_at_end]
+            elif outermost:
+                _flush(connection.kassa_at_end)
     finally:
         if outermost:
             connection.kassa_lock_rank = None
             connection.kassa_at_end = {}
+
+
+def _flush(pending: dict[str, tuple[Any, Callable[[Any], None]]]) -> None:
+    for state, flush in pending.values():
+        flush(state)
+
+
+def flush_later() -> None:
+    """The last work of the money transactions that ran in the request's claim transaction,
+    done now (kassa.idempotency calls it after storing the answer, before the commit)."""
+    connection = transaction.get_connection()
+    later, connection.kassa_at_end_later = getattr(connection, "kassa_at_end_later", None), None
+    assert connection.in_atomic_block, "the last work of a money transaction, inside it"
+    for pending in later or []:
+        _flush(pending)
+
+
+def forget_later() -> None:
+    """A claim transaction that rolls back drops the last work its use cases left."""
+    transaction.get_connection().kassa_at_end_later = None
 
 
 def at_end(name: str, state: Callable[[], Any], flush: Callable[[Any], None]) -> Any | None:
