@@ -37,7 +37,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from kassa.core.locks import flush_later, forget_later
+from kassa.core.locks import claim_begins, flush_later, forget_later
 from kassa.core.models import KEY_LIFE, IdempotentRequest
 from kassa.problems import busy, problem
 from kassa.tenancy.selectors import membership_for_token
@@ -238,6 +238,7 @@ class IdempotencyMiddleware:
             # The use case's money transaction is this one (no savepoint of its own: every
             # rule is checked before its first write, and a refusal rolls everything back).
             conn.kassa_claim_transaction = True
+            claim_begins()
             try:
                 response = self.get_response(request)
                 if response.status_code < 400:

@@ -61,15 +61,22 @@ def money_transaction() -> Iterator[None]:
     # done after the answer is stored, just before that transaction commits (`flush_later`):
     # the rows every write of an organization waits on (its audit chain) are then locked
     # after the answer is rendered, not while it is.
-    claimed = outermost and key_claimed_here()
+    # Only directly in the claim's block: a use case inside a savepoint of its own keeps its
+    # last work inside that savepoint, so that a rollback of it takes that work along.
+    claimed = (outermost and key_claimed_here() and len(connection.atomic_blocks)
+               == getattr(connection, "kassa_claim_depth", -1))
     try:
         with transaction.atomic(savepoint=not claimed):
             if outermost:
                 connection.kassa_at_end_depth = len(connection.atomic_blocks)
             yield
             if claimed:
-                later = getattr(connection, "kassa_at_end_later", None) or []
-                connection.kassa_at_end_later = [*later, connection.kassa_at_end]
+                # Gathered by name: two use cases of one request then still write every day
+                # total before the audit chain is locked (the lock order), as one would.
+                later = getattr(connection, "kassa_at_end_later", None) or {}
+                for name, pending in connection.kassa_at_end.items():
+                    later.setdefault(name, []).append(pending)
+                connection.kassa_at_end_later = later
             elif outermost:
                 _flush(connection.kassa_at_end)
     finally:
@@ -89,13 +96,24 @@ def flush_later() -> None:
     connection = transaction.get_connection()
     later, connection.kassa_at_end_later = getattr(connection, "kassa_at_end_later", None), None
     assert connection.in_atomic_block, "the last work of a money transaction, inside it"
-    for pending in later or []:
-        _flush(pending)
+    for pendings in (later or {}).values():
+        for state, flush in pendings:
+            flush(state)
+
+
+def claim_begins() -> None:
+    """The request's key was claimed in the transaction just opened (kassa.idempotency): a
+    money transaction directly in it leaves its last work for `flush_later`."""
+    connection = transaction.get_connection()
+    connection.kassa_claim_depth = len(connection.atomic_blocks)
+    connection.kassa_at_end_later = None
 
 
 def forget_later() -> None:
     """A claim transaction that rolls back drops the last work its use cases left."""
-    transaction.get_connection().kassa_at_end_later = None
+    connection = transaction.get_connection()
+    connection.kassa_at_end_later = None
+    connection.kassa_claim_depth = -1
 
 
 def at_end(name: str, state: Callable[[], Any], flush: Callable[[Any], None]) -> Any | None:

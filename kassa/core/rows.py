@@ -39,6 +39,7 @@ class _Part:
     start: int
     attnames: list[str]
     converters: list[tuple[int, list[Converter], Any]]  # (column offset, converters, Col)
+    pk_offset: int  # where its primary key is among its columns
     relation: Any = None  # the foreign key of the main model this part is joined by
 
 
@@ -52,7 +53,7 @@ class _Reader:
 
 _readers: dict[tuple[str, type[Model], tuple[str, ...]], _Reader] = {}
 _others: dict[tuple[str, type[Model], tuple[str, ...], type[Model]], tuple[_Part, str]] = {}
-_inserts: dict[tuple[str, type[Model], int, bool], tuple[str, list[Any], bool]] = {}
+_inserts: dict[tuple[str, type[Model], int, bool, bool], tuple[str, list[Any], bool]] = {}
 
 
 def _quote(name: str | None) -> str:
@@ -71,7 +72,9 @@ def _part(model: type[Model], alias: str, start: int, relation: Any = None
         if found:
             converters.append((offset, found, col))
         columns.append(f"{alias}.{_quote(field.column)}")
-    return _Part(model, start, [f.attname for f in fields], converters, relation), columns
+    pk_offset = next(n for n, f in enumerate(fields) if f.primary_key)
+    return (_Part(model, start, [f.attname for f in fields], converters, pk_offset, relation),
+            columns)
 
 
 def _reader(model: type[Model], related: tuple[str, ...]) -> _Reader:
@@ -97,7 +100,7 @@ def _reader(model: type[Model], related: tuple[str, ...]) -> _Reader:
 
 def _build(part: _Part, row: Sequence[Any]) -> Model | None:
     values = list(row[part.start:part.start + len(part.attnames)])
-    if part.relation is not None and values[0] is None:
+    if part.relation is not None and values[part.pk_offset] is None:
         return None  # a LEFT JOIN that found nothing
     for offset, converters, col in part.converters:
         value = values[offset]
@@ -196,13 +199,12 @@ def get(model: type[M], pk: int, *, lock: bool = False, related: tuple[str, ...]
 
 def _insert_text(model: type[Model], n: int, auto: bool, returning: bool
                  ) -> tuple[str, list[Any], bool]:
-    key = (default_connection.vendor, model, n, auto and returning)
+    key = (default_connection.vendor, model, n, auto, returning)
     if (found := _inserts.get(key)) is not None:
         return found
     meta = model._meta
-    assert not (pre_save.has_listeners(model) or post_save.has_listeners(model)), (
-        f"{meta.label} has save receivers: write it with the ORM")
-    assert model.save is Model.save, f"{meta.label} overrides save(): write it with the ORM"
+    if model.save is not Model.save:
+        raise TypeError(f"{meta.label} overrides save(): write it with the ORM")
     fields = [f for f in meta.local_concrete_fields if not (auto and f is meta.pk)]
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = (f"INSERT INTO {_quote(meta.db_table)} "  # noqa: S608
@@ -223,6 +225,8 @@ def insert(objs: Sequence[M], *, returning: bool = True) -> Sequence[M]:
     assert all(type(obj) is model for obj in objs), "one model per insert"
     pk = model._meta.pk
     auto = isinstance(pk, _AUTO) and all(getattr(obj, pk.attname) is None for obj in objs)
+    if pre_save.has_listeners(model) or post_save.has_listeners(model):
+        raise TypeError(f"{model._meta.label} has save receivers: write it with the ORM")
     sql, fields, back = _insert_text(model, len(objs), auto, returning)
     values = []
     for obj in objs:
@@ -236,7 +240,9 @@ def insert(objs: Sequence[M], *, returning: bool = True) -> Sequence[M]:
     for n, obj in enumerate(objs):
         if ids is not None:
             setattr(obj, pk.attname, ids[n][0])
-        obj._state.adding = False
+        # Saved, as far as the ORM can tell, only with its id (a save() of a row inserted
+        # without its id given back would insert it again).
+        obj._state.adding = getattr(obj, pk.attname) is None
         obj._state.db = default_connection.alias
     return objs
 

@@ -39,6 +39,7 @@ from kassa.billing.models import (
 )
 from kassa.core.errors import (
     CreditInsufficient,
+    DomainError,
     NoteRequired,
     OnlineRefundNotAllowed,
     PackageAlreadyRefunded,
@@ -184,8 +185,16 @@ def _refund_payment(
 ) -> Refund:
     if parse_id(payment) is None:  # never a payment: no transaction, no read
         get_scoped(Payment.objects.none(), payment)
+    # What the input says is checked before any lock (a refusal never waits on a row), in the
+    # order it always was: an unknown payment first, then the person, the amount, the texts.
+    try:
+        amount_minor, reason, note = _asked(actor, amount, reason, note)
+        internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
+    except DomainError:
+        get_scoped(Payment.objects.filter(organization_id=actor.organization_id), payment)
+        raise
     return _create_payment_refund(
-        actor=actor, payment_ref=payment, amount=amount, reason=reason,
+        actor=actor, payment_ref=payment, amount_minor=amount_minor, reason=reason,
         internal_note=internal_note, note=note, method=method, online=online,
         decrease_balance_owed=decrease_balance_owed, request_key=request_key,
         on_locked=on_locked,
@@ -222,7 +231,7 @@ def _payout_method(target: Payment, *, online: bool, method: str | None, note: s
 
 @money_transaction()
 def _create_payment_refund(
-    *, actor: Membership, payment_ref: str | int, amount: str, reason: str,
+    *, actor: Membership, payment_ref: str | int, amount_minor: int, reason: str,
     internal_note: str, note: str, method: str | None, online: bool,
     decrease_balance_owed: bool, request_key: str, on_locked: OnLocked = None,
 ) -> Refund:
@@ -242,8 +251,6 @@ def _create_payment_refund(
             Payment.objects.filter(organization_id=organization_id), payment_ref)
     else:
         invoice, target = found
-    amount_minor, reason, note = _asked(actor, amount, reason, note)
-    internal_note = _clean(internal_note, "internal_note", MAX_NOTE)
     method = _payout_method(target, online=online, method=method, note=note)
     assert invoice is not None and (customer is not None) == into_credit
     payment = target

@@ -229,10 +229,12 @@ def test_a_refund_killed_waiting_for_its_lock_leaves_nothing_and_its_retry_makes
         with serving(tmp_path, takeover=NEVER) as server:
             first = InFlight(lambda: post(server, tenant, path, REFUND, key="refund-1"))
             pid, query = waiting_on(locks, first)
-            # It waits on the payment's lock, the only one the holder holds (pg_blocking_pids),
-            # in the statement that locks the invoice and the payment (its FOR UPDATE lies past
+            # It waits on the payment's row (the tuple lock a row's first waiter holds), in
+            # the statement that locks the invoice and the payment (its FOR UPDATE lies past
             # the first kilobyte of text that pg_stat_activity keeps).
             assert query.startswith("SELECT"), query
+            assert _activity("SELECT relation::regclass::text FROM pg_locks WHERE pid = %s "
+                             "AND locktype = 'tuple'", pid) == [("billing_payment",)]
             server.kill()
         first.died()
         locks.rollback()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from conftest import Tenant
@@ -60,3 +60,102 @@ def test_a_keyed_refund_refused_writes_neither_answer_nor_audit_entry(tenant: Te
                             key="last-2")
     assert again.status_code == 422 and again.content == r.content
     assert AuditEntry.objects.count() == entries
+
+
+# --- the mechanism, as kassa.idempotency drives it ------------------------------------------
+
+def cash_sale(tenant: Tenant, amount: int) -> None:
+    from kassa.audit.services import record
+    from kassa.ledger.services import credit, debit, post
+    from kassa.tenancy.models import Center
+
+    center = Center.objects.get(pk=tenant.center_id)
+    post(organization=tenant.organization, center=center, kind="payment_received",
+         lines=[debit("cash", amount), credit("receivable", amount)])
+    record(organization_id=tenant.organization.pk, actor=None, action="test.sale",
+           object="sale:1", detail={"amount": amount})
+
+
+class Claimed:
+    """A transaction as the middleware runs a claimed request: its work, then `flush_later`."""
+
+    def __enter__(self) -> Claimed:
+        from kassa.core.locks import claim_begins
+
+        self.atomic = transaction.atomic()
+        self.atomic.__enter__()
+        connection.kassa_claim_transaction = True
+        claim_begins()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from kassa.core.locks import flush_later, forget_later
+
+        try:
+            if exc[0] is None:
+                flush_later()
+        finally:
+            connection.kassa_claim_transaction = False
+            forget_later()
+            self.atomic.__exit__(*exc)
+
+
+def day_totals(tenant: Tenant) -> int:
+    from kassa.ledger.models import DailyTotal
+
+    return sum(DailyTotal.objects.filter(organization=tenant.organization)
+               .values_list("postings", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_use_case_directly_in_the_claim_leaves_its_last_work_for_the_end(
+        tenant: Tenant) -> None:
+    from kassa.core.locks import money_transaction
+
+    with CaptureQueriesContext(connection) as captured, Claimed():
+        with money_transaction():
+            cash_sale(tenant, 100)
+        with money_transaction():  # a second use case of the same request
+            cash_sale(tenant, 200)
+        assert day_totals(tenant) == 0, "nothing of the last work before the end"
+    sql = statements(captured)
+    days = [n for n, s in enumerate(sql) if s.startswith("INSERT INTO ledger_dailytotal")]
+    chains = [n for n, s in enumerate(sql) if "audit_auditchain" in s]
+    # Every day total before the audit chain is locked: the lock order, with two use cases too.
+    assert len(days) == 2 and chains and max(days) < min(chains), sql
+    assert day_totals(tenant) == 4
+    assert AuditEntry.objects.filter(action="test.sale").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_use_case_in_a_savepoint_of_the_claim_takes_its_last_work_with_its_rollback(
+        tenant: Tenant) -> None:
+    from kassa.core.locks import money_transaction
+
+    with Claimed():
+        with money_transaction():
+            cash_sale(tenant, 100)
+        try:
+            with transaction.atomic():  # a savepoint around a use case that completes …
+                with money_transaction():
+                    cash_sale(tenant, 777)
+                raise RuntimeError("… and then rolls back with it")
+        except RuntimeError:
+            pass
+    # The rolled-back sale left neither day totals nor an audit entry; the first one both.
+    assert day_totals(tenant) == 2
+    assert AuditEntry.objects.filter(action="test.sale").count() == 1
+    from kassa.ledger.verify import verify
+    assert verify(tenant.organization) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_that_rolls_back_drops_the_last_work(tenant: Tenant) -> None:
+    from kassa.core.locks import money_transaction
+
+    with pytest.raises(RuntimeError), Claimed():
+        with money_transaction():
+            cash_sale(tenant, 100)
+        raise RuntimeError("the answer was a refusal")
+    assert getattr(connection, "kassa_at_end_later", None) is None
+    assert day_totals(tenant) == 0 and not AuditEntry.objects.filter(action="test.sale")
