@@ -52,6 +52,7 @@ class _Reader:
 
 
 _readers: dict[tuple[str, type[Model], tuple[str, ...]], _Reader] = {}
+_tables: dict[tuple[str, type[Model], str], tuple[str, _Part]] = {}
 _others: dict[tuple[str, type[Model], tuple[str, ...], type[Model]], tuple[_Part, str]] = {}
 _inserts: dict[tuple[str, type[Model], int, bool, bool], tuple[str, list[Any], bool]] = {}
 
@@ -147,12 +148,12 @@ def _object(reader: _Reader, row: Sequence[Any]) -> Model:
 def reader(model: type[M], table: str) -> tuple[str, Callable[[Sequence[Any]], M]]:
     """The model's columns as `table.column, …` (for a statement of one's own, such as an
     UPDATE … RETURNING) and the function that builds the instance from the start of a row."""
-    key = (default_connection.vendor, model, ("=" + table,))
-    if key not in _readers:
+    key = (default_connection.vendor, model, table)
+    if key not in _tables:
         part, columns = _part(model, table, 0)
-        _readers[key] = _Reader(", ".join(columns), "", [part], len(columns))
-    found = _readers[key]
-    return found.columns, lambda row: _build(found.parts[0], row)  # type: ignore[return-value]
+        _tables[key] = (", ".join(columns), part)
+    columns_sql, part = _tables[key]
+    return columns_sql, lambda row: _build(part, row)  # type: ignore[return-value]
 
 
 def select(model: type[M], where: str, params: Sequence[Any], *, lock: bool = False,
