@@ -231,8 +231,8 @@ FROM ent GROUP BY inv
 ROWS_SQL = [
     ("billing_customer", """
 INSERT INTO billing_customer (id, organization_id, name, contact_name, email, credit_minor,
-                              created_at)
-SELECT k, %(org)s, 'Guest ' || k, '', 'guest' || k || '@kassa-bench.example', 0,
+                              requested_minor, created_at)
+SELECT k, %(org)s, 'Guest ' || k, '', 'guest' || k || '@kassa-bench.example', 0, 0,
        (%(start)s::date + ((2 * k - 2)::bigint * %(days)s / %(n)s)::int + time '09:00')
            AT TIME ZONE %(tz)s
 FROM generate_series(1, %(customers)s) AS k
@@ -275,11 +275,11 @@ FROM fig f ORDER BY f.inv
     ("packages_package", """
 INSERT INTO packages_package (id, organization_id, center_id, customer_id, invoice_id, line_id,
     template_id, name, status, price_minor, tax_rate, redeemed_minor, forfeited_minor,
-    created_at, closed_at)
+    requested_minor, created_at, closed_at)
 SELECT f.pkg, %(org)s, (%(cids)s::bigint[])[f.ci + 1], (f.pkg + 1) / 2, f.inv, f.inv, f.net / 10000,
        'Ten sessions, $' || (f.net / 100),
        CASE WHEN f.closed_at IS NULL THEN 'active' ELSE 'closed' END,
-       f.net, 8, f.redeemed, f.forfeited, f.issued_at, f.closed_at
+       f.net, 8, f.redeemed, f.forfeited, 0, f.issued_at, f.closed_at
 FROM fig f WHERE f.pkg IS NOT NULL ORDER BY f.pkg
 """),
     ("packages_benefit", """
@@ -293,13 +293,13 @@ INSERT INTO billing_payment (id, organization_id, center_id, invoice_id, custome
     amount_minor, to_credit_minor, method, online, source, gateway, gateway_reference,
     refunded_minor, refunded_online_minor, refund_pending, status, charge_state, attempts,
     next_attempt_at, failure_reason, request_key, created_at, created_by_id, disputed,
-    taken_back_minor)
+    taken_back_minor, requested_minor)
 SELECT e.pay, %(org)s, (%(cids)s::bigint[])[e.ci + 1], e.inv, i.customer_id, e.a, 0, e.method,
        e.method = 'card',
        CASE WHEN e.method = 'card' THEN 'sandbox_ok' ELSE '' END,
        CASE WHEN e.method = 'card' THEN 'sandbox' ELSE '' END,
        CASE WHEN e.method = 'card' THEN 'sbx_ch_' || e.pay ELSE '' END,
-       0, 0, false, 'succeeded', '', 0, NULL, '', '', e.at, NULL, false, 0
+       0, 0, false, 'succeeded', '', 0, NULL, '', '', e.at, NULL, false, 0, 0
 FROM ent e JOIN billing_invoice i ON i.id = e.inv WHERE e.kind = 'payment'
 """),
     # The sandbox processor's side of every card payment: the charge it keeps (`kassa verify`
