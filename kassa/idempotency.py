@@ -37,6 +37,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from kassa.core import batch
 from kassa.core.locks import claim_begins, flush_later, forget_later
 from kassa.core.models import KEY_LIFE, IdempotentRequest
 from kassa.problems import busy, problem
@@ -131,12 +132,12 @@ def _answer_again(stored: IdempotentRequest, fingerprint: str) -> HttpResponse:
 def _store_answer(claim_id: int, response: HttpResponse) -> None:
     """The answer, on the claim made in this transaction: written out (the ORM's compile of
     the UPDATE was a tenth of a keyed refund's own CPU, issue 17)."""
-    with connection.cursor() as cursor:  # our table's name; the values are parameters
-        cursor.execute(
-            f"UPDATE {IdempotentRequest._meta.db_table} SET status_code = %s, body = %s, "  # noqa: S608
-            "content_type = %s WHERE id = %s",
-            [response.status_code, response.content,
-             response.get("Content-Type", "application/json"), claim_id])
+    table = IdempotentRequest._meta.db_table  # our table's name; the values are parameters
+    batch.hold(f"UPDATE {table} SET status_code = %s, body = %s, "  # noqa: S608
+               "content_type = %s WHERE id = %s",
+               [response.status_code, response.content,
+                response.get("Content-Type", "application/json"), claim_id],
+               writes=table, changes=True)
 
 
 class IdempotencyMiddleware:

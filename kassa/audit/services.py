@@ -19,12 +19,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from kassa.audit.chain import digest
 from kassa.audit.models import GENESIS, AuditChain, AuditEntry
-from kassa.core import rows
+from kassa.core import batch, rows
 from kassa.core.locks import at_end, lock_audit_chain
 
 
@@ -73,6 +73,6 @@ def append(entries: list[Pending]) -> None:
             previous = digest(previous, fields)
             written.append(AuditEntry(organization_id=organization_id, hash=previous, **fields))
         rows.insert(written, returning=False)
-        with connection.cursor() as cursor:  # our table's name; the values are parameters
-            cursor.execute(f"UPDATE {AuditChain._meta.db_table} SET seq = %s, hash = %s "  # noqa: S608
-                           "WHERE id = %s", [seq, previous, head.pk])
+        table = AuditChain._meta.db_table  # our table's name; the values are parameters
+        batch.hold(f"UPDATE {table} SET seq = %s, hash = %s WHERE id = %s",  # noqa: S608
+                   [seq, previous, head.pk], writes=table, changes=True)

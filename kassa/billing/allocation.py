@@ -44,7 +44,7 @@ from kassa.billing.models import (
     Payment,
     PaymentAllocation,
 )
-from kassa.core import rows
+from kassa.core import batch, rows
 from kassa.core.money import round_half_up_minor
 
 Shares = dict[int, tuple[int, int]]  # invoice line id → (net, tax)
@@ -144,9 +144,8 @@ def held_by(payment: Payment) -> Held:
            f"FROM {PaymentAllocation._meta.db_table} a "
            f"JOIN {InvoiceLine._meta.db_table} l ON l.id = a.line_id "
            "WHERE a.payment_id = %s GROUP BY a.line_id, l.kind ORDER BY a.line_id")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [payment.pk])
-        found = cursor.fetchall()
+    found = batch.run(sql, [payment.pk], reads=(PaymentAllocation._meta.db_table,
+                                                InvoiceLine._meta.db_table))
     return Held({line_id: (int(net or 0), int(tax or 0)) for line_id, _, net, tax in found},
                 {line_id: kind for line_id, kind, _, _ in found})
 
@@ -281,6 +280,8 @@ def _quote(name: str) -> str:
 
 
 _DERIVED: dict[str, str] = {}
+_DERIVED_READS = frozenset({InvoiceLine._meta.db_table, PaymentAllocation._meta.db_table,
+                            LineCredit._meta.db_table})
 
 _INVOICE_SQL = (f"UPDATE {Invoice._meta.db_table} SET credits_minor = %s, "  # noqa: S608
                 "paid_minor = %s, refunded_minor = %s, balance_due_minor = %s, status = %s "
@@ -294,9 +295,8 @@ def refresh(invoice: Invoice) -> Mapping[int, InvoiceLine]:
     if sql is None:
         sql = _DERIVED[connection.vendor] = _derive_sql()
     _, build = rows.reader(InvoiceLine, _quote(InvoiceLine._meta.db_table))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [invoice.pk])
-        found = cursor.fetchall()
+    found = batch.run(sql, [invoice.pk], reads=_DERIVED_READS, writes=InvoiceLine._meta.db_table,
+                      changes=True)
     lines = []
     taken_back = 0
     for row in found:
@@ -319,8 +319,7 @@ def refresh(invoice: Invoice) -> Mapping[int, InvoiceLine]:
     assert invoice.balance_due_minor == sum(line.owed_net_minor + line.owed_tax_minor
                                             for line in lines)
     invoice.status = InvoiceStatus.OPEN if invoice.balance_due_minor > 0 else InvoiceStatus.CLOSED
-    with connection.cursor() as cursor:
-        cursor.execute(_INVOICE_SQL, [
-            invoice.credits_minor, invoice.paid_minor, invoice.refunded_minor,
-            invoice.balance_due_minor, str(invoice.status), invoice.pk])
+    batch.hold(_INVOICE_SQL, [invoice.credits_minor, invoice.paid_minor, invoice.refunded_minor,
+                              invoice.balance_due_minor, str(invoice.status), invoice.pk],
+               writes=Invoice._meta.db_table, changes=True)
     return {line.pk: line for line in lines}

@@ -9,7 +9,9 @@ deadlock) and every rule is checked against rows no one else can change until co
 rows of one kind (the packages of an invoice) are taken in id order. The audit chain (the head
 of an organization's audit log, kassa.audit) comes last: it is locked by the transaction's
 last statements, just before the commit, so every write of an organization queues on it only
-for the moment it takes to append its rows.
+for the moment it takes to append its rows. The day totals (kassa.ledger: rows every
+transaction of a center upserts) are written after it, by the same last statement: taken only
+under the chain's lock, they are never waited for in a circle either.
 
 On PostgreSQL a lock is `SELECT … FOR UPDATE`. On SQLite the transaction holds the database's
 write lock from `BEGIN IMMEDIATE`, so these are plain reads there, and the order still holds.
@@ -28,7 +30,7 @@ from typing import Any
 from django.apps import apps
 from django.db import transaction
 
-from kassa.core import rows
+from kassa.core import batch, rows
 from kassa.core.lookup import get_scoped
 
 ORDER = ("refund_request", "organization", "customer", "invoice", "payment", "refund",
@@ -65,28 +67,53 @@ def money_transaction() -> Iterator[None]:
     # last work inside that savepoint, so that a rollback of it takes that work along.
     claimed = (outermost and key_claimed_here() and len(connection.atomic_blocks)
                == getattr(connection, "kassa_claim_depth", -1))
+    kept = False
     try:
         with transaction.atomic(savepoint=not claimed):
             if outermost:
                 connection.kassa_at_end_depth = len(connection.atomic_blocks)
-            yield
+                batch.open_holding()
+            try:
+                yield
+            except BaseException:
+                if outermost:
+                    batch.close_holding(send=False)  # rolled back: nothing held is sent
+                raise
             if claimed:
-                # Gathered by name: two use cases of one request then still write every day
-                # total before the audit chain is locked (the lock order), as one would.
+                # Gathered by name: two use cases of one request then still lock the audit
+                # chain before any day total is written (`_LAST`), as one would.
                 later = getattr(connection, "kassa_at_end_later", None) or {}
                 for name, pending in connection.kassa_at_end.items():
                     later.setdefault(name, []).append(pending)
                 connection.kassa_at_end_later = later
+                kept = True  # held writes too, until the claim's last work (`flush_later`)
             elif outermost:
                 _flush(connection.kassa_at_end)
+                batch.close_holding(send=True)
     finally:
+        if outermost and not kept:
+            batch.close_holding(send=False)
         if outermost:
             connection.kassa_lock_rank = None
             connection.kassa_at_end = {}
 
 
+# The last work, in this order whatever order it was gathered in: the events (whose rows and
+# tasks are the ORM's), then the audit chain — locked here, the last lock — and then the day
+# totals. So every transaction of an organization upserts its day totals only while it holds
+# the organization's chain: none waits on another for them in the middle of its work, and on
+# PostgreSQL they go in one statement with the audit entries and the chain's move
+# (kassa.core.batch), the chain held for that statement and the commit.
+_LAST = ("webhooks.emit", "audit.record", "ledger.daily_totals")
+
+
+def _in_order(names: Any) -> list[str]:
+    return sorted(names, key=lambda name: _LAST.index(name) if name in _LAST else -1)
+
+
 def _flush(pending: dict[str, tuple[Any, Callable[[Any], None]]]) -> None:
-    for state, flush in pending.values():
+    for name in _in_order(pending):
+        state, flush = pending[name]
         flush(state)
 
 
@@ -96,9 +123,11 @@ def flush_later() -> None:
     connection = transaction.get_connection()
     later, connection.kassa_at_end_later = getattr(connection, "kassa_at_end_later", None), None
     assert connection.in_atomic_block, "the last work of a money transaction, inside it"
-    for pendings in (later or {}).values():
-        for state, flush in pendings:
+    later = later or {}
+    for name in _in_order(later):
+        for state, flush in later[name]:
             flush(state)
+    batch.close_holding(send=True)
 
 
 def claim_begins() -> None:
@@ -114,6 +143,7 @@ def forget_later() -> None:
     connection = transaction.get_connection()
     connection.kassa_at_end_later = None
     connection.kassa_claim_depth = -1
+    batch.close_holding(send=False)
 
 
 def at_end(name: str, state: Callable[[], Any], flush: Callable[[Any], None]) -> Any | None:

@@ -26,6 +26,8 @@ from django.db import connection as default_connection
 from django.db.models import AutoField, BigAutoField, Model, SmallAutoField
 from django.db.models.signals import post_save, pre_save
 
+from kassa.core import batch
+
 M = TypeVar("M", bound=Model)
 Converter = Callable[[Any, Any, Any], Any]
 
@@ -49,6 +51,7 @@ class _Reader:
     joins: str
     parts: list[_Part]
     width: int  # how many columns
+    tables: frozenset[str]  # what it reads (kassa.core.batch: whether held writes go along)
 
 
 _readers: dict[tuple[str, type[Model], tuple[str, ...]], _Reader] = {}
@@ -94,7 +97,8 @@ def _reader(model: type[Model], related: tuple[str, ...]) -> _Reader:
         kind = "LEFT JOIN" if fk.null else "JOIN"
         joins.append(f"{kind} {_quote(target._meta.db_table)} {alias} ON "
                      f"{alias}.{_quote(fk.target_field.column)} = t.{_quote(fk.column)}")
-    reader = _Reader(", ".join(columns), " ".join(joins), parts, len(columns))
+    reader = _Reader(", ".join(columns), " ".join(joins), parts, len(columns),
+                     frozenset(part.model._meta.db_table for part in parts))
     _readers[key] = reader
     return reader
 
@@ -131,10 +135,8 @@ def _query(model: type[Model], reader: _Reader, where: str, *, lock: bool,
     return sql
 
 
-def _run(sql: str, params: Sequence[Any]) -> list[Any]:
-    with default_connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
-        return cursor.fetchall()
+def _run(sql: str, params: Sequence[Any], reads: frozenset[str]) -> list[Any]:
+    return batch.run(sql, params, reads=reads)
 
 
 def _object(reader: _Reader, row: Sequence[Any]) -> Model:
@@ -164,7 +166,8 @@ def select(model: type[M], where: str, params: Sequence[Any], *, lock: bool = Fa
     lock of `t`'s rows only."""
     reader = _reader(model, related)
     sql = _query(model, reader, where, lock=lock, order_by=order_by, limit=limit)
-    return [_object(reader, row) for row in _run(sql, params)]  # type: ignore[misc]
+    return [_object(reader, row)  # type: ignore[misc]
+            for row in _run(sql, params, reader.tables)]
 
 
 N = TypeVar("N", bound=Model)
@@ -182,7 +185,7 @@ def select_with(model: type[M], related: tuple[str, ...], other: type[N], on: st
     part, other_columns = _others[key]
     sql = _query(model, reader, where, lock=lock, joined=(other, on, other_columns))
     found = []
-    for row in _run(sql, params):
+    for row in _run(sql, params, reader.tables | {other._meta.db_table}):
         obj, theirs = _object(reader, row), _build(part, row)
         assert theirs is not None
         found.append((obj, theirs))
@@ -217,17 +220,24 @@ def _insert_text(model: type[Model], n: int, auto: bool, returning: bool
     return sql, fields, back
 
 
-def insert(objs: Sequence[M], *, returning: bool = True) -> Sequence[M]:
+def insert(objs: Sequence[M], *, returning: bool = True, pre_save_receivers: bool = False
+           ) -> Sequence[M]:
     """INSERT the (unsaved) instances of one model in one statement; with `returning`, each
-    gets its database-made primary key, as `save()` would give it."""
+    gets its database-made primary key, as `save()` would give it. `pre_save_receivers`: the
+    model's pre-save receivers run first, as `save()` runs them (post-save ones: refused)."""
     if not objs:
         return objs
     model = type(objs[0])
     assert all(type(obj) is model for obj in objs), "one model per insert"
     pk = model._meta.pk
     auto = isinstance(pk, _AUTO) and all(getattr(obj, pk.attname) is None for obj in objs)
-    if pre_save.has_listeners(model) or post_save.has_listeners(model):
+    if (pre_save.has_listeners(model) and not pre_save_receivers) or post_save.has_listeners(
+            model):
         raise TypeError(f"{model._meta.label} has save receivers: write it with the ORM")
+    if pre_save_receivers:
+        for obj in objs:
+            pre_save.send(sender=model, instance=obj, raw=False,
+                          using=default_connection.alias, update_fields=None)
     sql, fields, back = _insert_text(model, len(objs), auto, returning)
     values = []
     for obj in objs:
@@ -235,9 +245,14 @@ def insert(objs: Sequence[M], *, returning: bool = True) -> Sequence[M]:
         obj._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
         values += [f.get_db_prep_save(f.pre_save(obj, True), default_connection)
                    for f in fields]
-    with default_connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        ids = cursor.fetchall() if back else None
+    # Nothing to give back: held for the next statement (kassa.core.batch); INSERT … VALUES
+    # reads no table.
+    table = model._meta.db_table
+    if back:
+        ids = batch.run(sql, values, reads=(), writes=table)
+    else:
+        batch.hold(sql, values, writes=table)
+        ids = None
     for n, obj in enumerate(objs):
         if ids is not None:
             setattr(obj, pk.attname, ids[n][0])
@@ -252,4 +267,68 @@ def create(model: type[M], **values: Any) -> M:
     """`Model.objects.create(**values)` without the compile."""
     obj = model(**values)
     insert([obj])
+    return obj
+
+
+_linked: dict[tuple[str, type[Model], str], tuple[str, list[Any], list[Any]]] = {}
+
+
+def _linked_text(model: type[Model], field: str) -> tuple[str, list[Any], list[Any]]:
+    """`WITH kassa_parent AS (INSERT parent … RETURNING id) INSERT row … VALUES (…,
+    (SELECT id FROM kassa_parent), …) RETURNING id, its foreign key`, with the fields whose
+    values it takes, the parent's and then the row's."""
+    key = (default_connection.vendor, model, field)
+    if (found := _linked.get(key)) is not None:
+        return found
+    meta = model._meta
+    fk: Any = meta.get_field(field)
+    parent: type[Model] = fk.related_model
+    parent_sql, parent_fields, _ = _insert_text(parent, 1, True, True)
+    fields = [f for f in meta.local_concrete_fields if f is not meta.pk]
+    parent_id = f"(SELECT {_quote(parent._meta.pk.column)} FROM kassa_parent)"  # noqa: S608
+    marks = [parent_id if f is fk else "%s" for f in fields]
+    sql = (f"WITH kassa_parent AS ({parent_sql}) "  # noqa: S608
+           f"INSERT INTO {_quote(meta.db_table)} "
+           f"({', '.join(_quote(f.column) for f in fields)}) VALUES ({', '.join(marks)}) "
+           f"RETURNING {_quote(meta.pk.column)}, {_quote(fk.column)}")
+    _linked[key] = found = (sql, parent_fields, [f for f in fields if f is not fk])
+    return found
+
+
+def insert_linked(obj: M, field: str) -> M:
+    """INSERT `obj` and the unsaved row its foreign key `field` points at (a refund and the
+    journal entry that books it): on PostgreSQL in one statement, the parent's INSERT a WITH
+    query whose id the row takes; elsewhere the parent first, then the row. Both get their
+    database-made ids."""
+    model = type(obj)
+    fk: Any = model._meta.get_field(field)
+    parent = getattr(obj, field)
+    assert parent is not None and parent.pk is None, f"{field}: an unsaved row to insert first"
+    if default_connection.vendor != "postgresql":
+        insert([parent])
+        setattr(obj, field, parent)
+        insert([obj])
+        return obj
+    parent_model = type(parent)
+    for one in (parent_model, model):
+        if one.save is not Model.save or pre_save.has_listeners(one) or post_save.has_listeners(
+                one):
+            raise TypeError(f"{one._meta.label} has its own save: write it with the ORM")
+        if not isinstance(one._meta.pk, _AUTO):
+            raise TypeError(f"{one._meta.label}: a database-made id is given back, not another")
+    sql, parent_fields, fields = _linked_text(model, field)
+    parent._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
+    obj._prepare_related_fields_for_save(  # type: ignore[attr-defined]
+        operation_name="insert",
+        fields=[f for f in model._meta.concrete_fields if f is not fk] or None)
+    values = [f.get_db_prep_save(f.pre_save(parent, True), default_connection)
+              for f in parent_fields]
+    values += [f.get_db_prep_save(f.pre_save(obj, True), default_connection) for f in fields]
+    [(pk, parent_pk)] = batch.run(sql, values, reads=(), writes=model._meta.db_table)
+    parent.pk = parent_pk
+    obj.pk = pk
+    setattr(obj, field, parent)  # the foreign key's id, and the parent cached on it
+    for row in (parent, obj):
+        row._state.adding = False
+        row._state.db = default_connection.alias
     return obj

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils import timezone
 
-from kassa.core import rows
+from kassa.core import batch, rows
 from kassa.core.locks import at_end
 from kassa.ledger.models import (
     DAILY_TOTAL_SLOTS,
@@ -124,10 +124,28 @@ def open_entry(
     entry (a refund's issuing entry) and is pointed at by the postings, so that each row is
     written once, never inserted and then updated. `add_postings` completes it in the same
     transaction."""
+    entry = new_entry(organization=organization, center=center, kind=kind,
+                      created_by=created_by, at=at, reverses=reverses, memo=memo)
+    rows.insert([entry])
+    return entry
+
+
+def new_entry(
+    *,
+    organization: Organization,
+    center: Center,
+    kind: str,
+    created_by: Any = None,
+    at: dt.datetime | None = None,
+    reverses: JournalEntry | None = None,
+    memo: str = "",
+) -> JournalEntry:
+    """`open_entry`'s row, not yet inserted: for a business row that points at its entry and
+    inserts it along with itself (`kassa.core.rows.insert_linked`, one statement)."""
     assert transaction.get_connection().in_atomic_block, "post() belongs inside a money transaction"
     at = at or timezone.now()
-    return rows.create(
-        JournalEntry, organization=organization, center=center, kind=kind, memo=memo[:300],
+    return JournalEntry(
+        organization=organization, center=center, kind=kind, memo=memo[:300],
         business_date=business_date(organization, at), created_at=at, created_by=created_by,
         reverses=reverses,
     )
@@ -202,9 +220,8 @@ def _write_daily_totals(sums: dict[DayKey, list[int]]) -> None:
         f"DO UPDATE SET amount_minor = {table}.amount_minor + excluded.amount_minor, "
         f"postings = {table}.postings + excluded.postings"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for key, (amount, count) in rows
-                             for value in (*key, amount, count, slot)])
+    batch.hold(sql, [value for key, (amount, count) in rows
+                     for value in (*key, amount, count, slot)], writes=table, changes=True)
 
 
 def reverse(

@@ -15,13 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import connection
 from django.utils import timezone
 
 from kassa.billing import allocation
 from kassa.billing import credit as customer_credit
 from kassa.billing.models import CreditKind, Customer, Invoice, LineKind, Payment, PaymentEvent
-from kassa.core import rows
+from kassa.core import batch, rows
 from kassa.core.errors import IdempotencyConflict
 from kassa.core.locks import (
     key_claimed_here,
@@ -37,7 +36,7 @@ from kassa.core.models import KEY_LIFE
 from kassa.core.outbox import enqueue
 from kassa.gateways.base import RefundState
 from kassa.ledger.models import JournalEntry
-from kassa.ledger.services import Line, add_postings, open_entry, post, reverse
+from kassa.ledger.services import Line, add_postings, new_entry, open_entry, post, reverse
 from kassa.packages import services as packages
 from kassa.refunds import receipts, webhook_events
 from kassa.refunds.models import (
@@ -85,10 +84,11 @@ def open_refund(
     organization = invoice.organization if invoice is not None else actor.organization
     where = invoice.center if invoice is not None else center
     assert where is not None
-    entry = open_entry(organization=organization, center=where, kind=kind,
-                       memo=memo, at=now, created_by=actor.user)
-    return rows.create(
-        Refund, organization=organization, center=where, invoice=invoice,
+    entry = new_entry(organization=organization, center=where, kind=kind,
+                      memo=memo, at=now, created_by=actor.user)
+    # The refund and its entry in one statement on PostgreSQL (kassa.core.rows).
+    return rows.insert_linked(Refund(
+        organization=organization, center=where, invoice=invoice,
         customer=customer if invoice is None else None, from_credit=invoice is None,
         payment=payment, package_id=package_id, close_package=close_package,
         type=(RefundType.ONLINE if online else RefundType.CREDIT if to_credit
@@ -105,7 +105,7 @@ def open_refund(
         gateway_reference=made_at_gateway[:200],
         origin=RefundOrigin.GATEWAY if made_at_gateway else RefundOrigin.KASSA,
         next_attempt_at=now if online else None, request_key=request_key, issue_entry=entry,
-    )
+    ), "issue_entry")
 
 
 def made_by_request(actor: Membership, request_key: str, *, payment_id: int | None,
@@ -140,11 +140,11 @@ def start_payout(refund: Refund, *, payment: Payment | None, actor: Membership,
     online refund the gateway call — all outbox rows of this transaction."""
     if payment is not None:
         refresh_payment(payment)
-        rows.create(
-            PaymentEvent, organization_id=payment.organization_id, payment=payment, at=now,
+        rows.insert([PaymentEvent(
+            organization_id=payment.organization_id, payment=payment, at=now,
             kind="refund_issued" if refund.type == RefundType.ONLINE else "refund_recorded",
             amount_minor=refund.total_minor, status=refund.status, by=actor.user,
-            detail=detail[:500])
+            detail=detail[:500])], returning=False)
     receipts.queue(refund, ReceiptKind.RECEIPT, now)
     webhook_events.announce_created(refund)
     if refund.type == RefundType.ONLINE:
@@ -173,10 +173,10 @@ def refresh_payment(payment: Payment) -> None:
         "WHERE r.payment_id = %s AND r.status = %s) "
         "WHERE id = %s RETURNING refunded_minor, refunded_online_minor, refund_pending"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [payment.pk, RefundStatus.FAILED, payment.pk, RefundStatus.FAILED,
-                             RefundType.ONLINE, payment.pk, RefundStatus.PENDING, payment.pk])
-        refunded, online, pending = cursor.fetchone()
+    [(refunded, online, pending)] = batch.run(
+        sql, [payment.pk, RefundStatus.FAILED, payment.pk, RefundStatus.FAILED,
+              RefundType.ONLINE, payment.pk, RefundStatus.PENDING, payment.pk],
+        reads=(refunds, Payment._meta.db_table), writes=Payment._meta.db_table, changes=True)
     payment.refunded_minor = int(refunded)
     payment.refunded_online_minor = int(online)
     payment.refund_pending = bool(pending)

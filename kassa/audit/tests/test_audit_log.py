@@ -125,7 +125,7 @@ def test_a_rolled_back_write_leaves_no_entry(tenant):
     assert len(entries(tenant)) == before
 
 
-def test_one_money_transaction_appends_its_entries_with_three_statements(tenant):
+def test_one_money_transaction_appends_its_entries_in_a_few_statements(tenant):
     from django.test.utils import CaptureQueriesContext
 
     from kassa.core.locks import money_transaction
@@ -136,7 +136,9 @@ def test_one_money_transaction_appends_its_entries_with_three_statements(tenant)
                    object=f"test:{i}")
     statements = [q["sql"] for q in captured.captured_queries
                   if "SAVEPOINT" not in q["sql"]]  # the test's own transaction's
-    assert len(statements) == 3  # lock the head, INSERT the rows, move the head
+    # Lock the head, INSERT the rows, move the head; on PostgreSQL the last two are one
+    # statement (kassa.core.batch sends the held INSERT along with the move).
+    assert len(statements) == (2 if connection.vendor == "postgresql" else 3)
     assert list(broken_links(tenant.organization.pk)) == []
 
 

@@ -17,6 +17,7 @@ from conftest import Tenant
 from kassa.audit.models import AuditEntry
 from kassa.billing.models import Invoice, Payment, PaymentEvent
 from kassa.core import rows
+from kassa.ledger.models import JournalEntry
 from kassa.refunds.models import Refund
 from kassa.tenancy.models import Center
 
@@ -97,6 +98,27 @@ def test_an_insert_writes_the_row_the_orm_writes(tenant: Tenant) -> None:
     with transaction.atomic():
         rows.insert(many)
     assert [PaymentEvent.objects.get(pk=e.pk).amount_minor for e in many] == [1, 2, 3]
+
+
+@pytest.mark.django_db
+def test_a_row_and_its_entry_are_inserted_together_as_the_orm_would(tenant: Tenant) -> None:
+    _, refund = refunded(tenant)
+    made = Refund.objects.get(pk=int(refund["id"]))
+    entry = JournalEntry.objects.get(pk=made.issue_entry_id)
+    copy = dict(values(made, but=("id", "issue_entry_id", "request_key")))
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        new = JournalEntry(**values(entry, but=("id",)))
+        ours = rows.insert_linked(Refund(**copy, issue_entry=new), "issue_entry")
+    inserts = [q for q in captured.captured_queries if "INSERT" in q["sql"]]
+    assert len(inserts) == (1 if connection.vendor == "postgresql" else 2)
+    assert ours.pk is not None and new.pk is not None and ours.issue_entry_id == new.pk
+    assert not ours._state.adding and not new._state.adding and ours.issue_entry is new
+    assert values(Refund.objects.get(pk=ours.pk), but=("id", "issue_entry_id", "request_key")) \
+        == copy
+    assert (values(JournalEntry.objects.get(pk=new.pk), but=("id",))
+            == values(entry, but=("id",)))
+    with pytest.raises(AssertionError, match="unsaved row"):
+        rows.insert_linked(Refund(**copy, issue_entry=entry), "issue_entry")
 
 
 @pytest.mark.django_db

@@ -1,0 +1,138 @@
+"""Writes whose answer nobody waits for, sent to PostgreSQL together with the next statement.
+
+A money transaction's postings, allocations, payment history, outbox rows, day totals,
+stored answer and audit entries return nothing the use case reads. Each was a round trip of
+its own, inside the transaction and so under its row locks (issue 17). On PostgreSQL they are
+held here instead and sent with the next statement, as data-modifying `WITH` queries of it,
+or on their own as one statement when the next one reads what they write: so a refund's
+writes go in a handful of statements.
+
+PostgreSQL runs the queries of one statement on one snapshot: none of them sees what another
+writes. So what is held is sent along only with a statement that reads none of the tables it
+writes (`run`, told what a statement reads), and a write that changes rows already there (an
+UPDATE, an upsert) is not held beside another change to its table (one statement must not
+change a row twice). Any other statement on the connection — the ORM's, a savepoint's —
+first sends what is held on its own (an execute wrapper), so every statement still runs after
+the writes before it, as if each had been sent at once. Before the commit, the money
+transaction sends the rest (`flush`); a transaction that fails drops what it held.
+
+Only inside a money transaction (kassa.core.locks opens and closes the holding), and only on
+PostgreSQL: SQLite, in the process, has no round trip to save and runs each write at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection as default_connection
+
+
+@dataclass
+class _Held:
+    texts: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+    writes: set[str] = field(default_factory=set)
+    changes: set[str] = field(default_factory=set)
+
+
+def _held() -> _Held | None:
+    return getattr(default_connection, "kassa_held", None)
+
+
+def _set(held: _Held | None) -> None:
+    connection: Any = default_connection  # the holder lives on the connection, one per thread
+    connection.kassa_held = held
+
+
+def holding() -> bool:
+    """Whether this connection holds writes back now (inside a money transaction, PostgreSQL)."""
+    return _held() is not None
+
+
+def open_holding() -> None:
+    """Hold writes back from now on (a money transaction begins; PostgreSQL only)."""
+    if default_connection.vendor == "postgresql":
+        # Every other statement on the connection sends what is held first. The wrappers'
+        # list is the connection object's, which outlives a reconnection: installed once.
+        if _sends_held_first not in default_connection.execute_wrappers:
+            default_connection.execute_wrappers.append(_sends_held_first)
+        if _held() is None:  # a second use case in a claimed request keeps the first's
+            _set(_Held())
+
+
+def close_holding(*, send: bool) -> None:
+    """Stop holding: send what is held (before the commit), or drop it (a rollback)."""
+    if send:
+        flush()
+    _set(None)
+
+
+def hold(sql: str, params: Sequence[Any], *, writes: str, changes: bool = False) -> None:
+    """Run a statement that returns nothing and reads no table: held back while holding, else
+    now. `writes`: its table; `changes`: it changes rows already there (UPDATE, upsert)."""
+    held: _Held | None = _held()
+    if held is None:
+        with default_connection.cursor() as cursor:
+            cursor.execute(sql, list(params))
+        return
+    if changes and writes in held.changes:
+        flush()
+        held = _held()  # flush() empties by a new holder
+        assert held is not None
+    held.texts.append(sql)
+    held.params.extend(params)
+    held.writes.add(writes)
+    if changes:
+        held.changes.add(writes)
+
+
+def run(sql: str, params: Sequence[Any], *, reads: Iterable[str], writes: str = "",
+        changes: bool = False) -> list[Any]:
+    """Run a statement and return its rows; what is held goes along when the statement reads
+    none of the tables held writes write (`reads`: every table it reads, its own included
+    when it reads it) and changes no table held writes change."""
+    held: _Held | None = _held()
+    if held is not None and held.texts:
+        if held.writes.isdisjoint(reads) and not (changes and writes in held.changes):
+            sql, params = _along(held, sql, params)
+        else:
+            flush()
+    with default_connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+def flush() -> None:
+    """Send what is held, as one statement."""
+    held: _Held | None = _held()
+    if held is None or not held.texts:
+        return
+    *before, last = held.texts
+    sql, params = _along(_Held(before, []), last, [])
+    params = list(held.params)
+    _set(_Held())  # emptied first: the statement below passes the wrapper
+    with default_connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _along(held: _Held, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`sql` with the held texts as WITH queries before it (their parameters come first)."""
+    if not held.texts:
+        return sql, list(params)
+    queries = ", ".join(f"kassa_held_{n} AS ({text})" for n, text in enumerate(held.texts))
+    # A statement with WITH queries of its own (kassa.core.rows.insert_linked): one list.
+    combined = ((f"WITH {queries}, {sql[5:]}" if sql.startswith("WITH ") else
+                 f"WITH {queries} {sql}"), [*held.params, *params])
+    _set(_Held())
+    return combined
+
+
+def _sends_held_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    """Every other statement runs after the writes held before it."""
+    held = getattr(context["connection"], "kassa_held", None)
+    if held is not None and held.texts:
+        flush()
+    return execute(sql, params, many, context)
+
