@@ -230,7 +230,7 @@ WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 
 TASKS = {
     "default": {
-        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "BACKEND": "kassa.core.task_backend.DatabaseBackend",
         # mail: the tasks that send e-mail (outbox.MAIL_QUEUE); webhooks: outgoing webhook
         # deliveries (outbox.WEBHOOK_QUEUE). Each has a thread of its own in `kassa worker`.
         "QUEUES": ["default", "mail", "webhooks"],
