@@ -112,14 +112,16 @@ def fast_password_hashing() -> None:
 
 @pytest.fixture(autouse=True)
 def forgotten_caches() -> Iterator[None]:
-    """Each test starts with nothing kept by the process (charts of accounts, tokens): a
-    test's rolled-back rows may come back under the same ids in the next one (SQLite reuses
-    them)."""
+    """Each test starts with nothing kept by the process (charts of accounts, tokens, webhook
+    endpoints): a test's rolled-back rows may come back under the same ids in the next one
+    (SQLite reuses them)."""
     from kassa.ledger.services import forget_chart
     from kassa.tenancy.selectors import clear_kept_tokens
+    from kassa.webhooks.events import forget_endpoints
 
     forget_chart()
     clear_kept_tokens()
+    forget_endpoints()
     yield
 
 

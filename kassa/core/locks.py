@@ -58,6 +58,8 @@ def money_transaction() -> Iterator[None]:
     if outermost:
         connection.kassa_lock_rank = -1
         connection.kassa_at_end = {}
+        if not getattr(connection, "kassa_at_end_later", None):  # not a claim's second use case
+            connection.kassa_organizations = {}
     # Inside a request whose Idempotency-Key claim shares its transaction (kassa.idempotency),
     # the use case is that transaction, without a savepoint of its own; and its last work is
     # done after the answer is stored, just before that transaction commits (`flush_later`):
@@ -93,6 +95,7 @@ def money_transaction() -> Iterator[None]:
     finally:
         if outermost and not kept:
             batch.close_holding(send=False)
+            connection.kassa_organizations = {}
         if outermost:
             connection.kassa_lock_rank = None
             connection.kassa_at_end = {}
@@ -128,6 +131,7 @@ def flush_later() -> None:
         for state, flush in later[name]:
             flush(state)
     batch.close_holding(send=True)
+    connection.kassa_organizations = {}
 
 
 def claim_begins() -> None:
@@ -144,6 +148,7 @@ def forget_later() -> None:
     connection.kassa_at_end_later = None
     connection.kassa_claim_depth = -1
     batch.close_holding(send=False)
+    connection.kassa_organizations = {}
 
 
 def at_end(name: str, state: Callable[[], Any], flush: Callable[[Any], None]) -> Any | None:
@@ -163,6 +168,24 @@ def at_end(name: str, state: Callable[[], Any], flush: Callable[[Any], None]) ->
     if name not in pending:
         pending[name] = (state(), flush)
     return pending[name][0]
+
+
+def organizations_read() -> dict[int, int]:
+    """The organizations this money transaction read along with the invoice it locked (or
+    locked themselves): {id: webhooks_version} (kassa.webhooks.events keeps endpoints by it).
+    Empty outside a money transaction and its last work."""
+    return getattr(transaction.get_connection(), "kassa_organizations", None) or {}
+
+
+def _read(organization: Any) -> Any:
+    connection = transaction.get_connection()
+    if getattr(connection, "kassa_lock_rank", None) is not None or getattr(
+            connection, "kassa_at_end_later", None) is not None:
+        seen = getattr(connection, "kassa_organizations", None)
+        if seen is None:
+            seen = connection.kassa_organizations = {}
+        seen[organization.pk] = organization.webhooks_version
+    return organization
 
 
 def _taken(kind: str) -> None:
@@ -186,7 +209,7 @@ def _lock(kind: str, pk: int) -> Any:
 
 
 def lock_organization(organization_id: int) -> Any:
-    return _lock("organization", organization_id)
+    return _read(_lock("organization", organization_id))
 
 
 def lock_customer(customer_id: int) -> Any:
@@ -201,8 +224,10 @@ def lock_invoice(invoice_id: int) -> Any:
     """The invoice, with its center and organization read along (every money entry is posted
     to them) and its customer (receipts go to them); only the invoice row is locked."""
     _taken("invoice")
-    return rows.get(apps.get_model(_MODELS["invoice"]), invoice_id, lock=True,
-                    related=_INVOICE_ALONG)
+    invoice = rows.get(apps.get_model(_MODELS["invoice"]), invoice_id, lock=True,
+                       related=_INVOICE_ALONG)
+    _read(invoice.organization)
+    return invoice
 
 
 def _of_payment() -> str:
@@ -232,7 +257,10 @@ def lock_invoice_and_payment(payment_id: int, *, organization_id: int
                              apps.get_model(_MODELS["payment"]), "o.invoice_id = t.id",
                              "o.id = %s AND o.organization_id = %s",
                              [payment_id, organization_id], lock=True)
-    return found[0] if found else None
+    if not found:
+        return None
+    _read(found[0][0].organization)
+    return found[0]
 
 
 def lock_payment(payment_id: int) -> Any:

@@ -58,6 +58,10 @@ class Organization(models.Model):
                                      default=BusinessKind.SPA)
     # The next invoice number; taken under the organization's row lock.
     next_invoice_number = models.PositiveBigIntegerField(default=1001)
+    # One more with every change of the organization's webhook endpoints: a process keeps the
+    # endpoints it read under the version it read them at (kassa.webhooks.events), and a money
+    # transaction reads the version along with the invoice it locks.
+    webhooks_version = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

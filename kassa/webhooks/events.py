@@ -31,11 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from kassa.core import rows
-from kassa.core.locks import at_end
+from kassa.core.locks import at_end, organizations_read
 from kassa.core.outbox import enqueue
+from kassa.tenancy.models import Organization
 from kassa.webhooks.models import (
     DeliveryStatus,
     EventType,
@@ -70,6 +72,56 @@ def emit(type: str, *, organization_id: int, render: Render) -> None:
         gathered.append(event)
 
 
+Listening = list[tuple[int, list[str]]]  # (endpoint id, its event types)
+
+# The endpoints of each organization this process read, under the organization's
+# webhooks_version at that read. Every money transaction asks; most organizations have none.
+_KNOWN: dict[int, tuple[int, Listening]] = {}
+
+
+def _listening(organizations: list[int]) -> dict[int, Listening]:
+    """The endpoints of these organizations: those kept under the version this transaction
+    read of the organization (with the invoice it locked), the others read now — by a
+    statement text built once (kassa.core.rows)."""
+    versions = organizations_read()
+    found: dict[int, Listening] = {}
+    missing = []
+    for organization_id in organizations:
+        known = _KNOWN.get(organization_id)
+        if known is not None and known[0] == versions.get(organization_id):
+            if known[1]:
+                found[organization_id] = known[1]
+        else:
+            missing.append(organization_id)
+    if not missing:
+        return found
+    marks = ", ".join(["%s"] * len(missing))
+    read: dict[int, Listening] = {}
+    for endpoint in rows.select(WebhookEndpoint, f"t.organization_id IN ({marks})", missing,
+                                order_by="t.id"):
+        read.setdefault(endpoint.organization_id, []).append((endpoint.pk, endpoint.events))
+    for organization_id in missing:
+        # Kept under the version read before these rows: a change since bumped it, so the
+        # next transaction, reading the new version, reads the endpoints again.
+        if organization_id in versions:
+            _KNOWN[organization_id] = (versions[organization_id], read.get(organization_id, []))
+    found.update(read)
+    return found
+
+
+def forget_endpoints() -> None:
+    """Read every organization's endpoints again (the tests: rolled-back organizations come
+    back under the same ids, at the same version)."""
+    _KNOWN.clear()
+
+
+def endpoints_changed(sender: Any, instance: WebhookEndpoint, **kwargs: Any) -> None:
+    """An endpoint was added, changed or removed: its organization's next version, in the same
+    transaction (every process then reads the endpoints again)."""
+    Organization.objects.filter(pk=instance.organization_id).update(
+        webhooks_version=F("webhooks_version") + 1)
+
+
 def body(*, uid: str, type: str, at: dt.datetime, obj: dict[str, Any]) -> str:
     """The document every try sends: `{id, type, created, data: {object}}`, `created` in unix
     seconds (the signature's `t` is in the same unit)."""
@@ -81,13 +133,7 @@ def write(events: list[Pending]) -> None:
     """The events that some endpoint listens for, their deliveries and the delivery tasks."""
     if not events:
         return
-    organizations = sorted({e.organization_id for e in events})
-    listening: dict[int, list[tuple[int, list[str]]]] = {}
-    # Looked at by every money transaction, so by a statement text built once (kassa.core.rows).
-    marks = ", ".join(["%s"] * len(organizations))
-    for endpoint in rows.select(WebhookEndpoint, f"t.organization_id IN ({marks})",
-                                organizations, order_by="t.id"):
-        listening.setdefault(endpoint.organization_id, []).append((endpoint.pk, endpoint.events))
+    listening = _listening(sorted({e.organization_id for e in events}))
     if not listening:
         return  # nobody listens: one query, nothing rendered, nothing written
     deliveries = []
