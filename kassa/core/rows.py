@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as default_connection
 from django.db.models import AutoField, BigAutoField, Model, SmallAutoField
 from django.db.models.signals import post_save, pre_save
@@ -107,12 +108,13 @@ def _build(part: _Part, row: Sequence[Any]) -> Model | None:
     values = list(row[part.start:part.start + len(part.attnames)])
     if part.relation is not None and values[part.pk_offset] is None:
         return None  # a LEFT JOIN that found nothing
+    connection = connections[DEFAULT_DB_ALIAS]
     for offset, converters, col in part.converters:
         value = values[offset]
         for convert in converters:
-            value = convert(value, col, default_connection)
+            value = convert(value, col, connection)
         values[offset] = value
-    return part.model.from_db(default_connection.alias, part.attnames, values)
+    return part.model.from_db(DEFAULT_DB_ALIAS, part.attnames, values)
 
 
 def _query(model: type[Model], reader: _Reader, where: str, *, lock: bool,
@@ -240,11 +242,11 @@ def insert(objs: Sequence[M], *, returning: bool = True, pre_save_receivers: boo
                           using=default_connection.alias, update_fields=None)
     sql, fields, back = _insert_text(model, len(objs), auto, returning)
     values = []
+    connection = connections[DEFAULT_DB_ALIAS]  # the thread's, looked up once (not per field)
     for obj in objs:
         # As save() does: a related object assigned before it was saved fails loudly here.
         obj._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
-        values += [f.get_db_prep_save(f.pre_save(obj, True), default_connection)
-                   for f in fields]
+        values += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
     # Nothing to give back: held for the next statement (kassa.core.batch); INSERT … VALUES
     # reads no table.
     table = model._meta.db_table
@@ -270,10 +272,11 @@ def create(model: type[M], **values: Any) -> M:
     return obj
 
 
-_linked: dict[tuple[str, type[Model], str], tuple[str, list[Any], list[Any]]] = {}
+_linked: dict[tuple[str, type[Model], str], tuple[str, list[Any], list[Any], frozenset[Any]]] = {}
 
 
-def _linked_text(model: type[Model], field: str) -> tuple[str, list[Any], list[Any]]:
+def _linked_text(model: type[Model], field: str
+                 ) -> tuple[str, list[Any], list[Any], frozenset[Any]]:
     """`WITH kassa_parent AS (INSERT parent … RETURNING id) INSERT row … VALUES (…,
     (SELECT id FROM kassa_parent), …) RETURNING id, its foreign key`, with the fields whose
     values it takes, the parent's and then the row's."""
@@ -291,7 +294,10 @@ def _linked_text(model: type[Model], field: str) -> tuple[str, list[Any], list[A
            f"INSERT INTO {_quote(meta.db_table)} "
            f"({', '.join(_quote(f.column) for f in fields)}) VALUES ({', '.join(marks)}) "
            f"RETURNING {_quote(meta.pk.column)}, {_quote(fk.column)}")
-    _linked[key] = found = (sql, parent_fields, [f for f in fields if f is not fk])
+    # The relations `_prepare_related_fields_for_save` checks: all but the parent's, whose
+    # id the statement makes (a set: a list's `in` compares fields one by one).
+    relations = frozenset(f for f in meta.concrete_fields if f is not fk)
+    _linked[key] = found = (sql, parent_fields, [f for f in fields if f is not fk], relations)
     return found
 
 
@@ -301,7 +307,6 @@ def insert_linked(obj: M, field: str) -> M:
     query whose id the row takes; elsewhere the parent first, then the row. Both get their
     database-made ids."""
     model = type(obj)
-    fk: Any = model._meta.get_field(field)
     parent = getattr(obj, field)
     assert parent is not None and parent.pk is None, f"{field}: an unsaved row to insert first"
     if default_connection.vendor != "postgresql":
@@ -316,14 +321,13 @@ def insert_linked(obj: M, field: str) -> M:
             raise TypeError(f"{one._meta.label} has its own save: write it with the ORM")
         if not isinstance(one._meta.pk, _AUTO):
             raise TypeError(f"{one._meta.label}: a database-made id is given back, not another")
-    sql, parent_fields, fields = _linked_text(model, field)
+    sql, parent_fields, fields, relations = _linked_text(model, field)
     parent._prepare_related_fields_for_save(operation_name="insert")  # type: ignore[attr-defined]
     obj._prepare_related_fields_for_save(  # type: ignore[attr-defined]
-        operation_name="insert",
-        fields=[f for f in model._meta.concrete_fields if f is not fk] or None)
-    values = [f.get_db_prep_save(f.pre_save(parent, True), default_connection)
-              for f in parent_fields]
-    values += [f.get_db_prep_save(f.pre_save(obj, True), default_connection) for f in fields]
+        operation_name="insert", fields=relations)
+    connection = connections[DEFAULT_DB_ALIAS]  # the thread's, looked up once
+    values = [f.get_db_prep_save(f.pre_save(parent, True), connection) for f in parent_fields]
+    values += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
     [(pk, parent_pk)] = batch.run(sql, values, reads=(), writes=model._meta.db_table)
     parent.pk = parent_pk
     obj.pk = pk
