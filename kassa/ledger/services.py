@@ -110,24 +110,14 @@ def post(
     return entry
 
 
-def open_entry(
-    *,
-    organization: Organization,
-    center: Center,
-    kind: str,
-    created_by: Any = None,
-    at: dt.datetime | None = None,
-    reverses: JournalEntry | None = None,
-    memo: str = "",
-) -> JournalEntry:
-    """The entry's row, before its postings: for a use case whose business row points at its
-    entry (a refund's issuing entry) and is pointed at by the postings, so that each row is
-    written once, never inserted and then updated. `add_postings` completes it in the same
-    transaction."""
-    entry = new_entry(organization=organization, center=center, kind=kind,
-                      created_by=created_by, at=at, reverses=reverses, memo=memo)
-    rows.insert([entry])
-    return entry
+def open_entry(**entry: Any) -> JournalEntry:
+    """The entry's row (`new_entry`'s, whose keywords it takes), inserted now, before its
+    postings: for a use case whose business row points at its entry (a returned check's) and
+    is pointed at by the postings, so that each row is written once, never inserted and then
+    updated. `add_postings` completes it in the same transaction."""
+    row = new_entry(**entry)
+    rows.insert([row])
+    return row
 
 
 def new_entry(
