@@ -44,8 +44,9 @@ def poll_refund(refund_id: int, polls: int = 0) -> None:
 
 @task_named("refunds.send_receipt")
 @task(queue_name=MAIL_QUEUE)  # apart from the gateway calls: a hung mail server delays only mail
-def send_receipt(receipt_id: int) -> None:
-    receipts.send_receipt(receipt_id)
+def send_receipt(receipt_id: int, kind: str | None = None) -> None:
+    """`kind` given: `receipt_id` is the refund's id (kassa.refunds.receipts.queue)."""
+    receipts.send_receipt(receipt_id, kind)
 
 
 @sweep

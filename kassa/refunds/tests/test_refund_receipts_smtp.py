@@ -131,6 +131,26 @@ def test_refund_receipt_arrives_through_the_smtp_server(tenant, smtp):
     assert kinds.count("receipt_sent") == 1
 
 
+def test_a_receipts_task_names_its_refund_and_kind_and_sends_it_once(tenant, smtp):
+    """The refund's transaction writes the receipt without reading its id back (issue 17), so
+    its task finds it by refund and kind; a second copy of that task (a sweep's) sends
+    nothing more, and one whose refund has no such receipt sends nothing at all."""
+    from django_tasks_db.models import DBTaskResult
+
+    from kassa.refunds import receipts
+
+    smtp.start()
+    payment = tenant.pay(tenant.invoice()["id"], "100.00", method="cash")
+    body = refund(tenant, payment["id"], type="offline", amount="10.00", method="cash")
+    [task] = DBTaskResult.objects.filter(status="READY", task_path__endswith=".send_receipt")
+    assert task.args_kwargs["args"] == [int(body["id"]), "receipt"]
+    run_tasks()
+    receipts.send_receipt(int(body["id"]), "receipt")
+    receipts.send_receipt(int(body["id"]), "failure_notice")
+    assert len(smtp.messages) == 1
+    assert Receipt.objects.get(refund_id=body["id"]).status == "sent"
+
+
 def test_online_refund_receipt_names_the_card_and_the_pending_status(tenant, smtp):
     smtp.start()
     inv = tenant.invoice()
