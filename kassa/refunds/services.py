@@ -342,11 +342,10 @@ def _refund_locked_payment(
         moved.post_elsewhere(organization=organization, here=invoice.center,
                              kind="refund_to_credit", at=now, by=actor.user,
                              memo=f"Refund {refund.pk} to credit", refund_id=refund.pk)
-    allocation.refresh(invoice)
     how = ("online, back to the card" if online else "to account credit" if to_credit
            else f"offline by {method}")
     lifecycle.start_payout(
-        refund, payment=payment, actor=actor, now=now,
+        refund, payment=payment, invoice=invoice, actor=actor, now=now,
         detail=f"Refund {refund.pk} {how}: {reason}"
         + (" (balance owed decreased)" if decrease_balance_owed else ""))
     return refund
@@ -577,8 +576,7 @@ def _refund_package(*, actor: Membership, package_id: int, invoice_id: int, amou
     allocation.credit(organization_id=refund.organization_id,
                       shares={pkg.line_id: (amount_minor, tax_minor)}, refund_id=refund.pk,
                       gives_back=True)
-    allocation.refresh(invoice)
-    lifecycle.start_payout(refund, payment=payment, actor=actor, now=now,
+    lifecycle.start_payout(refund, payment=payment, invoice=invoice, actor=actor, now=now,
                            detail=f"Refund {refund.pk} of package {pkg.name}, online: {reason}")
     return refund
 
