@@ -13,8 +13,9 @@ writes (`run`, told what a statement reads), and a write that changes rows alrea
 UPDATE, an upsert) is not held beside another change to its table (one statement must not
 change a row twice). Any other statement on the connection — the ORM's, a savepoint's —
 first sends what is held on its own (an execute wrapper), so every statement still runs after
-the writes before it, as if each had been sent at once. Before the commit, the money
-transaction sends the rest (`flush`); a transaction that fails drops what it held.
+the writes before it, as if each had been sent at once. What is left when the money
+transaction ends goes in the commit's own round trip (`close_holding`, and the backend's
+`_commit`); a transaction that fails drops what it held.
 
 Only inside a money transaction (kassa.core.locks opens and closes the holding), and only on
 PostgreSQL: SQLite, in the process, has no round trip to save and runs each write at once.
@@ -53,7 +54,9 @@ def holding() -> bool:
 
 def open_holding() -> None:
     """Hold writes back from now on (a money transaction begins; PostgreSQL only)."""
-    if default_connection.vendor == "postgresql":
+    # Only on Kassa's PostgreSQL backend, whose commit sends what is left held (`_commit`):
+    # on another, it would never be sent.
+    if getattr(default_connection, "sends_held_with_commit", False):
         # Every other statement on the connection sends what is held first. The wrappers'
         # list is the connection object's, which outlives a reconnection: installed once.
         if _sends_held_first not in default_connection.execute_wrappers:
@@ -63,10 +66,43 @@ def open_holding() -> None:
 
 
 def close_holding(*, send: bool) -> None:
-    """Stop holding: send what is held (before the commit), or drop it (a rollback)."""
+    """Stop holding: leave what is held to go with the commit, or drop it (a rollback)."""
     if send:
-        flush()
+        _with_commit()
     _set(None)
+
+
+def _with_commit() -> None:
+    """What is held, as one statement, to be sent in the commit's round trip (the backend's
+    `_commit`, kassa.core.postgresql.base: psycopg's pipeline sends it and the COMMIT at once).
+    So the last rows a money transaction locks (its organization's audit chain, its payment)
+    are held for one round trip less. Until then any other statement sends it first (the
+    execute wrapper), as `flush` would have; a rollback drops it."""
+    held: _Held | None = _held()
+    if held is None or not held.texts:
+        return
+    *before, last = held.texts
+    sql, _ = _along(_Held(before, []), last, [])
+    params = list(held.params)
+    _set(_Held())
+    send_before_commit(default_connection)
+    connection: Any = default_connection
+    connection.kassa_with_commit = (sql, params)
+
+
+def with_commit(connection: Any) -> tuple[str, list[Any]] | None:
+    """Take the statement left to go with the commit (the backend's `_commit` sends it)."""
+    pending = connection.__dict__.get("kassa_with_commit")
+    connection.kassa_with_commit = None
+    return pending
+
+
+def send_before_commit(connection: Any) -> None:
+    """Send the statement left for the commit now, on its own (another statement comes first)."""
+    pending = with_commit(connection)
+    if pending is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*pending)
 
 
 def hold(sql: str, params: Sequence[Any], *, writes: str, changes: bool = False) -> None:
@@ -133,8 +169,11 @@ def _along(held: _Held, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]
 
 def _sends_held_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
     """Every other statement runs after the writes held before it."""
-    held = getattr(context["connection"], "kassa_held", None)
+    connection = context["connection"]
+    held = getattr(connection, "kassa_held", None)
     if held is not None and held.texts:
         flush()
+    if connection.__dict__.get("kassa_with_commit") is not None:
+        send_before_commit(connection)
     return execute(sql, params, many, context)
 

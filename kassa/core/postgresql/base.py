@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
-from django.db.backends.postgresql import base
+from typing import Any
 
+from django.db.backends.postgresql import base
+from django.db.backends.utils import debug_transaction
+
+from kassa.core import batch
 from kassa.core.postgresql.schema import DatabaseSchemaEditor
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
     SchemaEditorClass = DatabaseSchemaEditor
+    sends_held_with_commit = True  # kassa.core.batch holds writes only on this backend
+
+    def _commit(self) -> Any:
+        """COMMIT, with the money transaction's last held writes (kassa.core.batch) in the same
+        round trip: psycopg's pipeline sends the statement and the COMMIT together and waits
+        once. A failure of either raises here, and the transaction is rolled back as any
+        failed commit is."""
+        pending = batch.with_commit(self)
+        if pending is None or self.connection is None:
+            return super()._commit()  # type: ignore[misc]  # (not in the stubs)
+        cursor = self.cursor()  # Django's: the statement is logged and counted like any other
+        try:
+            with debug_transaction(self, "COMMIT"), self.wrap_database_errors:
+                with self.connection.pipeline():
+                    cursor.execute(*pending)
+                    self.connection.commit()
+        finally:
+            cursor.close()
+
+    def _rollback(self) -> Any:
+        batch.with_commit(self)  # rolled back: the held statement is not sent
+        return super()._rollback()  # type: ignore[misc]  # (not in the stubs)

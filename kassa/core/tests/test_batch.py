@@ -5,10 +5,11 @@ reads none of the held tables carries them in its own round trip."""
 from __future__ import annotations
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from conftest import is_postgres
 from kassa.core import batch, rows
 from kassa.core.locks import money_transaction
 from kassa.core.models import IdempotentRequest
@@ -111,3 +112,46 @@ def test_held_writes_go_along_with_a_statement_that_reads_other_tables(tenant):
     assert sent[3].startswith("SELECT")
     assert found.name == "Last"
     assert keys(tenant) == ["a", "b"]
+
+
+def _pipelined(seen):
+    """An execute wrapper noting, for each statement, whether psycopg sent it in pipeline
+    mode (libpq's own status), i.e. in the round trip of what follows it."""
+
+    def wrapper(execute, sql, params, many, context):
+        from psycopg import pq
+
+        raw = context["connection"].connection
+        seen.append((sql, raw.pgconn.pipeline_status != pq.PipelineStatus.OFF))
+        return execute(sql, params, many, context)
+
+    return wrapper
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not is_postgres(), reason="SQLite runs each write at once")
+def test_the_last_held_writes_go_in_the_commits_round_trip(tenant):
+    seen: list[tuple[str, bool]] = []
+    with connection.execute_wrapper(_pipelined(seen)):
+        with money_transaction():
+            claim(tenant, "a")
+            rename(tenant, "Renamed")
+    assert [pipelined for sql, pipelined in seen if KEYS in sql] == [True]
+    assert not connection.in_atomic_block
+    assert keys(tenant) == ["a"]  # committed, and seen by the next transaction
+    assert Organization.objects.get(pk=tenant.organization.pk).name == "Renamed"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not is_postgres(), reason="SQLite runs each write at once")
+def test_a_last_held_write_that_fails_rolls_the_whole_transaction_back(tenant):
+    with pytest.raises(IntegrityError), money_transaction():
+        rename(tenant, "Renamed")
+        claim(tenant, "a")
+        assert keys(tenant) == ["a"]  # sent (with the rename) before this read
+        claim(tenant, "a")  # held to the commit, where the key's uniqueness refuses it
+    assert keys(tenant) == []
+    assert Organization.objects.get(pk=tenant.organization.pk).name != "Renamed"
+    with money_transaction():  # the connection is fine for the next transaction
+        claim(tenant, "b")
+    assert keys(tenant) == ["b"]
