@@ -70,6 +70,8 @@ def close_holding(*, send: bool) -> None:
     if send:
         _with_commit()
     _set(None)
+    connection: Any = default_connection
+    connection.kassa_read_along = connection.kassa_read_ahead = None
 
 
 def _with_commit() -> None:
@@ -92,7 +94,7 @@ def _with_commit() -> None:
 
 def with_commit(connection: Any) -> tuple[str, list[Any]] | None:
     """Take the statement left to go with the commit (the backend's `_commit` sends it)."""
-    pending = connection.__dict__.get("kassa_with_commit")
+    pending = getattr(connection, "kassa_with_commit", None)
     connection.kassa_with_commit = None
     return pending
 
@@ -105,41 +107,90 @@ def send_before_commit(connection: Any) -> None:
             cursor.execute(*pending)
 
 
-def hold(sql: str, params: Sequence[Any], *, writes: str, changes: bool = False) -> None:
-    """Run a statement that returns nothing and reads no table: held back while holding, else
-    now. `writes`: its table; `changes`: it changes rows already there (UPDATE, upsert)."""
+def hold(sql: str, params: Sequence[Any], *, writes: str | tuple[str, ...],
+         changes: bool = False) -> None:
+    """Run a statement that returns nothing and reads no table but those it writes: held back
+    while holding, else now. `writes`: its table (or tables, when a function it calls writes
+    more: the audit chain's link); `changes`: it changes rows already there (UPDATE, upsert)."""
     held: _Held | None = _held()
     if held is None:
         with default_connection.cursor() as cursor:
             cursor.execute(sql, list(params))
         return
-    if changes and writes in held.changes:
+    tables = (writes,) if isinstance(writes, str) else writes
+    if changes and not held.changes.isdisjoint(tables):
         flush()
         held = _held()  # flush() empties by a new holder
         assert held is not None
     held.texts.append(sql)
     held.params.extend(params)
-    held.writes.add(writes)
+    held.writes.update(tables)
     if changes:
-        held.changes.add(writes)
+        held.changes.update(tables)
 
 
 def run(sql: str, params: Sequence[Any], *, reads: Iterable[str], writes: str = "",
         changes: bool = False) -> list[Any]:
     """Run a statement and return its rows; what is held goes along when the statement reads
     none of the tables held writes write (`reads`: every table it reads, its own included
-    when it reads it) and changes no table held writes change."""
+    when it reads it) and changes no table held writes change. A read asked for by
+    `read_along` goes in the same round trip, right after it."""
     held: _Held | None = _held()
     if held is not None and held.texts:
         if held.writes.isdisjoint(reads) and not (changes and writes in held.changes):
             sql, params = _along(held, sql, params)
         else:
             flush()
+    connection: Any = default_connection
+    along = getattr(connection, "kassa_read_along", None)
+    if along is not None:
+        connection.kassa_read_along = None
+        return _pipelined(connection, sql, list(params), along)
     with default_connection.cursor() as cursor:
         cursor.execute(sql, list(params))
         # (Every caller's statement returns rows. Not `cursor.description`: psycopg builds
         # an object per column for it, a hundred for the invoice's lock.)
         return cursor.fetchall()
+
+
+def read_along(sql: str, params: Sequence[Any]) -> None:
+    """Send this read right after the next statement `run` sends, in the same round trip
+    (psycopg's pipeline: the server runs the two in order, so the read sees all the first one
+    did and waited for, its row locks included); `read` then takes its rows, if no other
+    statement ran in between. For a read that follows a lock whatever the lock finds (a
+    payment's allocations, after its lock): one round trip less while it is held (issue 17).
+    Only while holding (PostgreSQL); elsewhere `read` simply runs it."""
+    if holding():
+        connection: Any = default_connection
+        connection.kassa_read_along = (sql, list(params))
+        connection.kassa_read_ahead = None
+
+
+def read(sql: str, params: Sequence[Any], *, reads: Iterable[str]) -> list[Any]:
+    """`run` for a read: its rows from the round trip before when `read_along` asked for this
+    very statement and nothing ran since (the execute wrapper forgets them at any statement)."""
+    connection: Any = default_connection
+    ahead = getattr(connection, "kassa_read_ahead", None)
+    if ahead is not None:
+        connection.kassa_read_ahead = None
+        if ahead[0] == (sql, list(params)):
+            return list(ahead[1])
+    return run(sql, params, reads=reads)
+
+
+def _pipelined(connection: Any, sql: str, params: list[Any],
+               along: tuple[str, list[Any]]) -> list[Any]:
+    first, second = connection.cursor(), connection.cursor()  # Django's: both counted
+    try:
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            first.execute(sql, params)
+            second.execute(*along)
+        found, ahead = first.fetchall(), second.fetchall()
+    finally:
+        first.close()
+        second.close()
+    connection.kassa_read_ahead = (along, ahead)
+    return found
 
 
 def flush() -> None:
@@ -170,10 +221,11 @@ def _along(held: _Held, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]
 def _sends_held_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
     """Every other statement runs after the writes held before it."""
     connection = context["connection"]
+    connection.kassa_read_ahead = None  # read before this statement: maybe not what it sees
     held = getattr(connection, "kassa_held", None)
     if held is not None and held.texts:
         flush()
-    if connection.__dict__.get("kassa_with_commit") is not None:
+    if getattr(connection, "kassa_with_commit", None) is not None:
         send_before_commit(connection)
     return execute(sql, params, many, context)
 
