@@ -16,14 +16,26 @@ def _at(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _canonical(fields: Mapping[str, Any]) -> str:
+    row = {"seq": fields["seq"], "at": _at(fields["at"]), "actor": fields["actor_id"],
+           "action": fields["action"], "object": fields["object"], "detail": fields["detail"]}
+    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
 def digest(previous: str, fields: Mapping[str, Any]) -> str:
     """SHA-256 over the previous hash and the row (seq, at, actor, action, object, detail),
     as canonical JSON."""
-    row = {"seq": fields["seq"], "at": _at(fields["at"]), "actor": fields["actor_id"],
-           "action": fields["action"], "object": fields["object"], "detail": fields["detail"]}
-    text = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
-    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{previous}\n{_canonical(fields)}".encode()).hexdigest()
+
+
+def body(fields: Mapping[str, Any]) -> str:
+    """The row's canonical JSON up to its `seq` (the last key, the keys sorted), to which the
+    database's link (migration audit 0003, PostgreSQL) appends the seq it gives and "}", and
+    hashes as `digest` does."""
+    text = _canonical({**fields, "seq": 0})
+    assert text.endswith('"seq":0}'), "seq is the last key of the canonical row"
+    return text[:-2]
 
 
 def broken_links(organization_id: int, *, batch: int = 5000) -> Iterator[str]:

@@ -19,13 +19,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from kassa.audit.chain import digest
+from kassa.audit.chain import body, digest
 from kassa.audit.models import GENESIS, AuditChain, AuditEntry
 from kassa.core import batch, rows
-from kassa.core.locks import at_end, lock_audit_chain
+from kassa.core.locks import at_end, audit_chain_locked_by_the_database, lock_audit_chain
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ def record(*, organization_id: int, actor: Any | None, action: str, object: str,
 def append(entries: list[Pending]) -> None:
     for organization_id in sorted({e.organization_id for e in entries}):
         mine = [e for e in entries if e.organization_id == organization_id]
+        if batch.holding():
+            _linked_by_the_database(organization_id, mine)
+            continue
         head = lock_audit_chain(organization_id)
         if head is None:  # the organization's first entry: make its head, then lock it
             AuditChain.objects.bulk_create([AuditChain(organization_id=organization_id)],
@@ -76,3 +79,31 @@ def append(entries: list[Pending]) -> None:
         table = AuditChain._meta.db_table  # our table's name; the values are parameters
         batch.hold(f"UPDATE {table} SET seq = %s, hash = %s WHERE id = %s",  # noqa: S608
                    [seq, previous, head.pk], writes=table, changes=True)
+
+
+_ENTRIES = AuditEntry._meta.db_table  # our own tables' names; every value is a parameter
+_CHAIN = AuditChain._meta.db_table
+_ROW = "(%s::bigint, %s::timestamptz, %s::bigint, %s::varchar, %s::varchar, %s::jsonb, {n})"
+
+
+def _linked_by_the_database(organization_id: int, mine: list[Pending]) -> None:
+    """Inside a money transaction on PostgreSQL: the entries and their links in one statement,
+    held to go with the commit (kassa.core.batch). The database function (migration audit
+    0003) locks the chain's head, links each entry as `digest` would and moves the head; so
+    the head, which every write of the organization waits on, is held only while the server
+    runs that statement and the commit — no round trip to the client between (issue 17)."""
+    audit_chain_locked_by_the_database()
+    detail = AuditEntry._meta.get_field("detail")
+    values, params, bodies = [], [], []
+    for n, e in enumerate(mine, start=1):
+        values.append(_ROW.format(n=n))
+        params += [organization_id, e.at, e.actor_id, e.action, e.object,
+                   detail.get_db_prep_save(e.detail, connection)]
+        bodies.append(body({"at": e.at, "actor_id": e.actor_id, "action": e.action,
+                            "object": e.object, "detail": e.detail}))
+    sql = (f"INSERT INTO {_ENTRIES} (organization_id, seq, at, actor_id, action, object, "  # noqa: S608
+           "detail, hash) SELECT v.org, l.link_seq, v.at, v.actor, v.action, v.object, v.detail, "
+           f"l.link_hash FROM (VALUES {', '.join(values)}) AS v(org, at, actor, action, object, "
+           "detail, n) JOIN kassa_audit_link(%s::bigint, %s::text[]) WITH ORDINALITY "
+           "AS l(link_seq, link_hash, n) USING (n)")
+    batch.hold(sql, [*params, organization_id, bodies], writes=(_ENTRIES, _CHAIN), changes=True)
