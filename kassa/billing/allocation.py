@@ -143,18 +143,12 @@ _HELD_BY = (f"SELECT a.line_id, l.kind, SUM(a.net_minor), SUM(a.tax_minor) "  # 
             "GROUP BY a.line_id, l.kind ORDER BY a.line_id")
 
 
-def read_held_by_along(payment_id: int, organization_id: int) -> None:
-    """`held_by` of this payment, read right after the next statement (the one that locks the
-    payment), in its round trip (kassa.core.batch.read_along)."""
-    batch.read_along(_HELD_BY, [payment_id, organization_id])
-
-
 def held_by(payment: Payment) -> Held:
     """What the payment holds of each line it paid (its allocations summed per line, refunds
     and returns taken off), with the lines' kinds; read on every refund of it, so written out
     (kassa.core.rows says why)."""
-    found = batch.read(_HELD_BY, [payment.pk, payment.organization_id],
-                       reads=(PaymentAllocation._meta.db_table, InvoiceLine._meta.db_table))
+    found = batch.run(_HELD_BY, [payment.pk, payment.organization_id],
+                      reads=(PaymentAllocation._meta.db_table, InvoiceLine._meta.db_table))
     return Held({line_id: (int(net or 0), int(tax or 0)) for line_id, _, net, tax in found},
                 {line_id: kind for line_id, kind, _, _ in found})
 

@@ -70,8 +70,6 @@ def close_holding(*, send: bool) -> None:
     if send:
         _with_commit()
     _set(None)
-    connection: Any = default_connection
-    connection.kassa_read_along = connection.kassa_read_ahead = None
 
 
 def _with_commit() -> None:
@@ -133,64 +131,18 @@ def run(sql: str, params: Sequence[Any], *, reads: Iterable[str], writes: str = 
         changes: bool = False) -> list[Any]:
     """Run a statement and return its rows; what is held goes along when the statement reads
     none of the tables held writes write (`reads`: every table it reads, its own included
-    when it reads it) and changes no table held writes change. A read asked for by
-    `read_along` goes in the same round trip, right after it."""
+    when it reads it) and changes no table held writes change."""
     held: _Held | None = _held()
     if held is not None and held.texts:
         if held.writes.isdisjoint(reads) and not (changes and writes in held.changes):
             sql, params = _along(held, sql, params)
         else:
             flush()
-    connection: Any = default_connection
-    along = getattr(connection, "kassa_read_along", None)
-    if along is not None:
-        connection.kassa_read_along = None
-        return _pipelined(connection, sql, list(params), along)
     with default_connection.cursor() as cursor:
         cursor.execute(sql, list(params))
         # (Every caller's statement returns rows. Not `cursor.description`: psycopg builds
         # an object per column for it, a hundred for the invoice's lock.)
         return cursor.fetchall()
-
-
-def read_along(sql: str, params: Sequence[Any]) -> None:
-    """Send this read right after the next statement `run` sends, in the same round trip
-    (psycopg's pipeline: the server runs the two in order, so the read sees all the first one
-    did and waited for, its row locks included); `read` then takes its rows, if no other
-    statement ran in between. For a read that follows a lock whatever the lock finds (a
-    payment's allocations, after its lock): one round trip less while it is held (issue 17).
-    Only while holding (PostgreSQL); elsewhere `read` simply runs it."""
-    if holding():
-        connection: Any = default_connection
-        connection.kassa_read_along = (sql, list(params))
-        connection.kassa_read_ahead = None
-
-
-def read(sql: str, params: Sequence[Any], *, reads: Iterable[str]) -> list[Any]:
-    """`run` for a read: its rows from the round trip before when `read_along` asked for this
-    very statement and nothing ran since (the execute wrapper forgets them at any statement)."""
-    connection: Any = default_connection
-    ahead = getattr(connection, "kassa_read_ahead", None)
-    if ahead is not None:
-        connection.kassa_read_ahead = None
-        if ahead[0] == (sql, list(params)):
-            return list(ahead[1])
-    return run(sql, params, reads=reads)
-
-
-def _pipelined(connection: Any, sql: str, params: list[Any],
-               along: tuple[str, list[Any]]) -> list[Any]:
-    first, second = connection.cursor(), connection.cursor()  # Django's: both counted
-    try:
-        with connection.wrap_database_errors, connection.connection.pipeline():
-            first.execute(sql, params)
-            second.execute(*along)
-        found, ahead = first.fetchall(), second.fetchall()
-    finally:
-        first.close()
-        second.close()
-    connection.kassa_read_ahead = (along, ahead)
-    return found
 
 
 def flush() -> None:
@@ -221,7 +173,6 @@ def _along(held: _Held, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]
 def _sends_held_first(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
     """Every other statement runs after the writes held before it."""
     connection = context["connection"]
-    connection.kassa_read_ahead = None  # read before this statement: maybe not what it sees
     held = getattr(connection, "kassa_held", None)
     if held is not None and held.texts:
         flush()

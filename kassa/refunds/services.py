@@ -245,8 +245,6 @@ def _create_payment_refund(
     into_credit = method == CREDIT
     customer = (lock_customer_of_payment(payment_id, organization_id=organization_id)
                 if into_credit else None)
-    # What the payment holds of each line is read in the lock's round trip, right after it.
-    allocation.read_held_by_along(payment_id, organization_id)
     found = lock_invoice_and_payment(payment_id, organization_id=organization_id)
     if found is None:  # not the organization's payment (a 404), or a deposit (a 422 below)
         invoice, target = None, get_scoped(

@@ -157,43 +157,6 @@ def test_a_last_held_write_that_fails_rolls_the_whole_transaction_back(tenant):
     assert keys(tenant) == ["b"]
 
 
-def _keys_sql():
-    return f"SELECT key FROM {KEYS} WHERE organization_id = %s ORDER BY key"
-
-
-def _orgs_sql():
-    return f"SELECT name FROM {ORGS} WHERE id = %s"
-
-
-@pytest.mark.skipif(not is_postgres(), reason="psycopg's pipeline: PostgreSQL's")
-def test_a_read_along_goes_in_the_round_trip_of_the_statement_before_it(tenant):
-    org = tenant.organization.pk
-    seen: list[tuple[str, bool]] = []
-    with money_transaction(), connection.execute_wrapper(_pipelined(seen)):
-        claim(tenant, "a")  # held: goes along with the next statement, before the read
-        batch.read_along(_keys_sql(), [org])
-        [(name,)] = batch.run(_orgs_sql(), [org], reads=[ORGS])
-        seen_before = list(seen)
-        assert batch.read(_keys_sql(), [org], reads=[KEYS]) == [("a",)]
-        assert seen == seen_before, "taken from the round trip before, not read again"
-    assert name == tenant.organization.name
-    assert [pipelined for sql, pipelined in seen_before] == [True, True]
-
-
-def test_a_read_along_is_read_again_after_any_other_statement(tenant):
-    org = tenant.organization.pk
-    with money_transaction():
-        batch.read_along(_keys_sql(), [org])
-        batch.run(_orgs_sql(), [org], reads=[ORGS])
-        claim(tenant, "b")
-        assert keys(tenant) == ["b"]  # another statement: what was read ahead is stale now
-        assert batch.read(_keys_sql(), [org], reads=[KEYS]) == [("b",)]
-        batch.read_along(_keys_sql(), [org])
-        batch.run(_orgs_sql(), [org], reads=[ORGS])
-        # Another read than the one asked for along: run, not answered by the other's rows.
-        assert batch.read(_orgs_sql(), [org], reads=[ORGS]) == [(tenant.organization.name,)]
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not is_postgres(), reason="SQLite runs each write at once")
 def test_two_holdings_closed_before_one_commit_send_both(tenant):
