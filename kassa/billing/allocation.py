@@ -139,15 +139,17 @@ class Held:
 _HELD_BY = (f"SELECT a.line_id, l.kind, SUM(a.net_minor), SUM(a.tax_minor) "  # noqa: S608
             f"FROM {PaymentAllocation._meta.db_table} a "
             f"JOIN {InvoiceLine._meta.db_table} l ON l.id = a.line_id "
-            "WHERE a.payment_id = %s AND a.organization_id = %s "
-            "GROUP BY a.line_id, l.kind ORDER BY a.line_id")
+            "WHERE a.payment_id = %s GROUP BY a.line_id, l.kind ORDER BY a.line_id")
 
 
 def held_by(payment: Payment) -> Held:
     """What the payment holds of each line it paid (its allocations summed per line, refunds
     and returns taken off), with the lines' kinds; read on every refund of it, so written out
     (kassa.core.rows says why)."""
-    found = batch.run(_HELD_BY, [payment.pk, payment.organization_id],
+    # By the payment alone: with its organization too, PostgreSQL's generic plan for the
+    # prepared statement ANDs in the organization's whole index (measured: one hot payment's
+    # refunds 124 → 110 req/s).
+    found = batch.run(_HELD_BY, [payment.pk],
                       reads=(PaymentAllocation._meta.db_table, InvoiceLine._meta.db_table))
     return Held({line_id: (int(net or 0), int(tax or 0)) for line_id, _, net, tax in found},
                 {line_id: kind for line_id, kind, _, _ in found})
