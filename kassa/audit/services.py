@@ -106,4 +106,7 @@ def _linked_by_the_database(organization_id: int, mine: list[Pending]) -> None:
            f"l.link_hash FROM (VALUES {', '.join(values)}) AS v(org, at, actor, action, object, "
            "detail, n) JOIN kassa_audit_link(%s::bigint, %s::text[]) WITH ORDINALITY "
            "AS l(link_seq, link_hash, n) USING (n)")
-    batch.hold(sql, [*params, organization_id, bodies], writes=(_ENTRIES, _CHAIN), changes=True)
+    # First: the chain's head is the last lock of the order, so it is taken before the day
+    # totals held with it (kassa.core.locks._LAST).
+    batch.hold(sql, [*params, organization_id, bodies], writes=(_ENTRIES, _CHAIN), changes=True,
+               first=True)

@@ -36,6 +36,8 @@ class _Held:
     params: list[Any] = field(default_factory=list)
     writes: set[str] = field(default_factory=set)
     changes: set[str] = field(default_factory=set)
+    sizes: list[int] = field(default_factory=list)  # each text's share of `params`
+    first: int | None = None  # the text that must run before the others (`hold(first=True)`)
 
 
 def _held() -> _Held | None:
@@ -81,9 +83,7 @@ def _with_commit() -> None:
     held: _Held | None = _held()
     if held is None or not held.texts:
         return
-    *before, last = held.texts
-    sql, _ = _along(_Held(before, []), last, [])
-    params = list(held.params)
+    sql, params = _one_statement(held)
     _set(_Held())
     send_before_commit(default_connection)
     connection: Any = default_connection
@@ -106,22 +106,27 @@ def send_before_commit(connection: Any) -> None:
 
 
 def hold(sql: str, params: Sequence[Any], *, writes: str | tuple[str, ...],
-         changes: bool = False) -> None:
+         changes: bool = False, first: bool = False) -> None:
     """Run a statement that returns nothing and reads no table but those it writes: held back
     while holding, else now. `writes`: its table (or tables, when a function it calls writes
-    more: the audit chain's link); `changes`: it changes rows already there (UPDATE, upsert)."""
+    more: the audit chain's link); `changes`: it changes rows already there (UPDATE, upsert);
+    `first`: it runs before the writes held with it, whatever order they were held in (it takes
+    a lock that must come before theirs: the audit chain's head before the day totals)."""
     held: _Held | None = _held()
     if held is None:
         with default_connection.cursor() as cursor:
             cursor.execute(sql, list(params))
         return
     tables = (writes,) if isinstance(writes, str) else writes
-    if changes and not held.changes.isdisjoint(tables):
+    if (changes and not held.changes.isdisjoint(tables)) or (first and held.first is not None):
         flush()
         held = _held()  # flush() empties by a new holder
         assert held is not None
+    if first:
+        held.first = len(held.texts)
     held.texts.append(sql)
     held.params.extend(params)
+    held.sizes.append(len(params))
     held.writes.update(tables)
     if changes:
         held.changes.update(tables)
@@ -134,7 +139,10 @@ def run(sql: str, params: Sequence[Any], *, reads: Iterable[str], writes: str = 
     when it reads it) and changes no table held writes change."""
     held: _Held | None = _held()
     if held is not None and held.texts:
-        if held.writes.isdisjoint(reads) and not (changes and writes in held.changes):
+        # (A write that must run first is sent as the main query of a statement of its own:
+        # along with this one it would run after it.)
+        if (held.writes.isdisjoint(reads) and not (changes and writes in held.changes)
+                and held.first is None):
             sql, params = _along(held, sql, params)
         else:
             flush()
@@ -150,12 +158,26 @@ def flush() -> None:
     held: _Held | None = _held()
     if held is None or not held.texts:
         return
-    *before, last = held.texts
-    sql, params = _along(_Held(before, []), last, [])
-    params = list(held.params)
+    sql, params = _one_statement(held)
     _set(_Held())  # emptied first: the statement below passes the wrapper
     with default_connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _one_statement(held: _Held) -> tuple[str, list[Any]]:
+    """What is held as one statement: the last text (or the one held `first`) its main query,
+    the others WITH queries before it. PostgreSQL runs the main query first and then the WITH
+    queries it does not read, in their order: so the one held `first` takes its locks before
+    the others take theirs."""
+    parts, at = [], 0
+    for text, size in zip(held.texts, held.sizes, strict=True):
+        parts.append((text, held.params[at:at + size]))
+        at += size
+    if held.first is not None:
+        parts.append(parts.pop(held.first))
+    *before, (main, main_params) = parts
+    return _along(_Held([text for text, _ in before],
+                        [p for _, params in before for p in params]), main, main_params)
 
 
 def _along(held: _Held, sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -36,7 +36,7 @@ def backoff(attempt: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(15 * 2 ** max(attempt - 1, 0), 3600))
 
 
-def queue(refund: Refund, kind: str, now: dt.datetime) -> Receipt:
+def queue(refund: Refund, kind: str, now: dt.datetime) -> None:
     """The e-mail about this refund event, to be sent by a task (in the caller's transaction:
     a refund never exists without its receipt, nor a receipt without its refund)."""
     receipt = Receipt(organization_id=refund.organization_id, refund=refund, kind=kind,
@@ -46,7 +46,6 @@ def queue(refund: Refund, kind: str, now: dt.datetime) -> Receipt:
     # (kassa.core.batch), one round trip less while the payment is locked (issue 17).
     rows.insert([receipt], returning=False)
     enqueue("refunds.send_receipt", refund.pk, kind)
-    return receipt
 
 
 def customer_of(refund: Refund) -> Customer:

@@ -35,3 +35,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def _rollback(self) -> Any:
         batch.with_commit(self)  # rolled back: the held statement is not sent
         return super()._rollback()  # type: ignore[misc]  # (not in the stubs)
+
+    def _savepoint_rollback(self, sid: str) -> Any:
+        # A statement left for the commit was made inside the savepoint rolled back (making a
+        # savepoint sends one first): dropped with it, not sent to be undone.
+        batch.with_commit(self)
+        return super()._savepoint_rollback(sid)  # type: ignore[misc]  # (not in the stubs)
+
+    def _close(self) -> Any:
+        # A connection closed in a transaction leaves nothing for the next one to send.
+        batch.with_commit(self)
+        self.kassa_held = None
+        return super()._close()  # type: ignore[misc]  # (not in the stubs)

@@ -166,3 +166,31 @@ def test_two_holdings_closed_before_one_commit_send_both(tenant):
             claim(tenant, key)
             batch.close_holding(send=True)  # the second sends the first's on its own first
     assert keys(tenant) == ["a", "b"]
+
+
+@pytest.mark.skipif(not is_postgres(), reason="SQLite runs each write at once")
+def test_a_write_held_first_is_the_main_query_whatever_was_held_before_it(tenant):
+    """PostgreSQL runs a statement's main query before the WITH queries it does not read: the
+    write held `first` (the audit chain's link) takes its locks before the others."""
+    with CaptureQueriesContext(connection) as captured, money_transaction():
+        claim(tenant, "a")
+        batch.hold(f"UPDATE {ORGS} SET name = %s WHERE id = %s",
+                   ["First", tenant.organization.pk], writes=ORGS, changes=True, first=True)
+        claim(tenant, "b")
+        assert keys(tenant) == ["a", "b"]  # one statement, sent before this read
+    [sent] = [sql for sql in statements(captured) if "UPDATE" in sql]
+    assert sent.startswith("WITH kassa_held_0 AS (INSERT"), sent  # the claims: WITH queries
+    assert sent.split(")) ")[-1].startswith(f"UPDATE {ORGS} SET name"), sent  # the main one
+    assert Organization.objects.get(pk=tenant.organization.pk).name == "First"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not is_postgres(), reason="SQLite runs each write at once")
+def test_a_savepoint_rolled_back_drops_what_it_left_for_the_commit(tenant):
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        claim(tenant, "kept")
+        with money_transaction():
+            claim(tenant, "undone")
+            transaction.set_rollback(True)  # left for the commit, then rolled back with it
+    assert keys(tenant) == ["kept"]
+    assert not [sql for sql in statements(captured) if "'undone'" in sql], "never sent"
