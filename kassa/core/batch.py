@@ -97,6 +97,12 @@ def with_commit(connection: Any) -> tuple[str, list[Any]] | None:
     return pending
 
 
+def forget(connection: Any) -> None:
+    """Drop whatever this connection holds or left for its commit (it is being closed)."""
+    connection.kassa_with_commit = None
+    connection.kassa_held = None
+
+
 def send_before_commit(connection: Any) -> None:
     """Send the statement left for the commit now, on its own (another statement comes first)."""
     pending = with_commit(connection)

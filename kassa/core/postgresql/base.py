@@ -44,6 +44,5 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _close(self) -> Any:
         # A connection closed in a transaction leaves nothing for the next one to send.
-        batch.with_commit(self)
-        self.kassa_held = None
+        batch.forget(self)
         return super()._close()  # type: ignore[misc]  # (not in the stubs)
